@@ -1,0 +1,33 @@
+"""The ``ath`` command line."""
+
+from __future__ import annotations
+
+import typer
+
+from athkit import __version__
+
+app = typer.Typer(
+    name="ath",
+    help="athkit: the Agent Trust Handshake (ATH 0.1) for agents, services and gateways.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+@app.command()
+def version() -> None:
+    """Print the athkit version."""
+    typer.echo(__version__)
+
+
+def _register_subcommands() -> None:
+    # Each area of the CLI lives in its own module and adds its commands here.
+    pass
+
+
+_register_subcommands()
+
+
+def main() -> None:
+    """Entry point of the ``ath`` console script."""
+    app()

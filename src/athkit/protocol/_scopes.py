@@ -1,0 +1,157 @@
+"""Scope intersection (ATH §5) and the scope → route map used to police API calls (ATH §4.6).
+
+Route patterns are absolute paths made of segments: a literal segment matches itself, ``*`` or
+``{name}`` matches exactly one segment, and a final ``**`` matches any number of remaining
+segments (including none). Methods are upper-case HTTP methods, or ``*`` for any.
+
+Request paths are matched as they arrive on the wire (percent-encoded). A path whose decoded
+segments would change its meaning — ``.`` or ``..`` segments, encoded ``/`` or ``\\``, NUL bytes,
+empty segments in the middle — matches nothing, so it is denied. A trailing ``/`` is ignored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from urllib.parse import unquote
+
+from athkit.protocol._models import ScopeIntersection
+
+
+def _unique(items: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(items))
+
+
+def intersect_scopes(
+    approved: Iterable[str], consented: Iterable[str], requested: Iterable[str]
+) -> ScopeIntersection:
+    """``effective = agent_approved ∩ user_consented ∩ requested``, in requested order.
+
+    Each list in the breakdown is de-duplicated and keeps its first-seen order.
+    """
+    approved_list = _unique(approved)
+    consented_list = _unique(consented)
+    approved_set, consented_set = set(approved_list), set(consented_list)
+    effective = [s for s in _unique(requested) if s in approved_set and s in consented_set]
+    return ScopeIntersection(
+        agent_approved=approved_list, user_consented=consented_list, effective=effective
+    )
+
+
+_ANY_ONE = "*"
+_ANY_REST = "**"
+
+
+@dataclass(frozen=True, slots=True)
+class RouteRule:
+    """One allowed shape of request: methods and a path pattern."""
+
+    methods: frozenset[str]
+    segments: tuple[str, ...]
+
+    @classmethod
+    def parse(cls, methods: Iterable[str], pattern: str) -> RouteRule:
+        """Build a rule, refusing patterns that could never be matched safely."""
+        if not pattern.startswith("/"):
+            raise ValueError(f"route pattern must start with '/': {pattern!r}")
+        raw = [s for s in pattern.strip("/").split("/")] if pattern.strip("/") else []
+        segments: list[str] = []
+        for i, seg in enumerate(raw):
+            if seg == "" or seg in (".", ".."):
+                raise ValueError(f"route pattern has an empty or dot segment: {pattern!r}")
+            if seg == _ANY_REST and i != len(raw) - 1:
+                raise ValueError(f"'**' may only end a route pattern: {pattern!r}")
+            if seg.startswith("{") and seg.endswith("}"):
+                seg = _ANY_ONE
+            segments.append(seg)
+        method_set = frozenset(m.upper() for m in methods)
+        if not method_set:
+            raise ValueError(f"route {pattern!r} names no HTTP method")
+        return cls(methods=method_set, segments=tuple(segments))
+
+    def matches(self, method: str, segments: Sequence[str]) -> bool:
+        """Whether a method and already-normalised path segments fall under this rule."""
+        if "*" not in self.methods and method not in self.methods:
+            return False
+        pattern = self.segments
+        if pattern and pattern[-1] == _ANY_REST:
+            head = pattern[:-1]
+            if len(segments) < len(head):
+                return False
+        elif len(segments) != len(pattern):
+            return False
+        else:
+            head = pattern
+        return all(p in (_ANY_ONE, s) for p, s in zip(head, segments, strict=False))
+
+
+def normalize_request_path(path: str) -> tuple[str, ...] | None:
+    """Split a raw request path into decoded segments, or ``None`` if it is unsafe to match."""
+    if not path.startswith("/") or "?" in path or "#" in path:
+        return None
+    trimmed = path[1:]
+    if trimmed.endswith("/"):
+        trimmed = trimmed[:-1]
+    if not trimmed:
+        return ()
+    out: list[str] = []
+    for raw in trimmed.split("/"):
+        if raw == "":
+            return None
+        seg = unquote(raw, errors="strict") if "%" in raw else raw
+        if seg in (".", "..") or "/" in seg or "\\" in seg or "\x00" in seg or "%" in seg:
+            return None
+        out.append(seg)
+    return tuple(out)
+
+
+class ScopeRouteMap:
+    """Which scope allows which requests. No match means deny."""
+
+    __slots__ = ("_rules",)
+
+    def __init__(self, rules: Mapping[str, Iterable[RouteRule]]) -> None:
+        self._rules: dict[str, tuple[RouteRule, ...]] = {s: tuple(r) for s, r in rules.items()}
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Iterable[str]]) -> ScopeRouteMap:
+        """Build from ``{"scope": ["GET /orders", "POST,PUT /orders/{id}", "* /files/**"]}``."""
+        rules: dict[str, list[RouteRule]] = {}
+        for scope, entries in config.items():
+            if isinstance(entries, str):
+                raise ValueError(f"routes of scope {scope!r} must be a list of strings")
+            for entry in entries:
+                methods, sep, pattern = entry.strip().partition(" ")
+                if not sep:
+                    raise ValueError(f"route {entry!r} must be 'METHODS /path'")
+                rules.setdefault(scope, []).append(
+                    RouteRule.parse(methods.split(","), pattern.strip())
+                )
+        return cls(rules)
+
+    @property
+    def scopes(self) -> list[str]:
+        """Every scope that has routes."""
+        return list(self._rules)
+
+    def scopes_allowing(self, method: str, path: str) -> list[str]:
+        """All scopes whose routes allow ``method path`` (empty when none does)."""
+        segments = normalize_request_path(path)
+        if segments is None:
+            return []
+        verb = method.upper()
+        return [
+            s for s, rules in self._rules.items() if any(r.matches(verb, segments) for r in rules)
+        ]
+
+    def allowing_scope(self, method: str, path: str, granted: Iterable[str]) -> str | None:
+        """The first of ``granted`` that allows ``method path``, or ``None`` (deny)."""
+        segments = normalize_request_path(path)
+        if segments is None:
+            return None
+        verb = method.upper()
+        for scope in granted:
+            rules = self._rules.get(scope)
+            if rules and any(r.matches(verb, segments) for r in rules):
+                return scope
+        return None

@@ -1,0 +1,11 @@
+"""Shared SQL plumbing: database URLs, async engines and Alembic migrations.
+
+Every persistent part of athkit (the OAuth server, the engine, the gateway) keeps its tables in
+its own SQLAlchemy ``MetaData`` with its own Alembic migration folder and version table, and
+uses these helpers to open the database named by one URL setting.
+"""
+
+from athkit.storage._database import create_engine, normalize_database_url
+from athkit.storage._migrations import run_migrations, run_migrations_env
+
+__all__ = ["create_engine", "normalize_database_url", "run_migrations", "run_migrations_env"]

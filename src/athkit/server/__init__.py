@@ -1,0 +1,1 @@
+"""The ATH implementer engine, shared by native services and the gateway."""

@@ -15,6 +15,13 @@ from athkit.protocol._attestation import (
     verify_attestation,
 )
 from athkit.protocol._b64 import b64url_decode, b64url_encode
+from athkit.protocol._consent_context import (
+    CONSENT_CONTEXT_TYPE,
+    MAX_CONSENT_CONTEXT_LIFETIME,
+    ConsentContext,
+    create_consent_context,
+    verify_consent_context,
+)
 from athkit.protocol._errors import ATHError, ErrorCode
 from athkit.protocol._keys import (
     PrivateKey,
@@ -68,8 +75,10 @@ from athkit.protocol._secrets import generate_secret, hash_secret, secret_matche
 
 __all__ = [
     "ATH_VERSION",
+    "CONSENT_CONTEXT_TYPE",
     "DEFAULT_LIFETIME",
     "MAX_CLOCK_SKEW_SECONDS",
+    "MAX_CONSENT_CONTEXT_LIFETIME",
     "ATHError",
     "ATHModel",
     "AgentStatus",
@@ -79,6 +88,7 @@ __all__ = [
     "ApprovedProvider",
     "AuthorizeRequest",
     "AuthorizeResponse",
+    "ConsentContext",
     "Developer",
     "ErrorCode",
     "ErrorResponse",
@@ -102,6 +112,7 @@ __all__ = [
     "b64url_encode",
     "code_challenge_s256",
     "create_attestation",
+    "create_consent_context",
     "generate_code_verifier",
     "generate_private_key",
     "generate_secret",
@@ -122,4 +133,5 @@ __all__ = [
     "secret_matches",
     "verify_attestation",
     "verify_code_challenge",
+    "verify_consent_context",
 ]

@@ -1,0 +1,33 @@
+"""The ATH Shop: a small e-commerce app that adopts ATH natively.
+
+Its own domain (catalogue, carts, orders) lives in ``ShopService``; the web app (storefront,
+login through the shop's OAuth server, the "Connected agents" page and the ATH-protected
+``/api``) is built by ``create_shop_app``.
+"""
+
+from athkit.demo.shop._catalogue import CATALOGUE, SeedProduct
+from athkit.demo.shop._errors import ShopError
+from athkit.demo.shop._service import (
+    MAX_LINE_QUANTITY,
+    Cart,
+    Line,
+    Order,
+    Product,
+    ShopService,
+    format_price,
+)
+from athkit.demo.shop._tables import metadata
+
+__all__ = [
+    "CATALOGUE",
+    "MAX_LINE_QUANTITY",
+    "Cart",
+    "Line",
+    "Order",
+    "Product",
+    "SeedProduct",
+    "ShopError",
+    "ShopService",
+    "format_price",
+    "metadata",
+]

@@ -22,7 +22,9 @@ def version() -> None:
 
 def _register_subcommands() -> None:
     # Each area of the CLI lives in its own module and adds its commands here.
-    pass
+    from athkit.cli._gateway import gateway_app
+
+    app.add_typer(gateway_app)
 
 
 _register_subcommands()

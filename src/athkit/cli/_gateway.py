@@ -1,0 +1,41 @@
+"""``ath gateway``: validate a gateway configuration and run the gateway."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from athkit.gateway import check_config
+
+gateway_app = typer.Typer(
+    name="gateway",
+    help="Run an ATH gateway in front of services that know nothing of ATH.",
+    no_args_is_help=True,
+)
+
+_CONFIG = typer.Option(
+    ...,
+    "--config",
+    "-c",
+    envvar="ATH_GATEWAY_CONFIG",
+    help="The gateway.toml file (keys overridable by ATH_GATEWAY__... variables).",
+)
+_DEV = typer.Option(
+    False,
+    "--dev",
+    help="Development mode: generate a secret key if none is configured. Never in production.",
+)
+
+
+@gateway_app.command("check")
+def check(config: Path = _CONFIG, dev: bool = _DEV) -> None:
+    """Validate a configuration; print every problem with its key path, one per line."""
+    _, problems = check_config(config, mode="development" if dev else None)
+    errors = [p for p in problems if not p.warning]
+    for problem in problems:
+        typer.echo(str(problem), err=not problem.warning)
+    if errors:
+        typer.echo(f"{config}: {len(errors)} error(s)", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"{config}: OK")

@@ -1,1 +1,113 @@
-"""The ATH implementer engine, shared by native services and the gateway."""
+"""The ATH implementer engine, shared by native services and the gateway.
+
+``ATHEngine`` holds the handshake (ATH §2–§7) as plain async methods over small interfaces:
+stores (``EngineStores``: memory or SQL), an attestation verifier, the approval policy, the OAuth
+bridge to the provider, the audit log and a clock. Configuration is ``ServerSettings`` plus one
+``ProviderSettings`` per provider.
+"""
+
+from athkit.server._audit import AUDIT_LOGGER, AuditLog
+from athkit.server._clock import Clock, ManualClock, SystemClock
+from athkit.server._crypto import TokenCipher
+from athkit.server._engine import (
+    ACCESS_TOKEN_PREFIX,
+    ATHEngine,
+    CallbackResult,
+    ConsentStart,
+    redirect_uri_allowed,
+)
+from athkit.server._memory import (
+    MemoryAgentStore,
+    MemoryAuditStore,
+    MemoryGrantStore,
+    MemorySessionStore,
+    MemoryTokenStore,
+    memory_stores,
+)
+from athkit.server._oauth import HttpOAuthBridge, OAuthBridge, ProviderTokenSet, add_query
+from athkit.server._policy import ApprovalPolicy, agent_domain, overall_status
+from athkit.server._ports import AgentVerifier, ConsentContextFactory, VerifiedAgentLike
+from athkit.server._records import (
+    AgentRecord,
+    AgentState,
+    AuditEvent,
+    AuditEventName,
+    ProviderApproval,
+    ProviderCredentials,
+    ProviderGrant,
+    SessionRecord,
+    SessionState,
+    TokenInfo,
+    TokenRecord,
+    UserGrant,
+)
+from athkit.server._settings import (
+    MAX_SESSION_LIFETIME,
+    MAX_TOKEN_LIFETIME,
+    ProviderSettings,
+    ServerSettings,
+)
+from athkit.server._stores import (
+    AgentStore,
+    AuditQuery,
+    AuditStore,
+    DuplicateAgentError,
+    EngineStores,
+    GrantStore,
+    SessionStore,
+    TokenStore,
+)
+
+__all__ = [
+    "ACCESS_TOKEN_PREFIX",
+    "AUDIT_LOGGER",
+    "MAX_SESSION_LIFETIME",
+    "MAX_TOKEN_LIFETIME",
+    "ATHEngine",
+    "AgentRecord",
+    "AgentState",
+    "AgentStore",
+    "AgentVerifier",
+    "ApprovalPolicy",
+    "AuditEvent",
+    "AuditEventName",
+    "AuditLog",
+    "AuditQuery",
+    "AuditStore",
+    "CallbackResult",
+    "Clock",
+    "ConsentContextFactory",
+    "ConsentStart",
+    "DuplicateAgentError",
+    "EngineStores",
+    "GrantStore",
+    "HttpOAuthBridge",
+    "ManualClock",
+    "MemoryAgentStore",
+    "MemoryAuditStore",
+    "MemoryGrantStore",
+    "MemorySessionStore",
+    "MemoryTokenStore",
+    "OAuthBridge",
+    "ProviderApproval",
+    "ProviderCredentials",
+    "ProviderGrant",
+    "ProviderSettings",
+    "ProviderTokenSet",
+    "ServerSettings",
+    "SessionRecord",
+    "SessionState",
+    "SessionStore",
+    "SystemClock",
+    "TokenCipher",
+    "TokenInfo",
+    "TokenRecord",
+    "TokenStore",
+    "UserGrant",
+    "VerifiedAgentLike",
+    "add_query",
+    "agent_domain",
+    "memory_stores",
+    "overall_status",
+    "redirect_uri_allowed",
+]

@@ -1,0 +1,27 @@
+"""Audit (ATH §6): every decision goes to the audit store and, as one JSON line, to the
+``athkit.audit`` logger."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from athkit.server._records import AuditEvent
+from athkit.server._stores import AuditStore
+
+AUDIT_LOGGER = "athkit.audit"
+
+
+class AuditLog:
+    """Writes audit events to a store and to a logger. A store failure propagates (the caller
+    fails closed)."""
+
+    def __init__(self, store: AuditStore, logger: logging.Logger | None = None) -> None:
+        self.store = store
+        self._logger = logger or logging.getLogger(AUDIT_LOGGER)
+
+    async def record(self, event: AuditEvent) -> None:
+        """Log ``event`` as a JSON line, then store it."""
+        if self._logger.isEnabledFor(logging.INFO):
+            self._logger.info(json.dumps(event.to_json(), separators=(",", ":"), sort_keys=True))
+        await self.store.append(event)

@@ -1,0 +1,155 @@
+"""Configuration of an ATH implementer, as pydantic models.
+
+``ServerSettings`` describes the implementer itself; ``ProviderSettings`` one provider (the
+service's own OAuth server in native mode, each upstream in gateway mode) with its approval
+policy. Both may be subclassed (the gateway adds its upstream ``api_base`` and route map).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+from athkit.protocol import PrivateKey, load_private_key
+
+MAX_SESSION_LIFETIME = 600  # ATH §4.3: sessions expire within 10 minutes
+MAX_TOKEN_LIFETIME = 3600  # ATH §4.5: token lifetime ≤ 1 hour
+
+
+class ProviderSettings(BaseModel):
+    """One provider: its OAuth endpoints and client, its scopes, and the approval policy."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    provider_id: Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.\-]+$")]
+    display_name: str
+    categories: list[str] = Field(default_factory=list)
+    authorization_endpoint: str
+    token_endpoint: str
+    userinfo_endpoint: str | None = None
+    user_id_field: str = "sub"
+    client_id: str
+    client_secret: SecretStr
+    scopes: list[str] = Field(
+        default_factory=list, description="Every scope the provider offers to agents."
+    )
+    resource: str | None = None
+    auto_approve: list[str] = Field(
+        default_factory=list, description="Scopes approved at registration without review."
+    )
+    review: list[str] = Field(
+        default_factory=list,
+        description="Scopes an operator must approve; the agent stays 'pending' until then.",
+    )
+    never: list[str] = Field(default_factory=list, description="Scopes never granted to agents.")
+    allowed_agent_domains: list[str] | None = Field(
+        default=None,
+        description="When set, only agents whose agent_id host is listed (or a "
+        "subdomain of one) may use this provider.",
+    )
+    denied_agent_domains: list[str] = Field(default_factory=list)
+    approval_lifetime: timedelta = timedelta(days=90)
+
+    @model_validator(mode="after")
+    def _policy_scopes_are_known(self) -> ProviderSettings:
+        known = set(self.scopes)
+        for name in ("auto_approve", "review", "never"):
+            unknown = [s for s in getattr(self, name) if s not in known]
+            if unknown:
+                raise ValueError(f"{name} lists scopes the provider does not offer: {unknown}")
+        overlap = set(self.auto_approve) & set(self.review)
+        if overlap:
+            raise ValueError(f"scopes both auto-approved and under review: {sorted(overlap)}")
+        return self
+
+
+class ServerSettings(BaseModel):
+    """The implementer: where it lives, where it stores things, and its secrets."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    base_url: str = Field(description="Public base URL, e.g. https://shop.example.com")
+    app_id: str = "ath-app"
+    name: str = "ATH service"
+    api_base: str | None = Field(default=None, description="Defaults to {base_url}/api.")
+    database_url: str = "sqlite:///ath.db"
+    secret_key: SecretStr = Field(
+        description="At least 32 characters; encrypts provider tokens (AES-GCM under an "
+        "HKDF-derived key)."
+    )
+    admin_token: SecretStr | None = Field(
+        default=None, description="Bearer token of the admin API; the admin API is off without it."
+    )
+    session_lifetime: Annotated[int, Field(ge=30, le=MAX_SESSION_LIFETIME)] = MAX_SESSION_LIFETIME
+    token_lifetime: Annotated[int, Field(ge=30, le=MAX_TOKEN_LIFETIME)] = MAX_TOKEN_LIFETIME
+    allow_loopback: bool = Field(
+        default=False,
+        description="Let the attestation verifier fetch identity documents from "
+        "loopback addresses (development only).",
+    )
+    allow_private_networks: bool = False
+    allow_http: bool = Field(
+        default=False, description="Let the verifier fetch identity documents over plain http."
+    )
+    consent_signing_key: str | None = Field(
+        default=None,
+        description="ES256 private key (PEM text or a path to a PEM file) that "
+        "signs the ath_context of agent-aware consent.",
+    )
+    max_body_bytes: Annotated[int, Field(ge=1024, le=10 * 1024 * 1024)] = 64 * 1024
+    providers: list[ProviderSettings] = Field(default_factory=list)
+
+    @field_validator("base_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("base_url must be an http(s) URL")
+        return value.rstrip("/")
+
+    @field_validator("secret_key")
+    @classmethod
+    def _long_secret(cls, value: SecretStr) -> SecretStr:
+        if len(value.get_secret_value()) < 32:
+            raise ValueError("secret_key must be at least 32 characters")
+        return value
+
+    @model_validator(mode="after")
+    def _unique_providers(self) -> ServerSettings:
+        ids = [p.provider_id for p in self.providers]
+        if len(ids) != len(set(ids)):
+            raise ValueError("provider_id values must be unique")
+        return self
+
+    @property
+    def resolved_api_base(self) -> str:
+        """``api_base``, or ``{base_url}/api``."""
+        return (self.api_base or f"{self.base_url}/api").rstrip("/")
+
+    @property
+    def token_endpoint(self) -> str:
+        """``{base}/ath/token``: the audience of token-exchange attestations (ATH §2)."""
+        return f"{self.base_url}/ath/token"
+
+    @property
+    def callback_url(self) -> str:
+        """``{base}/ath/callback``: the redirect_uri registered with every provider."""
+        return f"{self.base_url}/ath/callback"
+
+    def provider(self, provider_id: str) -> ProviderSettings | None:
+        """The provider with this id."""
+        for provider in self.providers:
+            if provider.provider_id == provider_id:
+                return provider
+        return None
+
+    def load_consent_signing_key(self) -> PrivateKey | None:
+        """The consent-context signing key, loaded from PEM text or a file."""
+        if self.consent_signing_key is None:
+            return None
+        source = self.consent_signing_key
+        if "-----BEGIN" in source:
+            return load_private_key(source)
+        return load_private_key(Path(source))

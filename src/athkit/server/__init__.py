@@ -8,6 +8,7 @@ bridge to the provider, the audit log and a clock. Configuration is ``ServerSett
 
 from athkit.server._audit import AUDIT_LOGGER, AuditLog
 from athkit.server._clock import Clock, ManualClock, SystemClock
+from athkit.server._consent import SignedConsentContext
 from athkit.server._crypto import TokenCipher
 from athkit.server._engine import (
     ACCESS_TOKEN_PREFIX,
@@ -98,6 +99,7 @@ __all__ = [
     "SessionRecord",
     "SessionState",
     "SessionStore",
+    "SignedConsentContext",
     "SystemClock",
     "TokenCipher",
     "TokenInfo",

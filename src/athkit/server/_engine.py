@@ -47,6 +47,7 @@ from athkit.protocol import (
 )
 from athkit.server._audit import AuditLog
 from athkit.server._clock import Clock, SystemClock
+from athkit.server._consent import SignedConsentContext
 from athkit.server._crypto import TokenCipher
 from athkit.server._oauth import HttpOAuthBridge, OAuthBridge, ProviderTokenSet, add_query
 from athkit.server._policy import ApprovalPolicy, overall_status
@@ -176,6 +177,10 @@ class ATHEngine:
         self.oauth: OAuthBridge = oauth or HttpOAuthBridge()
         self.audit_log = AuditLog(stores.audit, audit_logger)
         self.clock: Clock = clock or SystemClock()
+        if consent_context is None:
+            signing_key = settings.load_consent_signing_key()
+            if signing_key is not None:
+                consent_context = SignedConsentContext(signing_key, self.clock)
         self.consent_context = consent_context
         self._cipher = TokenCipher(settings.secret_key.get_secret_value())
         self._refresh_locks: dict[str, asyncio.Lock] = {}

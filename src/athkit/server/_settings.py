@@ -30,6 +30,11 @@ class ProviderSettings(BaseModel):
     authorization_endpoint: str
     token_endpoint: str
     userinfo_endpoint: str | None = None
+    issuer: str | None = Field(
+        default=None,
+        description="The authorization server's issuer URL: the audience of the signed "
+        "ath_context. Defaults to the origin of authorization_endpoint.",
+    )
     user_id_field: str = "sub"
     client_id: str
     client_secret: SecretStr

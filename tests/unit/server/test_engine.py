@@ -259,3 +259,35 @@ async def test_a_broken_store_fails_closed() -> None:
         await w.engine.exchange_token(await token_request(w, agent, cid, sec, sid, code))
     assert err.value.code is ErrorCode.INTERNAL_ERROR
     assert await w.engine.list_tokens() == []
+
+
+async def test_consent_link_carries_pkce_and_a_signed_agent_context() -> None:
+    from urllib.parse import parse_qs, urlsplit
+
+    from athkit.protocol import generate_private_key, private_key_to_pem, verify_consent_context
+    from athkit.server import ATHEngine
+
+    w = make_world()
+    key = generate_private_key()
+    settings = w.engine.settings.model_copy(
+        update={"consent_signing_key": private_key_to_pem(key).decode()}
+    )
+    engine = ATHEngine(
+        settings, stores=w.stores, verifier=w.verifier, oauth=w.provider, clock=w.clock
+    )
+    w.engine = engine
+    agent = w.agent("ctx")
+    cid, _ = await w.register(agent, ["orders:read", "admin"])
+    sid = await start(w, agent, cid, ["orders:read"])
+    begin = await engine.begin_consent(sid, None)
+    q = {k: v[0] for k, v in parse_qs(urlsplit(begin.redirect_url).query).items()}
+    assert q["code_challenge_method"] == "S256" and q["redirect_uri"] == f"{BASE}/ath/callback"
+    ctx = verify_consent_context(
+        q["ath_context"],
+        key.public_key(),
+        client_id="svc",
+        audience="https://idp.test",
+        code_challenge=q["code_challenge"],
+        now=w.clock.now(),
+    )
+    assert ctx.agent_id == agent.agent_id and ctx.approved_scopes == ("orders:read",)

@@ -1,0 +1,26 @@
+"""A small but real OAuth 2.0 authorization server, with agent-aware consent.
+
+Authorization code grant with mandatory PKCE S256, login and consent pages, a form-encoded
+token endpoint with rotating refresh tokens, userinfo, revocation (RFC 7009), introspection
+(RFC 7662) and metadata (RFC 8414). When the authorization request carries an ``ath_context``
+signed by the client (see :func:`athkit.protocol.create_consent_context`), the consent page shows
+the agent and its developer and offers only the scopes the service approved for it.
+"""
+
+from athkit.oauthserver._app import create_oauth_app, server_metadata
+from athkit.oauthserver._config import ClientConfig, OAuthServerConfig, UserConfig
+from athkit.oauthserver._driver import ConsentDriverError, drive_consent, drive_consent_async
+from athkit.oauthserver._passwords import hash_password, verify_password
+
+__all__ = [
+    "ClientConfig",
+    "ConsentDriverError",
+    "OAuthServerConfig",
+    "UserConfig",
+    "create_oauth_app",
+    "drive_consent",
+    "drive_consent_async",
+    "hash_password",
+    "server_metadata",
+    "verify_password",
+]

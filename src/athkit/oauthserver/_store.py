@@ -1,0 +1,334 @@
+"""Persistence of pending requests, codes and tokens, over one async SQLAlchemy engine.
+
+Every secret (request id, code, token) is looked up by its SHA-256 hash; the plain values exist
+only in the responses that hand them out. Single-use and rotation are decided by conditional
+``UPDATE``s, so two racing requests cannot both win.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, insert, select, text, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from athkit.oauthserver._tables import auth_requests, codes, tokens
+from athkit.protocol import generate_secret, hash_secret
+
+
+@dataclass(frozen=True, slots=True)
+class PendingRequest:
+    """An authorization request waiting for login and consent."""
+
+    client_id: str
+    redirect_uri: str
+    scopes: tuple[str, ...]
+    state: str | None
+    code_challenge: str
+    resource: str | None
+    context: dict[str, Any] | None
+    expires_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class CodeRecord:
+    """A stored authorization code."""
+
+    grant_id: str
+    client_id: str
+    sub: str
+    redirect_uri: str
+    scopes: tuple[str, ...]
+    code_challenge: str
+    resource: str | None
+    expires_at: float
+    used_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRecord:
+    """A stored access or refresh token."""
+
+    token_hash: str
+    kind: str
+    grant_id: str
+    client_id: str
+    sub: str
+    scopes: tuple[str, ...]
+    resource: str | None
+    issued_at: float
+    expires_at: float
+    revoked_at: float | None
+    rotated_at: float | None
+
+    def active(self, now: float) -> bool:
+        """Not revoked, not rotated away and not expired."""
+        return self.revoked_at is None and self.rotated_at is None and now < self.expires_at
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedTokens:
+    """The plain tokens of one token response."""
+
+    access_token: str
+    refresh_token: str
+
+
+class OAuthStore:
+    """The OAuth server's records."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def ping(self) -> None:
+        """Raise if the database does not answer."""
+        async with self._engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    async def purge_expired(self, now: float) -> None:
+        """Forget pending requests and codes past their life, and tokens a day past theirs."""
+        async with self._engine.begin() as conn:
+            await conn.execute(delete(auth_requests).where(auth_requests.c.expires_at < now))
+            await conn.execute(delete(codes).where(codes.c.expires_at < now - 3600))
+            await conn.execute(delete(tokens).where(tokens.c.expires_at < now - 86400))
+
+    # --- pending authorization requests ------------------------------------------------------
+
+    async def save_request(self, browser_id: str, request: PendingRequest, *, now: float) -> str:
+        """Store a pending request for this browser; return its (plain) id."""
+        request_id = generate_secret(nbytes=24)
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                insert(auth_requests).values(
+                    id_hash=hash_secret(request_id),
+                    browser_id=browser_id,
+                    client_id=request.client_id,
+                    redirect_uri=request.redirect_uri,
+                    scope=" ".join(request.scopes),
+                    state=request.state,
+                    code_challenge=request.code_challenge,
+                    resource=request.resource,
+                    context=None if request.context is None else json.dumps(request.context),
+                    created_at=now,
+                    expires_at=request.expires_at,
+                )
+            )
+        return request_id
+
+    async def load_request(
+        self, request_id: str, browser_id: str, *, now: float
+    ) -> PendingRequest | None:
+        """The pending request, if it exists, is this browser's and has not expired."""
+        async with self._engine.connect() as conn:
+            row = (
+                (
+                    await conn.execute(
+                        select(auth_requests).where(
+                            auth_requests.c.id_hash == hash_secret(request_id)
+                        )
+                    )
+                )
+                .mappings()
+                .first()
+            )
+        if row is None or row["browser_id"] != browser_id or row["expires_at"] <= now:
+            return None
+        return PendingRequest(
+            client_id=row["client_id"],
+            redirect_uri=row["redirect_uri"],
+            scopes=tuple(row["scope"].split()),
+            state=row["state"],
+            code_challenge=row["code_challenge"],
+            resource=row["resource"],
+            context=None if row["context"] is None else json.loads(row["context"]),
+            expires_at=row["expires_at"],
+        )
+
+    async def take_request(self, request_id: str, browser_id: str) -> bool:
+        """Consume a pending request (single use); ``False`` if someone else already did."""
+        async with self._engine.begin() as conn:
+            result = await conn.execute(
+                delete(auth_requests).where(
+                    auth_requests.c.id_hash == hash_secret(request_id),
+                    auth_requests.c.browser_id == browser_id,
+                )
+            )
+        return result.rowcount == 1
+
+    # --- authorization codes -----------------------------------------------------------------
+
+    async def save_code(
+        self,
+        *,
+        client_id: str,
+        sub: str,
+        redirect_uri: str,
+        scopes: list[str],
+        code_challenge: str,
+        resource: str | None,
+        agent_id: str | None,
+        now: float,
+        lifetime: int,
+    ) -> str:
+        """Store a new authorization code; return the plain code."""
+        code = generate_secret(nbytes=32)
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                insert(codes).values(
+                    code_hash=hash_secret(code),
+                    grant_id=generate_secret(nbytes=18),
+                    client_id=client_id,
+                    sub=sub,
+                    redirect_uri=redirect_uri,
+                    scope=" ".join(scopes),
+                    code_challenge=code_challenge,
+                    resource=resource,
+                    agent_id=agent_id,
+                    created_at=now,
+                    expires_at=now + lifetime,
+                    used_at=None,
+                )
+            )
+        return code
+
+    async def redeem_code(self, code: str, *, now: float) -> tuple[CodeRecord | None, bool]:
+        """Look a code up and mark it used; the flag says whether *this* call was first."""
+        code_hash = hash_secret(code)
+        async with self._engine.begin() as conn:
+            row = (
+                (await conn.execute(select(codes).where(codes.c.code_hash == code_hash)))
+                .mappings()
+                .first()
+            )
+            if row is None:
+                return None, False
+            result = await conn.execute(
+                update(codes)
+                .where(codes.c.code_hash == code_hash, codes.c.used_at.is_(None))
+                .values(used_at=now)
+            )
+        record = CodeRecord(
+            grant_id=row["grant_id"],
+            client_id=row["client_id"],
+            sub=row["sub"],
+            redirect_uri=row["redirect_uri"],
+            scopes=tuple(row["scope"].split()),
+            code_challenge=row["code_challenge"],
+            resource=row["resource"],
+            expires_at=row["expires_at"],
+            used_at=row["used_at"],
+        )
+        return record, result.rowcount == 1
+
+    # --- tokens ------------------------------------------------------------------------------
+
+    async def issue_tokens(
+        self,
+        *,
+        grant_id: str,
+        client_id: str,
+        sub: str,
+        access_scopes: list[str],
+        refresh_scopes: list[str],
+        resource: str | None,
+        now: float,
+        access_lifetime: int,
+        refresh_lifetime: int,
+    ) -> IssuedTokens:
+        """Store and return a new access token and refresh token of one grant."""
+        access = generate_secret("athoa_at_")
+        refresh = generate_secret("athoa_rt_")
+        common = {
+            "grant_id": grant_id,
+            "client_id": client_id,
+            "sub": sub,
+            "resource": resource,
+            "issued_at": now,
+            "revoked_at": None,
+            "rotated_at": None,
+        }
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                insert(tokens),
+                [
+                    {
+                        **common,
+                        "token_hash": hash_secret(access),
+                        "kind": "access",
+                        "scope": " ".join(access_scopes),
+                        "expires_at": now + access_lifetime,
+                    },
+                    {
+                        **common,
+                        "token_hash": hash_secret(refresh),
+                        "kind": "refresh",
+                        "scope": " ".join(refresh_scopes),
+                        "expires_at": now + refresh_lifetime,
+                    },
+                ],
+            )
+        return IssuedTokens(access_token=access, refresh_token=refresh)
+
+    async def find_token(self, token: str) -> TokenRecord | None:
+        """The record of a presented token, whatever its state."""
+        async with self._engine.connect() as conn:
+            row = (
+                (
+                    await conn.execute(
+                        select(tokens).where(tokens.c.token_hash == hash_secret(token))
+                    )
+                )
+                .mappings()
+                .first()
+            )
+        if row is None:
+            return None
+        return TokenRecord(
+            token_hash=row["token_hash"],
+            kind=row["kind"],
+            grant_id=row["grant_id"],
+            client_id=row["client_id"],
+            sub=row["sub"],
+            scopes=tuple(row["scope"].split()),
+            resource=row["resource"],
+            issued_at=row["issued_at"],
+            expires_at=row["expires_at"],
+            revoked_at=row["revoked_at"],
+            rotated_at=row["rotated_at"],
+        )
+
+    async def rotate_refresh(self, token_hash: str, *, now: float) -> bool:
+        """Retire a refresh token on use; ``False`` if it was already rotated or revoked."""
+        async with self._engine.begin() as conn:
+            result = await conn.execute(
+                update(tokens)
+                .where(
+                    tokens.c.token_hash == token_hash,
+                    tokens.c.kind == "refresh",
+                    tokens.c.rotated_at.is_(None),
+                    tokens.c.revoked_at.is_(None),
+                )
+                .values(rotated_at=now)
+            )
+        return result.rowcount == 1
+
+    async def revoke_token(self, token_hash: str, *, now: float) -> None:
+        """Revoke one token."""
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                update(tokens)
+                .where(tokens.c.token_hash == token_hash, tokens.c.revoked_at.is_(None))
+                .values(revoked_at=now)
+            )
+
+    async def revoke_grant(self, grant_id: str, *, now: float) -> int:
+        """Revoke every token of a grant (code reuse, refresh reuse, refresh revocation)."""
+        async with self._engine.begin() as conn:
+            result = await conn.execute(
+                update(tokens)
+                .where(tokens.c.grant_id == grant_id, tokens.c.revoked_at.is_(None))
+                .values(revoked_at=now)
+            )
+        return int(result.rowcount)

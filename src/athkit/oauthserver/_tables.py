@@ -1,0 +1,74 @@
+"""The OAuth server's SQL schema, in its own ``MetaData`` (version table
+``oauthserver_alembic_version``; migrations in ``athkit/oauthserver/migrations``).
+
+Authorization codes, access and refresh tokens are stored only as SHA-256 hashes. Times are
+Unix seconds (floats).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Column, Float, Index, MetaData, String, Table, Text
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# An authorization request waiting for the user's login and consent, bound to one browser.
+auth_requests = Table(
+    "oauth_auth_requests",
+    metadata,
+    Column("id_hash", String(64), primary_key=True),
+    Column("browser_id", String(64), nullable=False),
+    Column("client_id", String(255), nullable=False),
+    Column("redirect_uri", Text, nullable=False),
+    Column("scope", Text, nullable=False),
+    Column("state", Text, nullable=True),
+    Column("code_challenge", String(128), nullable=False),
+    Column("resource", Text, nullable=True),
+    Column("context", Text, nullable=True),  # JSON of the verified ath_context, if any
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Index("ix_oauth_auth_requests_expires_at", "expires_at"),
+)
+
+codes = Table(
+    "oauth_codes",
+    metadata,
+    Column("code_hash", String(64), primary_key=True),
+    Column("grant_id", String(64), nullable=False),
+    Column("client_id", String(255), nullable=False),
+    Column("sub", String(255), nullable=False),
+    Column("redirect_uri", Text, nullable=False),
+    Column("scope", Text, nullable=False),
+    Column("code_challenge", String(128), nullable=False),
+    Column("resource", Text, nullable=True),
+    Column("agent_id", Text, nullable=True),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Column("used_at", Float, nullable=True),
+    Index("ix_oauth_codes_expires_at", "expires_at"),
+)
+
+tokens = Table(
+    "oauth_tokens",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("kind", String(16), nullable=False),  # "access" | "refresh"
+    Column("grant_id", String(64), nullable=False),
+    Column("client_id", String(255), nullable=False),
+    Column("sub", String(255), nullable=False),
+    Column("scope", Text, nullable=False),
+    Column("resource", Text, nullable=True),
+    Column("issued_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Column("revoked_at", Float, nullable=True),
+    Column("rotated_at", Float, nullable=True),  # refresh tokens: exchanged for a new one
+    Index("ix_oauth_tokens_grant_id", "grant_id"),
+    Index("ix_oauth_tokens_expires_at", "expires_at"),
+)

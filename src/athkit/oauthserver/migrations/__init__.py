@@ -1,0 +1,1 @@
+"""Alembic migrations of the OAuth server (run with ``athkit.storage.run_migrations``)."""

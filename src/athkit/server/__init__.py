@@ -42,11 +42,21 @@ from athkit.server._records import (
     TokenRecord,
     UserGrant,
 )
+from athkit.server._schema import migrate_server_schema
 from athkit.server._settings import (
     MAX_SESSION_LIFETIME,
     MAX_TOKEN_LIFETIME,
     ProviderSettings,
     ServerSettings,
+)
+from athkit.server._sql import (
+    SqlAgentStore,
+    SqlAuditStore,
+    SqlGrantStore,
+    SqlSessionStore,
+    SqlTokenStore,
+    open_sql_stores,
+    sql_stores,
 )
 from athkit.server._stores import (
     AgentStore,
@@ -100,6 +110,11 @@ __all__ = [
     "SessionState",
     "SessionStore",
     "SignedConsentContext",
+    "SqlAgentStore",
+    "SqlAuditStore",
+    "SqlGrantStore",
+    "SqlSessionStore",
+    "SqlTokenStore",
     "SystemClock",
     "TokenCipher",
     "TokenInfo",
@@ -110,6 +125,9 @@ __all__ = [
     "add_query",
     "agent_domain",
     "memory_stores",
+    "migrate_server_schema",
+    "open_sql_stores",
     "overall_status",
     "redirect_uri_allowed",
+    "sql_stores",
 ]

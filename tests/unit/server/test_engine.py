@@ -7,6 +7,7 @@ import secrets
 import pytest
 
 from athkit.protocol import ATHError, AuthorizeRequest, ErrorCode, RevokeRequest, TokenRequest
+from athkit.server import EngineStores
 from tests.unit.server.helpers import BASE, Agent, World, make_world, provider_settings
 
 
@@ -74,8 +75,10 @@ async def codes(w: World) -> list[str | None]:
     return [e.code for e in await w.engine.query_audit(limit=1000)]
 
 
-async def test_full_handshake_issues_a_bound_token_with_the_intersection() -> None:
-    w = make_world()
+async def test_full_handshake_issues_a_bound_token_with_the_intersection(
+    stores: EngineStores,
+) -> None:
+    w = make_world(stores=stores)
     agent = w.agent("mail")
     client_id, secret = await w.register(agent, ["orders:read", "orders:write", "admin"])
     status = await w.engine.agent_status(client_id, client_secret=secret)
@@ -106,8 +109,8 @@ async def test_full_handshake_issues_a_bound_token_with_the_intersection() -> No
     assert err.value.code is ErrorCode.SESSION_NOT_FOUND
 
 
-async def test_token_expiry_revocation_and_binding() -> None:
-    w = make_world()
+async def test_token_expiry_revocation_and_binding(stores: EngineStores) -> None:
+    w = make_world(stores=stores)
     agent, other = w.agent("a"), w.agent("b")
     cid, sec = await w.register(agent, ["orders:read"])
     ocid, osec = await w.register(other, ["orders:read"])
@@ -138,8 +141,12 @@ async def test_token_expiry_revocation_and_binding() -> None:
     )
 
 
-async def test_review_scopes_leave_the_agent_pending_until_an_operator_approves() -> None:
-    w = make_world(provider_settings(auto_approve=["orders:read"], review=["orders:write"]))
+async def test_review_scopes_leave_the_agent_pending_until_an_operator_approves(
+    stores: EngineStores,
+) -> None:
+    w = make_world(
+        provider_settings(auto_approve=["orders:read"], review=["orders:write"]), stores=stores
+    )
     agent = w.agent("p")
     cid, sec = await w.register(agent, ["orders:read", "orders:write"])
     assert (await w.engine.agent_status(cid, client_secret=sec)).agent_status == "pending"
@@ -155,8 +162,8 @@ async def test_review_scopes_leave_the_agent_pending_until_an_operator_approves(
     assert err.value.code is ErrorCode.TOKEN_REVOKED
 
 
-async def test_empty_intersection_and_user_denial_issue_nothing() -> None:
-    w = make_world()
+async def test_empty_intersection_and_user_denial_issue_nothing(stores: EngineStores) -> None:
+    w = make_world(stores=stores)
     agent = w.agent("e")
     cid, sec = await w.register(agent, ["orders:read", "orders:write"])
     with pytest.raises(ATHError) as err:
@@ -179,8 +186,8 @@ async def test_empty_intersection_and_user_denial_issue_nothing() -> None:
     assert (await w.engine.list_tokens()) == []
 
 
-async def test_browser_binding_state_and_session_expiry() -> None:
-    w = make_world()
+async def test_browser_binding_state_and_session_expiry(stores: EngineStores) -> None:
+    w = make_world(stores=stores)
     agent = w.agent("s")
     cid, _ = await w.register(agent, ["orders:read"])
     sid = await start(w, agent, cid, ["orders:read"])
@@ -212,8 +219,8 @@ async def test_browser_binding_state_and_session_expiry() -> None:
     assert err.value.code is ErrorCode.SESSION_EXPIRED
 
 
-async def test_provider_token_refresh_is_persisted() -> None:
-    w = make_world()
+async def test_provider_token_refresh_is_persisted(stores: EngineStores) -> None:
+    w = make_world(stores=stores)
     agent = w.agent("r")
     cid, sec = await w.register(agent, ["orders:read"])
     token = await full_flow(w, agent, cid, sec, ["orders:read"])
@@ -229,8 +236,8 @@ async def test_provider_token_refresh_is_persisted() -> None:
     assert err.value.details["reason"] == "user_reauthorization_required"
 
 
-async def test_user_disconnects_an_agent() -> None:
-    w = make_world()
+async def test_user_disconnects_an_agent(stores: EngineStores) -> None:
+    w = make_world(stores=stores)
     agent = w.agent("u")
     cid, sec = await w.register(agent, ["orders:read"])
     token = await full_flow(w, agent, cid, sec, ["orders:read"])
@@ -244,8 +251,8 @@ async def test_user_disconnects_an_agent() -> None:
     assert await w.engine.list_user_grants("alice") == []
 
 
-async def test_a_broken_store_fails_closed() -> None:
-    w = make_world()
+async def test_a_broken_store_fails_closed(stores: EngineStores) -> None:
+    w = make_world(stores=stores)
     agent = w.agent("f")
     cid, sec = await w.register(agent, ["orders:read"])
     sid = await start(w, agent, cid, ["orders:read"])
@@ -261,13 +268,13 @@ async def test_a_broken_store_fails_closed() -> None:
     assert await w.engine.list_tokens() == []
 
 
-async def test_consent_link_carries_pkce_and_a_signed_agent_context() -> None:
+async def test_consent_link_carries_pkce_and_a_signed_agent_context(stores: EngineStores) -> None:
     from urllib.parse import parse_qs, urlsplit
 
     from athkit.protocol import generate_private_key, private_key_to_pem, verify_consent_context
     from athkit.server import ATHEngine
 
-    w = make_world()
+    w = make_world(stores=stores)
     key = generate_private_key()
     settings = w.engine.settings.model_copy(
         update={"consent_signing_key": private_key_to_pem(key).decode()}

@@ -1,0 +1,442 @@
+"""SQL stores (SQLAlchemy 2 async Core): SQLite file by default, PostgreSQL too.
+
+Tables live in the shared ``athkit.server._tables.metadata`` and are created by the server's
+Alembic migrations. Lists are JSON columns; times are POSIX seconds. Compare-and-set transitions
+are single ``UPDATE … WHERE status = :from`` statements, so they hold across processes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from athkit.server._records import (
+    AgentRecord,
+    AgentState,
+    AuditEvent,
+    ProviderApproval,
+    ProviderGrant,
+    SessionRecord,
+    SessionState,
+    TokenRecord,
+)
+from athkit.server._stores import AuditQuery, DuplicateAgentError, EngineStores
+from athkit.server._tables import metadata
+
+_T = TypeVar("_T")
+_Id = sa.String(128)
+_Url = sa.String(2048)
+_Hash = sa.String(64)
+_Time = sa.Float(precision=53)
+
+agents_table = sa.Table(
+    "ath_agents",
+    metadata,
+    sa.Column("client_id", _Id, primary_key=True),
+    sa.Column("agent_id", _Url, nullable=False, unique=True),
+    sa.Column("agent_name", sa.String(256), nullable=False),
+    sa.Column("developer_name", sa.String(256), nullable=False),
+    sa.Column("developer_id", sa.String(256), nullable=False),
+    sa.Column("developer_contact", sa.String(256)),
+    sa.Column("client_secret_hash", _Hash, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, index=True),
+    sa.Column("status_reason", sa.Text),
+    sa.Column("providers", sa.JSON, nullable=False),
+    sa.Column("redirect_uris", sa.JSON),
+    sa.Column("purpose", sa.Text),
+    sa.Column("created_at", _Time, nullable=False),
+    sa.Column("updated_at", _Time, nullable=False),
+    sa.Column("approval_expires", _Time, nullable=False),
+)
+
+sessions_table = sa.Table(
+    "ath_sessions",
+    metadata,
+    sa.Column("session_id", _Id, primary_key=True),
+    sa.Column("client_id", _Id, nullable=False, index=True),
+    sa.Column("agent_id", _Url, nullable=False),
+    sa.Column("provider_id", _Id, nullable=False),
+    sa.Column("requested_scopes", sa.JSON, nullable=False),
+    sa.Column("agent_state", sa.String(512), nullable=False),
+    sa.Column("code_verifier", sa.String(128), nullable=False),
+    sa.Column("created_at", _Time, nullable=False),
+    sa.Column("expires_at", _Time, nullable=False, index=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("oauth_state_hash", _Hash, unique=True),
+    sa.Column("user_redirect_uri", _Url),
+    sa.Column("resource", _Url),
+    sa.Column("binding_hash", _Hash),
+    sa.Column("ath_code_hash", _Hash),
+    sa.Column("user_id", sa.String(256)),
+    sa.Column("consented_scopes", sa.JSON),
+    sa.Column("grant_id", _Id),
+    sa.Column("failure_reason", sa.String(256)),
+)
+
+tokens_table = sa.Table(
+    "ath_tokens",
+    metadata,
+    sa.Column("token_id", _Id, primary_key=True),
+    sa.Column("token_hash", _Hash, nullable=False, unique=True),
+    sa.Column("client_id", _Id, nullable=False, index=True),
+    sa.Column("agent_id", _Url, nullable=False),
+    sa.Column("user_id", sa.String(256), nullable=False, index=True),
+    sa.Column("provider_id", _Id, nullable=False),
+    sa.Column("scopes", sa.JSON, nullable=False),
+    sa.Column("created_at", _Time, nullable=False),
+    sa.Column("expires_at", _Time, nullable=False),
+    sa.Column("grant_id", _Id),
+    sa.Column("session_id", _Id),
+    sa.Column("revoked_at", _Time),
+    sa.Column("revoked_by", sa.String(32)),
+)
+
+grants_table = sa.Table(
+    "ath_provider_grants",
+    metadata,
+    sa.Column("grant_id", _Id, primary_key=True),
+    sa.Column("client_id", _Id, nullable=False),
+    sa.Column("agent_id", _Url, nullable=False),
+    sa.Column("user_id", sa.String(256), nullable=False, index=True),
+    sa.Column("provider_id", _Id, nullable=False),
+    sa.Column("consented_scopes", sa.JSON, nullable=False),
+    sa.Column("access_token_enc", sa.Text, nullable=False),
+    sa.Column("refresh_token_enc", sa.Text),
+    sa.Column("token_type", sa.String(32), nullable=False),
+    sa.Column("expires_at", _Time),
+    sa.Column("needs_user", sa.Boolean, nullable=False),
+    sa.Column("needs_user_reason", sa.String(256)),
+    sa.Column("created_at", _Time, nullable=False),
+    sa.Column("updated_at", _Time, nullable=False),
+    sa.UniqueConstraint("client_id", "user_id", "provider_id", name="uq_ath_grant_owner"),
+)
+
+audit_table = sa.Table(
+    "ath_audit_events",
+    metadata,
+    sa.Column(
+        "event_id",
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    ),
+    sa.Column("event", sa.String(64), nullable=False, index=True),
+    sa.Column("timestamp", _Time, nullable=False, index=True),
+    sa.Column("agent_id", _Url, index=True),
+    sa.Column("client_id", _Id),
+    sa.Column("user_id", sa.String(256), index=True),
+    sa.Column("provider_id", _Id),
+    sa.Column("requested_scopes", sa.JSON, nullable=False),
+    sa.Column("effective_scopes", sa.JSON, nullable=False),
+    sa.Column("denied_scopes", sa.JSON, nullable=False),
+    sa.Column("reason", sa.Text),
+    sa.Column("code", sa.String(64)),
+    sa.Column("details", sa.JSON, nullable=False),
+)
+
+
+def _values(record: Any) -> dict[str, Any]:
+    return {f.name: getattr(record, f.name) for f in dataclasses.fields(record)}
+
+
+def _load(cls: type[_T], row: sa.Row[Any]) -> _T:
+    data = dict(row._mapping)
+    return cls(**data)
+
+
+def _agent_values(agent: AgentRecord) -> dict[str, Any]:
+    values = _values(agent)
+    values["providers"] = [_values(p) for p in agent.providers]
+    return values
+
+
+def _load_agent(row: sa.Row[Any]) -> AgentRecord:
+    data = dict(row._mapping)
+    data["providers"] = [ProviderApproval(**p) for p in data["providers"]]
+    return AgentRecord(**data)
+
+
+class SqlAgentStore:
+    """Registrations in ``ath_agents``."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def insert(self, agent: AgentRecord) -> None:
+        try:
+            async with self._engine.begin() as conn:
+                await conn.execute(agents_table.insert().values(**_agent_values(agent)))
+        except IntegrityError:
+            raise DuplicateAgentError(agent.agent_id) from None
+
+    async def get(self, client_id: str) -> AgentRecord | None:
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    agents_table.select().where(agents_table.c.client_id == client_id)
+                )
+            ).first()
+        return _load_agent(row) if row is not None else None
+
+    async def get_by_agent_id(self, agent_id: str) -> AgentRecord | None:
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(agents_table.select().where(agents_table.c.agent_id == agent_id))
+            ).first()
+        return _load_agent(row) if row is not None else None
+
+    async def update(self, agent: AgentRecord) -> None:
+        values = _agent_values(agent)
+        del values["client_id"]
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                agents_table.update()
+                .where(agents_table.c.client_id == agent.client_id)
+                .values(**values)
+            )
+
+    async def list(self, status: AgentState | None = None) -> list[AgentRecord]:
+        query = agents_table.select().order_by(agents_table.c.created_at)
+        if status is not None:
+            query = query.where(agents_table.c.status == status)
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [_load_agent(r) for r in rows]
+
+
+class SqlSessionStore:
+    """Sessions in ``ath_sessions``."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def insert(self, session: SessionRecord) -> None:
+        async with self._engine.begin() as conn:
+            await conn.execute(sessions_table.insert().values(**_values(session)))
+
+    async def _one(self, where: sa.ColumnElement[bool]) -> SessionRecord | None:
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(sessions_table.select().where(where))).first()
+        return _load(SessionRecord, row) if row is not None else None
+
+    async def get(self, session_id: str) -> SessionRecord | None:
+        return await self._one(sessions_table.c.session_id == session_id)
+
+    async def get_by_state_hash(self, oauth_state_hash: str) -> SessionRecord | None:
+        return await self._one(sessions_table.c.oauth_state_hash == oauth_state_hash)
+
+    async def transition(
+        self,
+        session_id: str,
+        from_status: SessionState,
+        to_status: SessionState,
+        **fields: Any,
+    ) -> bool:
+        async with self._engine.begin() as conn:
+            result = await conn.execute(
+                sessions_table.update()
+                .where(
+                    sessions_table.c.session_id == session_id,
+                    sessions_table.c.status == from_status,
+                )
+                .values(status=to_status, **fields)
+            )
+        return bool(result.rowcount == 1)
+
+    async def delete_expired(self, before: float) -> int:
+        async with self._engine.begin() as conn:
+            result = await conn.execute(
+                sessions_table.delete().where(sessions_table.c.expires_at < before)
+            )
+        return int(result.rowcount)
+
+
+class SqlTokenStore:
+    """Tokens in ``ath_tokens`` (hashes only)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def insert(self, token: TokenRecord) -> None:
+        async with self._engine.begin() as conn:
+            await conn.execute(tokens_table.insert().values(**_values(token)))
+
+    async def _one(self, where: sa.ColumnElement[bool]) -> TokenRecord | None:
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(tokens_table.select().where(where))).first()
+        return _load(TokenRecord, row) if row is not None else None
+
+    async def get_by_hash(self, token_hash: str) -> TokenRecord | None:
+        return await self._one(tokens_table.c.token_hash == token_hash)
+
+    async def get(self, token_id: str) -> TokenRecord | None:
+        return await self._one(tokens_table.c.token_id == token_id)
+
+    async def revoke(self, token_id: str, at: float, by: str) -> bool:
+        async with self._engine.begin() as conn:
+            result = await conn.execute(
+                tokens_table.update()
+                .where(tokens_table.c.token_id == token_id, tokens_table.c.revoked_at.is_(None))
+                .values(revoked_at=at, revoked_by=by)
+            )
+        return bool(result.rowcount == 1)
+
+    async def revoke_matching(
+        self, at: float, by: str, *, client_id: str, user_id: str | None = None
+    ) -> int:
+        query = tokens_table.update().where(
+            tokens_table.c.client_id == client_id, tokens_table.c.revoked_at.is_(None)
+        )
+        if user_id is not None:
+            query = query.where(tokens_table.c.user_id == user_id)
+        async with self._engine.begin() as conn:
+            result = await conn.execute(query.values(revoked_at=at, revoked_by=by))
+        return int(result.rowcount)
+
+    async def list(
+        self,
+        *,
+        client_id: str | None = None,
+        user_id: str | None = None,
+        provider_id: str | None = None,
+        active_at: float | None = None,
+        limit: int = 100,
+    ) -> list[TokenRecord]:
+        t = tokens_table.c
+        query = tokens_table.select().order_by(t.created_at.desc()).limit(limit)
+        if client_id is not None:
+            query = query.where(t.client_id == client_id)
+        if user_id is not None:
+            query = query.where(t.user_id == user_id)
+        if provider_id is not None:
+            query = query.where(t.provider_id == provider_id)
+        if active_at is not None:
+            query = query.where(t.revoked_at.is_(None), t.expires_at > active_at)
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [_load(TokenRecord, r) for r in rows]
+
+
+class SqlGrantStore:
+    """Provider grants in ``ath_provider_grants`` (tokens encrypted by the engine)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def upsert(self, grant: ProviderGrant) -> ProviderGrant:
+        g = grants_table.c
+        for _attempt in range(2):
+            async with self._engine.begin() as conn:
+                row = (
+                    await conn.execute(
+                        sa.select(g.grant_id, g.created_at).where(
+                            g.client_id == grant.client_id,
+                            g.user_id == grant.user_id,
+                            g.provider_id == grant.provider_id,
+                        )
+                    )
+                ).first()
+                values = _values(grant)
+                if row is None:
+                    try:
+                        await conn.execute(grants_table.insert().values(**values))
+                    except IntegrityError:
+                        continue  # a concurrent consent won the insert; update theirs
+                    return dataclasses.replace(grant)
+                values["grant_id"], values["created_at"] = row.grant_id, row.created_at
+                await conn.execute(
+                    grants_table.update().where(g.grant_id == row.grant_id).values(**values)
+                )
+                return ProviderGrant(**values)
+        raise RuntimeError("could not store the provider grant")
+
+    async def get(self, grant_id: str) -> ProviderGrant | None:
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(grants_table.select().where(grants_table.c.grant_id == grant_id))
+            ).first()
+        return _load(ProviderGrant, row) if row is not None else None
+
+    async def update(self, grant: ProviderGrant) -> None:
+        values = _values(grant)
+        del values["grant_id"]
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                grants_table.update()
+                .where(grants_table.c.grant_id == grant.grant_id)
+                .values(**values)
+            )
+
+    async def list_for_user(self, user_id: str) -> list[ProviderGrant]:
+        async with self._engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    grants_table.select()
+                    .where(grants_table.c.user_id == user_id)
+                    .order_by(grants_table.c.created_at)
+                )
+            ).all()
+        return [_load(ProviderGrant, r) for r in rows]
+
+    async def delete(self, grant_id: str) -> None:
+        async with self._engine.begin() as conn:
+            await conn.execute(grants_table.delete().where(grants_table.c.grant_id == grant_id))
+
+
+class SqlAuditStore:
+    """Audit events in ``ath_audit_events``."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def append(self, event: AuditEvent) -> None:
+        values = _values(event)
+        del values["event_id"]
+        async with self._engine.begin() as conn:
+            await conn.execute(audit_table.insert().values(**values))
+
+    async def query(self, query: AuditQuery) -> Sequence[AuditEvent]:
+        a = audit_table.c
+        select = audit_table.select().order_by(a.event_id.desc()).limit(query.limit)
+        if query.agent_id is not None:
+            select = select.where(a.agent_id == query.agent_id)
+        if query.user_id is not None:
+            select = select.where(a.user_id == query.user_id)
+        if query.provider_id is not None:
+            select = select.where(a.provider_id == query.provider_id)
+        if query.event is not None:
+            select = select.where(a.event == query.event)
+        if query.since is not None:
+            select = select.where(a.timestamp >= query.since)
+        if query.until is not None:
+            select = select.where(a.timestamp <= query.until)
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(select)).all()
+        return [_load(AuditEvent, r) for r in rows]
+
+
+async def open_sql_stores(database_url: str) -> tuple[EngineStores, AsyncEngine]:
+    """Open ``database_url``, bring its schema up to date (Alembic) and return the stores and
+    the engine (dispose it on shutdown)."""
+    from athkit.server._schema import migrate_server_schema
+    from athkit.storage import create_engine
+
+    engine = create_engine(database_url)
+    await migrate_server_schema(engine)
+    return sql_stores(engine), engine
+
+
+def sql_stores(engine: AsyncEngine) -> EngineStores:
+    """Every engine store over one database (run the server migrations first)."""
+    return EngineStores(
+        agents=SqlAgentStore(engine),
+        sessions=SqlSessionStore(engine),
+        tokens=SqlTokenStore(engine),
+        grants=SqlGrantStore(engine),
+        audit=SqlAuditStore(engine),
+    )

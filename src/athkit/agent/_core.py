@@ -1,0 +1,458 @@
+"""The handshake, once, without I/O: what to send for each step and what the answer means.
+
+Each operation is a generator that yields :class:`Call` objects and receives the
+``httpx.Response`` to each; its return value is the typed result. :class:`~athkit.agent.ATHClient`
+and :class:`~athkit.agent.AsyncATHClient` only drive these generators over an ``httpx.Client``
+or ``httpx.AsyncClient``, so both behave identically by construction.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Generator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, Literal, TypeVar
+from urllib.parse import quote
+
+import httpx
+from pydantic import BaseModel, ValidationError
+
+from athkit.agent._errors import (
+    BAD_RESPONSE,
+    HTTP_ERROR,
+    NOT_AUTHORIZED,
+    NOT_REGISTERED,
+    TOKEN_EXPIRED,
+    WRONG_MODE,
+    ATHClientError,
+)
+from athkit.agent._store import MemoryCredentialStore, StoredClient, StoredToken
+from athkit.protocol import (
+    DEFAULT_LIFETIME,
+    AgentStatusResponse,
+    AppDiscovery,
+    AuthorizeRequest,
+    AuthorizeResponse,
+    Developer,
+    ErrorCode,
+    GatewayDiscovery,
+    PrivateKey,
+    ProviderScopes,
+    RegisterRequest,
+    RegisterResponse,
+    RevokeRequest,
+    TokenRequest,
+    TokenResponse,
+    create_attestation,
+)
+
+Mode = Literal["gateway", "native"]
+Discovery = GatewayDiscovery | AppDiscovery
+T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
+Operation = Generator["Call", httpx.Response, T]
+
+# Registration lists this; ATH §4.4 (RFC 8252 §7.3) lets it match any loopback port.
+LOOPBACK_REDIRECT_URI = "http://127.0.0.1/callback"
+GATEWAY_DISCOVERY_PATH = "/.well-known/ath.json"
+NATIVE_DISCOVERY_PATH = "/.well-known/ath-app.json"
+ATTESTATION_HEADER = "X-ATH-Attestation"
+AGENT_ID_HEADER = "X-ATH-Agent-ID"
+_ATH_CODES = frozenset(code.value for code in ErrorCode)
+
+
+@dataclass(slots=True)
+class Call:
+    """One HTTP request an operation needs sent."""
+
+    method: str
+    url: str
+    json: Any = None
+    content: bytes | str | None = None
+    params: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+    auth: tuple[str, str] | None = None
+
+
+class PendingAuthorization(AuthorizeResponse):
+    """The answer of ``POST /ath/authorize`` plus what the agent must remember until the
+    redirect comes back: the ``state`` it sent, the provider and the redirect URI."""
+
+    state: str
+    provider_id: str
+    user_redirect_uri: str | None = None
+
+
+def new_state() -> str:
+    """A fresh OAuth ``state``: 256 bits from the CSPRNG (ATH §4.3 asks for at least 128)."""
+    return secrets.token_urlsafe(32)
+
+
+def error_from_response(response: httpx.Response) -> ATHClientError:
+    """The :class:`ATHClientError` for an error response (ATH §7 body or not)."""
+    body = _json_or_none(response)
+    if isinstance(body, dict) and isinstance(body.get("code"), str):
+        details = body.get("details")
+        return ATHClientError(
+            body["code"],
+            str(body.get("message") or f"HTTP {response.status_code}"),
+            status=response.status_code,
+            details=details if isinstance(details, dict) else None,
+        )
+    text = response.text[:200].strip() if response.content else ""
+    return ATHClientError(
+        HTTP_ERROR,
+        f"{response.request.method} {response.request.url} answered HTTP "
+        f"{response.status_code} without an ATH error body" + (f": {text}" if text else ""),
+        status=response.status_code,
+    )
+
+
+def is_ath_error(response: httpx.Response) -> bool:
+    """Whether an API-call response is a refusal by the ATH layer rather than the provider's.
+
+    The proxy returns the provider's answers unchanged (ATH §4.6), so only a body shaped like
+    ATH §7 with one of the protocol's codes counts as the gateway's (or service's) refusal.
+    """
+    if response.status_code < 400:
+        return False
+    body = _json_or_none(response)
+    return (
+        isinstance(body, dict)
+        and body.get("code") in _ATH_CODES
+        and isinstance(body.get("message"), str)
+    )
+
+
+def _json_or_none(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def parse(response: httpx.Response, model: type[M]) -> M:
+    """The protocol message in a success response, or the server's error raised."""
+    if response.status_code >= 400:
+        raise error_from_response(response)
+    try:
+        return model.model_validate(response.json())
+    except (ValueError, UnicodeDecodeError, ValidationError) as exc:
+        reason = (
+            f"field {'.'.join(str(p) for p in exc.errors()[0]['loc'])}: {exc.errors()[0]['msg']}"
+            if isinstance(exc, ValidationError)
+            else "not JSON"
+        )
+        raise ATHClientError(
+            BAD_RESPONSE,
+            f"{response.request.url} did not answer a valid {model.__name__} ({reason})",
+            status=response.status_code,
+        ) from None
+
+
+class ClientCore:
+    """State and logic shared by the sync and async clients."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        agent_id: str,
+        private_key: PrivateKey,
+        mode: Mode | Literal["auto"] = "auto",
+        store: MemoryCredentialStore | None = None,
+        attestation_lifetime: timedelta = DEFAULT_LIFETIME,
+        capabilities: list[str] | None = None,
+    ) -> None:
+        if not base_url.startswith(("http://", "https://")):
+            raise ValueError(f"base URL must start with http:// or https://, got {base_url!r}")
+        if mode not in ("auto", "gateway", "native"):
+            raise ValueError(f"mode must be 'auto', 'gateway' or 'native', got {mode!r}")
+        self.base_url = base_url.rstrip("/")
+        self.agent_id = agent_id
+        self.private_key = private_key
+        self.mode: Mode | None = None if mode == "auto" else mode
+        self.store = store if store is not None else MemoryCredentialStore()
+        self.discovery: Discovery | None = None
+        self._lifetime = attestation_lifetime
+        self._capabilities = capabilities
+
+    # --- helpers ---------------------------------------------------------------------------
+
+    def attest(self, audience: str) -> str:
+        """A fresh attestation for one call; never reused (a replayed jti is refused, ATH §2)."""
+        return create_attestation(
+            self.private_key,
+            agent_id=self.agent_id,
+            audience=audience,
+            lifetime=self._lifetime,
+            capabilities=self._capabilities,
+        )
+
+    def _endpoint(self, which: Literal["register", "authorize", "token"]) -> str:
+        if isinstance(self.discovery, AppDiscovery):
+            auth = self.discovery.auth
+            if which == "register" and auth.registration_endpoint:
+                return auth.registration_endpoint
+            if which == "authorize":
+                return auth.authorization_endpoint
+            if which == "token":
+                return auth.token_endpoint
+        if isinstance(self.discovery, GatewayDiscovery) and which == "register":
+            return self.discovery.agent_registration_endpoint
+        path = {"register": "/ath/agents/register", "authorize": "/ath/authorize"}
+        return self.base_url + path.get(which, "/ath/token")
+
+    def client_credentials(self) -> StoredClient:
+        """The stored registration of this agent at this server."""
+        stored = self.store.get_client(self.base_url, self.agent_id)
+        if stored is None:
+            raise ATHClientError(
+                NOT_REGISTERED,
+                f"{self.agent_id} has no client credentials for {self.base_url}; register first",
+            )
+        return stored
+
+    def usable_token(self, provider_id: str) -> StoredToken:
+        """The stored token for ``provider_id``; refuses to hand out an expired one."""
+        token = self.store.get_token(self.base_url, self.agent_id, provider_id)
+        if token is None:
+            raise ATHClientError(
+                NOT_AUTHORIZED,
+                f"no token for provider {provider_id!r} at {self.base_url}; authorize first",
+            )
+        if token.is_expired():
+            raise ATHClientError(
+                TOKEN_EXPIRED,
+                f"the token for provider {provider_id!r} expired; "
+                "the user must authorize again (run the authorize step)",
+                details={"provider_id": provider_id, "expired_at": token.expires_at},
+            )
+        return token
+
+    def _ensure_discovery(self) -> Operation[Discovery]:
+        if self.discovery is None:
+            return (yield from self.discover())
+        return self.discovery
+
+    def _ensure_mode(self) -> Operation[Mode]:
+        if self.mode is None or (self.mode == "native" and self.discovery is None):
+            yield from self._ensure_discovery()
+        assert self.mode is not None
+        return self.mode
+
+    # --- operations ------------------------------------------------------------------------
+
+    def discover(self) -> Operation[Discovery]:
+        """Read the gateway catalog or the service document (ATH §3); auto-detects the mode."""
+        if self.mode in (None, "gateway"):
+            response = yield Call("GET", self.base_url + GATEWAY_DISCOVERY_PATH)
+            if self.mode == "gateway" or response.status_code != 404:
+                self.discovery = parse(response, GatewayDiscovery)
+                self.mode = "gateway"
+                return self.discovery
+        response = yield Call("GET", self.base_url + NATIVE_DISCOVERY_PATH)
+        self.discovery = parse(response, AppDiscovery)
+        self.mode = "native"
+        return self.discovery
+
+    def register(
+        self,
+        providers: Mapping[str, Sequence[str]] | Sequence[ProviderScopes],
+        *,
+        developer: Developer | Mapping[str, str],
+        purpose: str | None = None,
+        redirect_uris: Sequence[str] | None = (LOOPBACK_REDIRECT_URI,),
+    ) -> Operation[RegisterResponse]:
+        """Phase A (ATH §4.1): ask for approval; the credentials are stored on success."""
+        if self.mode != "gateway":
+            yield from self._ensure_mode()
+        if isinstance(providers, Mapping):
+            requested = [
+                ProviderScopes(provider_id=p, scopes=list(s)) for p, s in providers.items()
+            ]
+        else:
+            requested = list(providers)
+        body = RegisterRequest(
+            agent_id=self.agent_id,
+            agent_attestation=self.attest(self.base_url),
+            developer=developer
+            if isinstance(developer, Developer)
+            else Developer.model_validate(developer),
+            requested_providers=requested,
+            purpose=purpose,
+            redirect_uris=list(redirect_uris) if redirect_uris is not None else None,
+        )
+        response = yield Call("POST", self._endpoint("register"), json=body.dump())
+        result = parse(response, RegisterResponse)
+        self.store.save_client(
+            self.base_url,
+            StoredClient(
+                agent_id=self.agent_id,
+                client_id=result.client_id,
+                client_secret=result.client_secret,
+                agent_status=result.agent_status,
+            ),
+        )
+        return result
+
+    def status(self, client_id: str | None = None) -> Operation[AgentStatusResponse]:
+        """The registration as the server sees it (ATH §4.2).
+
+        Authenticated with the stored client secret when there is one, else with an attestation.
+        """
+        stored = self.store.get_client(self.base_url, self.agent_id)
+        target = client_id or (stored.client_id if stored else None)
+        if target is None:
+            raise ATHClientError(
+                NOT_REGISTERED, f"no client_id known for {self.base_url}; register first"
+            )
+        call = Call("GET", f"{self.base_url}/ath/agents/{quote(target, safe='')}")
+        if stored is not None and stored.client_id == target:
+            call.auth = (stored.client_id, stored.client_secret)
+        else:
+            call.headers[ATTESTATION_HEADER] = self.attest(self.base_url)
+        result = parse((yield call), AgentStatusResponse)
+        if stored is not None and stored.client_id == target:
+            stored.agent_status = result.agent_status
+            self.store.save_client(self.base_url, stored)
+        return result
+
+    def authorize(
+        self,
+        provider_id: str | None,
+        scopes: Sequence[str],
+        *,
+        user_redirect_uri: str | None = None,
+        state: str | None = None,
+        resource: str | None = None,
+    ) -> Operation[PendingAuthorization]:
+        """Phase B start (ATH §4.3): the URL the user's browser must open, and the session.
+
+        In native mode ``provider_id`` may be ``None``: the service's ``app_id`` is used.
+        """
+        mode = yield from self._ensure_mode()
+        provider = provider_id or self._default_provider(mode)
+        creds = self.client_credentials()
+        sent_state = state or new_state()
+        body = AuthorizeRequest(
+            client_id=creds.client_id,
+            agent_attestation=self.attest(self.base_url),
+            provider_id=provider,
+            scopes=list(scopes),
+            state=sent_state,
+            user_redirect_uri=user_redirect_uri,
+            resource=resource,
+        )
+        response = yield Call("POST", self._endpoint("authorize"), json=body.dump())
+        answer = parse(response, AuthorizeResponse)
+        return PendingAuthorization(
+            authorization_url=answer.authorization_url,
+            ath_session_id=answer.ath_session_id,
+            state=sent_state,
+            provider_id=provider,
+            user_redirect_uri=user_redirect_uri,
+        )
+
+    def exchange_token(self, code: str, ath_session_id: str) -> Operation[TokenResponse]:
+        """Phase B finish (ATH §4.5): trade the ATH code for a token, which is stored."""
+        if self.mode == "native" or self.mode is None:
+            yield from self._ensure_mode()
+        creds = self.client_credentials()
+        url = self._endpoint("token")
+        body = TokenRequest(
+            grant_type="authorization_code",
+            client_id=creds.client_id,
+            client_secret=creds.client_secret,
+            # ATH §4.5: aud is the token endpoint URL itself.
+            agent_attestation=self.attest(url),
+            code=code,
+            ath_session_id=ath_session_id,
+        )
+        started = time.time()
+        result = parse((yield Call("POST", url, json=body.dump())), TokenResponse)
+        self.store.save_token(
+            self.base_url,
+            StoredToken(
+                agent_id=self.agent_id,
+                provider_id=result.provider_id,
+                access_token=result.access_token,
+                effective_scopes=list(result.effective_scopes),
+                # Counted from before the request left, so we never think it lives longer.
+                expires_at=started + result.expires_in,
+            ),
+        )
+        return result
+
+    def revoke(
+        self, provider_id: str | None = None, *, token: str | None = None
+    ) -> Operation[None]:
+        """Revoke a token (ATH §4.7) — the stored one for ``provider_id``, or ``token``."""
+        if provider_id is None and token is None:
+            mode = yield from self._ensure_mode()
+            provider_id = self._default_provider(mode)
+        creds = self.client_credentials()
+        stored = (
+            self.store.get_token(self.base_url, self.agent_id, provider_id)
+            if provider_id is not None
+            else None
+        )
+        value = token or (stored.access_token if stored else None)
+        if value is None:
+            raise ATHClientError(
+                NOT_AUTHORIZED, f"no token stored for provider {provider_id!r} at {self.base_url}"
+            )
+        body = RevokeRequest(
+            token=value, client_id=creds.client_id, client_secret=creds.client_secret
+        )
+        response = yield Call("POST", self.base_url + "/ath/revoke", json=body.dump())
+        if response.status_code >= 400:
+            raise error_from_response(response)
+        for _, held in self.store.tokens(self.base_url, self.agent_id):
+            if held.access_token == value:
+                self.store.delete_token(self.base_url, self.agent_id, held.provider_id)
+        return None
+
+    def api_call(
+        self,
+        expected_mode: Mode,
+        provider_id: str | None,
+        method: str,
+        path: str,
+        *,
+        params: Any = None,
+        headers: Mapping[str, str] | None = None,
+        content: bytes | str | None = None,
+        json: Any = None,
+        raise_for_ath_error: bool = True,
+    ) -> Operation[httpx.Response]:
+        """A protected API call: through the gateway proxy (ATH §4.6) or to a native API."""
+        mode = yield from self._ensure_mode()
+        if mode != expected_mode:
+            other = "request()" if mode == "native" else "proxy()"
+            raise ATHClientError(
+                WRONG_MODE, f"{self.base_url} is in {mode} mode; use {other} there"
+            )
+        provider = provider_id or self._default_provider(mode)
+        token = self.usable_token(provider)
+        if mode == "gateway":
+            url = f"{self.base_url}/ath/proxy/{quote(provider, safe='')}/{path.lstrip('/')}"
+        else:
+            assert isinstance(self.discovery, AppDiscovery)
+            url = self.discovery.api_base.rstrip("/") + "/" + path.lstrip("/")
+        sent_headers = dict(headers or {})
+        sent_headers["Authorization"] = f"Bearer {token.access_token}"
+        sent_headers[AGENT_ID_HEADER] = self.agent_id
+        response = yield Call(
+            method.upper(), url, json=json, content=content, params=params, headers=sent_headers
+        )
+        if raise_for_ath_error and is_ath_error(response):
+            raise error_from_response(response)
+        return response
+
+    def _default_provider(self, mode: Mode) -> str:
+        if mode == "native" and isinstance(self.discovery, AppDiscovery):
+            return self.discovery.app_id
+        raise ValueError("a gateway serves several providers; name the provider_id")

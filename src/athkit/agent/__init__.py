@@ -7,6 +7,7 @@ HTTP status.
 """
 
 from athkit.agent._client import DEFAULT_TIMEOUT, AsyncATHClient, ATHClient
+from athkit.agent._config import AgentConfig, ServerEntry
 from athkit.agent._core import (
     AGENT_ID_HEADER,
     ATTESTATION_HEADER,
@@ -31,7 +32,7 @@ from athkit.agent._errors import (
     ATHClientError,
     CredentialStoreError,
 )
-from athkit.agent._files import default_config_dir
+from athkit.agent._files import CONFIG_DIR_ENV, config_dir, default_config_dir
 from athkit.agent._identity import (
     IDENTITY_CACHE_CONTROL,
     IDENTITY_PATH,
@@ -57,6 +58,7 @@ __all__ = [
     "ATTESTATION_HEADER",
     "AUTHORIZATION_TIMEOUT",
     "BAD_RESPONSE",
+    "CONFIG_DIR_ENV",
     "DEFAULT_TIMEOUT",
     "HTTP_ERROR",
     "IDENTITY_CACHE_CONTROL",
@@ -71,6 +73,7 @@ __all__ = [
     "WRONG_MODE",
     "ATHClient",
     "ATHClientError",
+    "AgentConfig",
     "AsyncATHClient",
     "CredentialStore",
     "CredentialStoreError",
@@ -79,11 +82,13 @@ __all__ = [
     "MemoryCredentialStore",
     "Mode",
     "PendingAuthorization",
+    "ServerEntry",
     "StoredClient",
     "StoredToken",
     "authorize_interactive",
     "authorize_interactive_async",
     "build_identity_document",
+    "config_dir",
     "default_config_dir",
     "generate_key",
     "is_ath_error",

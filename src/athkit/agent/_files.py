@@ -15,6 +15,7 @@ from typing import Any
 from athkit.agent._errors import CredentialStoreError
 
 APP_DIR_NAME = "athkit"
+CONFIG_DIR_ENV = "ATH_CONFIG_DIR"
 
 
 def default_config_dir() -> Path:
@@ -23,6 +24,12 @@ def default_config_dir() -> Path:
     # The XDG spec: a relative $XDG_CONFIG_HOME is invalid and must be ignored.
     base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".config"
     return base / APP_DIR_NAME
+
+
+def config_dir() -> Path:
+    """``$ATH_CONFIG_DIR`` if set, else :func:`default_config_dir`."""
+    override = os.environ.get(CONFIG_DIR_ENV)
+    return Path(override) if override else default_config_dir()
 
 
 def ensure_private_dir(directory: Path) -> None:

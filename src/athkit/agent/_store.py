@@ -16,7 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from athkit.agent._errors import CredentialStoreError
-from athkit.agent._files import default_config_dir, locked, read_json_file, write_json_file
+from athkit.agent._files import config_dir, locked, read_json_file, write_json_file
 
 CREDENTIALS_FILE = "credentials.json"
 
@@ -137,7 +137,8 @@ class MemoryCredentialStore:
 class CredentialStore(MemoryCredentialStore):
     """Credentials in a 0600 JSON file that every ``ath`` run and SDK client shares.
 
-    ``directory`` defaults to ``$XDG_CONFIG_HOME/athkit`` (``~/.config/athkit``). Every read
+    ``directory`` defaults to ``$ATH_CONFIG_DIR``, else ``$XDG_CONFIG_HOME/athkit``
+    (``~/.config/athkit``). Every read
     goes to the file, so two processes see each other's updates; writes hold a lock and replace
     the file atomically. A file that is unreadable, not ours, or edited into nonsense raises
     :class:`CredentialStoreError` saying so, instead of being silently replaced.
@@ -145,7 +146,7 @@ class CredentialStore(MemoryCredentialStore):
 
     def __init__(self, directory: str | Path | None = None) -> None:
         super().__init__()
-        self.directory = Path(directory) if directory is not None else default_config_dir()
+        self.directory = Path(directory) if directory is not None else config_dir()
         self.path = self.directory / CREDENTIALS_FILE
 
     def _read(self) -> _StoreData:

@@ -25,7 +25,9 @@ def _register_subcommands() -> None:
     from athkit.cli._gateway import gateway_app
 
     app.add_typer(gateway_app)
+
     from athkit.cli._agent import register_agent_commands
+
     register_agent_commands(app)
 
 

@@ -17,6 +17,7 @@ from athkit.server._engine import (
     ConsentStart,
     redirect_uri_allowed,
 )
+from athkit.server._fetch import FetchPolicy, IdentityFetcher
 from athkit.server._memory import (
     MemoryAgentStore,
     MemoryAuditStore,
@@ -41,6 +42,12 @@ from athkit.server._records import (
     TokenInfo,
     TokenRecord,
     UserGrant,
+)
+from athkit.server._replay import (
+    MemoryReplayStore,
+    RedisReplayStore,
+    ReplayStore,
+    SqlReplayStore,
 )
 from athkit.server._schema import migrate_server_schema
 from athkit.server._settings import (
@@ -68,6 +75,7 @@ from athkit.server._stores import (
     SessionStore,
     TokenStore,
 )
+from athkit.server._verifier import AttestationVerifier, VerifiedAgent
 
 __all__ = [
     "ACCESS_TOKEN_PREFIX",
@@ -80,6 +88,7 @@ __all__ = [
     "AgentStore",
     "AgentVerifier",
     "ApprovalPolicy",
+    "AttestationVerifier",
     "AuditEvent",
     "AuditEventName",
     "AuditLog",
@@ -91,12 +100,15 @@ __all__ = [
     "ConsentStart",
     "DuplicateAgentError",
     "EngineStores",
+    "FetchPolicy",
     "GrantStore",
     "HttpOAuthBridge",
+    "IdentityFetcher",
     "ManualClock",
     "MemoryAgentStore",
     "MemoryAuditStore",
     "MemoryGrantStore",
+    "MemoryReplayStore",
     "MemorySessionStore",
     "MemoryTokenStore",
     "OAuthBridge",
@@ -105,6 +117,8 @@ __all__ = [
     "ProviderGrant",
     "ProviderSettings",
     "ProviderTokenSet",
+    "RedisReplayStore",
+    "ReplayStore",
     "ServerSettings",
     "SessionRecord",
     "SessionState",
@@ -113,6 +127,7 @@ __all__ = [
     "SqlAgentStore",
     "SqlAuditStore",
     "SqlGrantStore",
+    "SqlReplayStore",
     "SqlSessionStore",
     "SqlTokenStore",
     "SystemClock",
@@ -121,6 +136,7 @@ __all__ = [
     "TokenRecord",
     "TokenStore",
     "UserGrant",
+    "VerifiedAgent",
     "VerifiedAgentLike",
     "add_query",
     "agent_domain",

@@ -1,0 +1,144 @@
+"""Identity documents (ATH §2): fetched, validated, keys parsed once, cached ≤ 5 minutes.
+
+A document is accepted only if it validates as :class:`athkit.protocol.IdentityDocument`, its
+``agent_id`` is exactly the URL it was fetched from, and its ``public_key`` is a P-256 key. It is
+cached by agent_id for ``min(300 s, Cache-Control max-age)``. Concurrent lookups of one agent
+share a single fetch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pydantic import ValidationError
+
+from athkit.protocol import (
+    ATHError,
+    ErrorCode,
+    IdentityDocument,
+    VerificationKey,
+    load_public_key,
+)
+from athkit.server._fetch import FetchedDocument, IdentityFetcher
+
+MAX_CACHE_SECONDS = 300  # ATH §2: identity documents may be cached for at most 5 minutes
+
+Clock = Callable[[], float]
+
+
+@dataclass(frozen=True, slots=True)
+class AgentIdentity:
+    """A validated identity document and its key, prepared for verification."""
+
+    document: IdentityDocument
+    key: VerificationKey
+    fetched_at: float
+    expires_at: float
+
+
+def _invalid(message: str, **details: object) -> ATHError:
+    return ATHError(
+        ErrorCode.INVALID_ATTESTATION,
+        f"identity document: {message}",
+        details={"reason": "identity_document_invalid", **details},
+    )
+
+
+def parse_identity_document(agent_id: str, data: dict[str, object]) -> IdentityDocument:
+    """Validate fetched JSON as the identity document of ``agent_id``."""
+    try:
+        document = IdentityDocument.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first["loc"]) or "document"
+        raise _invalid(f"field {field!r}: {first['msg']}", field=field) from None
+    # The document must claim the very URL it was fetched from, or any host could vouch for
+    # any agent by serving another agent's document.
+    if document.agent_id != agent_id:
+        raise _invalid(
+            f"its agent_id {document.agent_id!r} is not the URL it was fetched from ({agent_id!r})",
+            field="agent_id",
+        )
+    return document
+
+
+class IdentityCache:
+    """Looks up agents' identity documents: cache first, then one coalesced fetch."""
+
+    def __init__(
+        self,
+        fetcher: IdentityFetcher,
+        *,
+        clock: Clock = time.time,
+        max_age: float = MAX_CACHE_SECONDS,
+        max_entries: int = 10_000,
+    ) -> None:
+        self._fetcher = fetcher
+        self._clock = clock
+        self._max_age = min(max_age, MAX_CACHE_SECONDS)
+        self._max_entries = max_entries
+        self._entries: OrderedDict[str, AgentIdentity] = OrderedDict()
+        self._inflight: dict[str, asyncio.Task[AgentIdentity]] = {}
+
+    def cached(self, agent_id: str) -> AgentIdentity | None:
+        """The cached, still fresh identity of ``agent_id``, if any."""
+        entry = self._entries.get(agent_id)
+        if entry is None:
+            return None
+        if entry.expires_at <= self._clock():
+            del self._entries[agent_id]
+            return None
+        return entry
+
+    async def get(self, agent_id: str, *, refresh: bool = False) -> AgentIdentity:
+        """The identity of ``agent_id``; ``refresh`` bypasses the cache (key rotation)."""
+        if not refresh:
+            entry = self.cached(agent_id)
+            if entry is not None:
+                return entry
+        task = self._inflight.get(agent_id)
+        if task is None:
+            task = asyncio.get_running_loop().create_task(self._load(agent_id))
+            self._inflight[agent_id] = task
+            task.add_done_callback(lambda done: self._finished(agent_id, done))
+        # shield: one caller giving up must not cancel the fetch the others are waiting on.
+        return await asyncio.shield(task)
+
+    def _finished(self, agent_id: str, task: asyncio.Task[AgentIdentity]) -> None:
+        if self._inflight.get(agent_id) is task:
+            del self._inflight[agent_id]
+        if not task.cancelled():
+            task.exception()  # retrieved here, so an abandoned failure is not reported twice
+
+    async def _load(self, agent_id: str) -> AgentIdentity:
+        fetched = await self._fetcher.fetch(agent_id)
+        identity = self._prepare(agent_id, fetched)
+        if identity.expires_at > identity.fetched_at:
+            self._store(agent_id, identity)
+        else:
+            self._entries.pop(agent_id, None)
+        return identity
+
+    def _prepare(self, agent_id: str, fetched: FetchedDocument) -> AgentIdentity:
+        document = parse_identity_document(agent_id, fetched.data)
+        try:
+            key = VerificationKey(load_public_key(document.public_key))
+        except ATHError as exc:
+            raise _invalid(exc.message, field="public_key") from None
+        now = self._clock()
+        ttl = self._max_age if fetched.max_age is None else min(self._max_age, fetched.max_age)
+        return AgentIdentity(document=document, key=key, fetched_at=now, expires_at=now + ttl)
+
+    def _store(self, agent_id: str, identity: AgentIdentity) -> None:
+        self._entries[agent_id] = identity
+        self._entries.move_to_end(agent_id)
+        if len(self._entries) > self._max_entries:
+            now = self._clock()
+            for stale in [k for k, v in self._entries.items() if v.expires_at <= now]:
+                del self._entries[stale]
+            while len(self._entries) > self._max_entries:
+                self._entries.popitem(last=False)

@@ -1,0 +1,202 @@
+"""Attestation verification with the agent's published key (ATH §2), end to end.
+
+Order of :meth:`AttestationVerifier.verify`:
+
+1. read the *unverified* ``sub``, only to know whose identity document to fetch;
+2. if the caller knows which agent it expects (a registered client), a different ``sub`` is
+   refused with ``AGENT_IDENTITY_MISMATCH`` *before* any fetch, so an attacker cannot make us
+   fetch URLs of their choosing by presenting someone else's ``client_id``;
+3. identity document from the cache or a guarded fetch (:mod:`athkit.server._fetch`);
+4. ES256 signature, ``exp``, exact ``aud``, ``iat`` (:func:`athkit.protocol.verify_attestation`);
+   on a *signature* failure only, the document is re-fetched once bypassing the cache (key
+   rotation), at most once per agent per minute, and the check is retried;
+5. ``jti`` through the replay store; a duplicate is refused with reason ``replayed_jti``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from athkit.protocol import (
+    ATHError,
+    ErrorCode,
+    IdentityDocument,
+    PublicKey,
+    VerificationKey,
+    VerifiedAttestation,
+    load_public_key,
+    read_unverified_claims,
+    verify_attestation,
+)
+from athkit.server._fetch import FetchPolicy, IdentityFetcher
+from athkit.server._identity import MAX_CACHE_SECONDS, IdentityCache
+from athkit.server._replay import ReplayStore
+
+logger = logging.getLogger("athkit.server.verifier")
+
+REFETCH_INTERVAL_SECONDS = 60  # ATH §2: re-fetch on signature failure at most once per minute
+
+TrustedKey = PublicKey | VerificationKey | dict[str, Any] | str
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedAgent:
+    """A verified attestation and the identity document whose key verified it.
+
+    ``document`` is None only for agents trusted through the development-only
+    ``trusted_keys`` switch, whose documents are never fetched.
+    """
+
+    attestation: VerifiedAttestation
+    document: IdentityDocument | None
+
+    @property
+    def agent_id(self) -> str:
+        """The verified agent_id (the attestation's ``sub``)."""
+        return self.attestation.sub
+
+
+def _fail(reason: str, message: str) -> ATHError:
+    return ATHError(
+        ErrorCode.INVALID_ATTESTATION,
+        f"invalid attestation: {message}",
+        details={"reason": reason},
+    )
+
+
+class AttestationVerifier:
+    """Verifies agent attestations against their published identity documents.
+
+    ``fetcher`` is an :class:`IdentityFetcher` (shared, not closed here) or a
+    :class:`FetchPolicy` (a fetcher is made and closed by :meth:`aclose`); None means the
+    production default policy. ``clock`` returns epoch seconds. ``trusted_keys`` maps agent_ids
+    to keys that are trusted without fetching their documents: development only, loudly logged.
+    """
+
+    def __init__(
+        self,
+        *,
+        replay_store: ReplayStore,
+        fetcher: IdentityFetcher | FetchPolicy | None = None,
+        clock: Callable[[], float] = time.time,
+        trusted_keys: Mapping[str, TrustedKey] | None = None,
+        cache_seconds: float = MAX_CACHE_SECONDS,
+        refetch_interval: float = REFETCH_INTERVAL_SECONDS,
+    ) -> None:
+        if isinstance(fetcher, IdentityFetcher):
+            self._fetcher, self._owns_fetcher = fetcher, False
+        else:
+            self._fetcher, self._owns_fetcher = IdentityFetcher(fetcher), True
+        self._replay = replay_store
+        self._clock = clock
+        self._identities = IdentityCache(self._fetcher, clock=clock, max_age=cache_seconds)
+        self._refetch_interval = refetch_interval
+        self._last_refetch: dict[str, float] = {}
+        self._trusted: dict[str, VerificationKey] = {}
+        for agent_id, key in (trusted_keys or {}).items():
+            self._trusted[agent_id] = _prepare_trusted_key(key)
+        if self._trusted:
+            logger.warning(
+                "attestation fetch skipped for %s; development only: these keys are trusted "
+                "from configuration, their identity documents are never fetched. "
+                "Never enable this in production.",
+                ", ".join(sorted(self._trusted)),
+            )
+
+    @property
+    def fetcher(self) -> IdentityFetcher:
+        """The fetcher used for identity documents."""
+        return self._fetcher
+
+    async def aclose(self) -> None:
+        """Close the fetcher if this verifier created it."""
+        if self._owns_fetcher:
+            await self._fetcher.aclose()
+
+    async def __aenter__(self) -> AttestationVerifier:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def verify(
+        self, token: str, *, audience: str, expected_agent_id: str | None = None
+    ) -> VerifiedAgent:
+        """Verify ``token`` for ``audience``; raise ``ATHError`` on any failure.
+
+        ``expected_agent_id`` is the agent the caller already knows (for example the agent
+        registered under the presented ``client_id``); a different ``sub`` is refused with
+        ``AGENT_IDENTITY_MISMATCH`` before anything is fetched.
+        """
+        sub = _unverified_sub(token)
+        if expected_agent_id is not None and sub != expected_agent_id:
+            raise ATHError(
+                ErrorCode.AGENT_IDENTITY_MISMATCH,
+                "the attestation's sub is not the agent registered for this client",
+                details={"reason": "sub_mismatch"},
+            )
+        trusted = self._trusted.get(sub)
+        if trusted is not None:
+            attestation = verify_attestation(token, trusted, audience=audience, now=self._clock())
+            document = None
+        else:
+            attestation, document = await self._verify_with_document(token, sub, audience)
+        # ATH §2: the jti is never accepted twice; the store keeps it until exp.
+        if not await self._replay.add_if_new(attestation.jti, attestation.sub, attestation.exp):
+            raise _fail("replayed_jti", "this attestation (jti) was already used; sign a new one")
+        return VerifiedAgent(attestation=attestation, document=document)
+
+    async def _verify_with_document(
+        self, token: str, sub: str, audience: str
+    ) -> tuple[VerifiedAttestation, IdentityDocument]:
+        identity = await self._identities.get(sub)
+        try:
+            attestation = verify_attestation(
+                token, identity.key, audience=audience, now=self._clock()
+            )
+        except ATHError as exc:
+            # ATH §2: only a signature failure may mean a rotated key; expiry or audience never.
+            if exc.details.get("reason") != "bad_signature" or not self._may_refetch(sub):
+                raise
+            try:
+                identity = await self._identities.get(sub, refresh=True)
+            except ATHError as refetch_error:
+                logger.info("re-fetch of %s after a bad signature failed: %s", sub, refetch_error)
+                raise exc from None
+            attestation = verify_attestation(
+                token, identity.key, audience=audience, now=self._clock()
+            )
+        return attestation, identity.document
+
+    def _may_refetch(self, agent_id: str) -> bool:
+        now = self._clock()
+        last = self._last_refetch.get(agent_id)
+        if last is not None and now - last < self._refetch_interval:
+            return False
+        if len(self._last_refetch) >= 10_000:
+            cutoff = now - self._refetch_interval
+            self._last_refetch = {k: v for k, v in self._last_refetch.items() if v > cutoff}
+        self._last_refetch[agent_id] = now
+        return True
+
+
+def _unverified_sub(token: str) -> str:
+    claims = read_unverified_claims(token)
+    sub = claims.get("sub")
+    if not isinstance(sub, str) or not sub:
+        raise _fail("missing_sub", "the sub claim is missing")
+    if len(sub) > 2048:
+        raise _fail("malformed", "the sub claim is longer than 2048 characters")
+    return sub
+
+
+def _prepare_trusted_key(key: TrustedKey) -> VerificationKey:
+    if isinstance(key, VerificationKey):
+        return key
+    if isinstance(key, dict | str):
+        return VerificationKey(load_public_key(key))
+    return VerificationKey(key)

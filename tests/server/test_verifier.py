@@ -12,15 +12,19 @@ import pytest
 
 from athkit.protocol import (
     ATHError,
+    Developer,
     ErrorCode,
+    IdentityDocument,
     PrivateKey,
     create_attestation,
     generate_private_key,
+    public_key_to_jwk,
     public_key_to_pem,
 )
 from athkit.server import (
     AttestationVerifier,
     FetchPolicy,
+    ManualClock,
     MemoryReplayStore,
     SqlReplayStore,
     VerifiedAgent,
@@ -80,8 +84,8 @@ async def test_valid_attestation_verifies(
     assert agent.agent_id == agent_id
     assert agent.attestation.aud == AUDIENCE
     assert agent.attestation.capabilities == ("read",)
-    assert agent.document is not None
-    assert agent.document.name == "Test Agent"
+    assert agent.identity.name == "Test Agent"
+    assert agent.identity.agent_id == agent_id
     assert document_host.hits[document_host.path_of(agent_id)] == 1
 
 
@@ -339,7 +343,8 @@ async def test_trusted_keys_skip_the_fetch_and_warn(
     assert "development only" in warnings[0].getMessage()
     async with verifier:
         agent = await verifier.verify(attest(agent_key, agent_id, clock), audience=AUDIENCE)
-        assert agent.document is None
+        assert agent.identity.agent_id == agent_id
+        assert agent.identity.developer.id == "development"
         # Still a real check: another key is refused, and replays still are.
         with pytest.raises(ATHError) as exc:
             await verifier.verify(
@@ -373,3 +378,35 @@ async def test_unreachable_replay_store_fails_closed(
         assert exc.value.status == 500
     finally:
         await engine.dispose()
+
+
+async def test_trusted_identity_document_and_engine_clock(
+    document_host: DocumentHost, agent_key: PrivateKey
+) -> None:
+    # The engine's clocks have now(); the verifier takes those as well as plain callables.
+    engine_clock = ManualClock(1_900_000_000)
+    agent_id = f"{document_host.url}{document_host.new_path()}"
+    document = IdentityDocument(
+        agent_id=agent_id,
+        name="Configured Agent",
+        developer=Developer(name="Dev", id="dev-9"),
+        public_key=public_key_to_jwk(agent_key),
+    )
+    async with AttestationVerifier(
+        replay_store=MemoryReplayStore(clock=engine_clock),
+        fetcher=DEV,
+        clock=engine_clock,
+        trusted_keys={agent_id: document},
+    ) as verifier:
+        token = create_attestation(
+            agent_key, agent_id=agent_id, audience=AUDIENCE, now=engine_clock.now()
+        )
+        agent = await verifier.verify(token, audience=AUDIENCE)
+        assert agent.identity.name == "Configured Agent"
+        engine_clock.advance(600)  # the verifier reads this clock: the attestation is now stale
+        stale = create_attestation(
+            agent_key, agent_id=agent_id, audience=AUDIENCE, now=1_900_000_000
+        )
+        with pytest.raises(ATHError) as exc:
+            await verifier.verify(stale, audience=AUDIENCE)
+        assert reason(exc) == "expired"

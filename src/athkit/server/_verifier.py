@@ -19,19 +19,23 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
+from urllib.parse import urlsplit
 
 from athkit.protocol import (
     ATHError,
+    Developer,
     ErrorCode,
     IdentityDocument,
     PublicKey,
     VerificationKey,
     VerifiedAttestation,
     load_public_key,
+    public_key_to_jwk,
     read_unverified_claims,
     verify_attestation,
 )
+from athkit.server._clock import Clock
 from athkit.server._fetch import FetchPolicy, IdentityFetcher
 from athkit.server._identity import MAX_CACHE_SECONDS, IdentityCache
 from athkit.server._replay import ReplayStore
@@ -40,19 +44,21 @@ logger = logging.getLogger("athkit.server.verifier")
 
 REFETCH_INTERVAL_SECONDS = 60  # ATH §2: re-fetch on signature failure at most once per minute
 
-TrustedKey = PublicKey | VerificationKey | dict[str, Any] | str
+TrustedKey = PublicKey | VerificationKey | IdentityDocument | dict[str, Any] | str
+ClockLike = Callable[[], float] | Clock
 
 
 @dataclass(frozen=True, slots=True)
 class VerifiedAgent:
     """A verified attestation and the identity document whose key verified it.
 
-    ``document`` is None only for agents trusted through the development-only
-    ``trusted_keys`` switch, whose documents are never fetched.
+    For an agent trusted through the development-only ``trusted_keys`` switch, ``identity`` is
+    the document given in configuration, or one built from the bare key (see
+    :class:`AttestationVerifier`); it was never fetched.
     """
 
     attestation: VerifiedAttestation
-    document: IdentityDocument | None
+    identity: IdentityDocument
 
     @property
     def agent_id(self) -> str:
@@ -73,8 +79,15 @@ class AttestationVerifier:
 
     ``fetcher`` is an :class:`IdentityFetcher` (shared, not closed here) or a
     :class:`FetchPolicy` (a fetcher is made and closed by :meth:`aclose`); None means the
-    production default policy. ``clock`` returns epoch seconds. ``trusted_keys`` maps agent_ids
-    to keys that are trusted without fetching their documents: development only, loudly logged.
+    production default policy. ``clock`` tells epoch seconds: a callable, or a
+    :class:`~athkit.server.Clock` with ``now()``.
+
+    ``trusted_keys`` maps agent_ids to keys trusted without fetching their documents
+    (development only; a WARNING is logged at construction). A value is a public key (object,
+    JWK or PEM) or a whole :class:`IdentityDocument`; for a bare key the verified agent's
+    ``identity`` is a stand-in document named after the agent's host, with developer
+    ``{"name": "development (unverified)", "id": "development"}``. The signature, claims and
+    replay checks still run.
     """
 
     def __init__(
@@ -82,7 +95,7 @@ class AttestationVerifier:
         *,
         replay_store: ReplayStore,
         fetcher: IdentityFetcher | FetchPolicy | None = None,
-        clock: Callable[[], float] = time.time,
+        clock: ClockLike = time.time,
         trusted_keys: Mapping[str, TrustedKey] | None = None,
         cache_seconds: float = MAX_CACHE_SECONDS,
         refetch_interval: float = REFETCH_INTERVAL_SECONDS,
@@ -92,13 +105,13 @@ class AttestationVerifier:
         else:
             self._fetcher, self._owns_fetcher = IdentityFetcher(fetcher), True
         self._replay = replay_store
-        self._clock = clock
-        self._identities = IdentityCache(self._fetcher, clock=clock, max_age=cache_seconds)
+        self._clock = _time_source(clock)
+        self._identities = IdentityCache(self._fetcher, clock=self._clock, max_age=cache_seconds)
         self._refetch_interval = refetch_interval
         self._last_refetch: dict[str, float] = {}
-        self._trusted: dict[str, VerificationKey] = {}
+        self._trusted: dict[str, tuple[VerificationKey, IdentityDocument]] = {}
         for agent_id, key in (trusted_keys or {}).items():
-            self._trusted[agent_id] = _prepare_trusted_key(key)
+            self._trusted[agent_id] = _prepare_trusted(agent_id, key)
         if self._trusted:
             logger.warning(
                 "attestation fetch skipped for %s; development only: these keys are trusted "
@@ -141,14 +154,14 @@ class AttestationVerifier:
             )
         trusted = self._trusted.get(sub)
         if trusted is not None:
-            attestation = verify_attestation(token, trusted, audience=audience, now=self._clock())
-            document = None
+            key, document = trusted
+            attestation = verify_attestation(token, key, audience=audience, now=self._clock())
         else:
             attestation, document = await self._verify_with_document(token, sub, audience)
         # ATH §2: the jti is never accepted twice; the store keeps it until exp.
         if not await self._replay.add_if_new(attestation.jti, attestation.sub, attestation.exp):
             raise _fail("replayed_jti", "this attestation (jti) was already used; sign a new one")
-        return VerifiedAgent(attestation=attestation, document=document)
+        return VerifiedAgent(attestation=attestation, identity=document)
 
     async def _verify_with_document(
         self, token: str, sub: str, audience: str
@@ -184,6 +197,13 @@ class AttestationVerifier:
         return True
 
 
+def _time_source(clock: ClockLike) -> Callable[[], float]:
+    now = getattr(clock, "now", None)
+    if callable(now):
+        return cast(Clock, clock).now
+    return cast(Callable[[], float], clock)
+
+
 def _unverified_sub(token: str) -> str:
     claims = read_unverified_claims(token)
     sub = claims.get("sub")
@@ -194,9 +214,21 @@ def _unverified_sub(token: str) -> str:
     return sub
 
 
-def _prepare_trusted_key(key: TrustedKey) -> VerificationKey:
-    if isinstance(key, VerificationKey):
-        return key
-    if isinstance(key, dict | str):
-        return VerificationKey(load_public_key(key))
-    return VerificationKey(key)
+def _prepare_trusted(agent_id: str, value: TrustedKey) -> tuple[VerificationKey, IdentityDocument]:
+    if isinstance(value, IdentityDocument):
+        if value.agent_id != agent_id:
+            raise ValueError(f"trusted document for {agent_id} names agent_id {value.agent_id}")
+        return VerificationKey(load_public_key(value.public_key)), value
+    if isinstance(value, VerificationKey):
+        key = value
+    elif isinstance(value, dict | str):
+        key = VerificationKey(load_public_key(value))
+    else:
+        key = VerificationKey(value)
+    document = IdentityDocument(
+        agent_id=agent_id,
+        name=(urlsplit(agent_id).hostname or agent_id)[:256],
+        developer=Developer(name="development (unverified)", id="development"),
+        public_key=public_key_to_jwk(key.public_key),
+    )
+    return key, document

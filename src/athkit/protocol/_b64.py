@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import binascii
 
+_URL_TO_STD = bytes.maketrans(b"-_", b"+/")
+
 
 def b64url_encode(data: bytes) -> str:
     """Encode without padding."""
@@ -12,11 +14,16 @@ def b64url_encode(data: bytes) -> str:
 
 
 def b64url_decode(text: str | bytes) -> bytes:
-    """Decode unpadded base64url strictly; raise ``ValueError`` on any stray character."""
+    """Decode unpadded base64url strictly; raise ``ValueError`` on any stray character.
+
+    Padding, whitespace and the standard alphabet's ``+`` and ``/`` are all refused.
+    """
     raw = text.encode("ascii") if isinstance(text, str) else text
-    if len(raw) % 4 == 1:
-        raise ValueError("impossible base64url length")
+    if len(raw) % 4 == 1 or b"=" in raw or b"+" in raw or b"/" in raw:
+        raise ValueError("not unpadded base64url")
     try:
-        return base64.b64decode(raw + b"=" * (-len(raw) % 4), altchars=b"-_", validate=True)
+        return binascii.a2b_base64(
+            raw.translate(_URL_TO_STD) + b"=" * (-len(raw) % 4), strict_mode=True
+        )
     except binascii.Error as exc:
         raise ValueError(f"bad base64url: {exc}") from None

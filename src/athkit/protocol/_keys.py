@@ -48,18 +48,27 @@ def private_key_to_pem(key: PrivateKey) -> bytes:
 
 
 def save_private_key(key: PrivateKey, path: str | os.PathLike[str]) -> Path:
-    """Write the key as PEM, readable by its owner only (mode 0600), replacing any old file."""
+    """Write the key as PEM, readable by its owner only (mode 0600), replacing any old file.
+
+    The file is written under a temporary name created exclusively with mode 0600 and then
+    renamed, so the key is never readable by others, not even for a moment.
+    """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     try:
-        os.fchmod(fd, 0o600)
-        os.write(fd, private_key_to_pem(key))
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, target)
+        try:
+            os.fchmod(fd, 0o600)
+            os.write(fd, private_key_to_pem(key))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return target
 
 

@@ -8,9 +8,11 @@ which leaves out optional fields that are unset.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from athkit.protocol._errors import ATHError, ErrorCode
 
 ATH_VERSION = "0.1"
 
@@ -34,6 +36,29 @@ class ATHModel(BaseModel):
     def dump(self) -> dict[str, Any]:
         """The message as JSON-ready data, without unset optional fields."""
         return self.model_dump(mode="json", exclude_none=True)
+
+    @classmethod
+    def parse(cls, data: object) -> Self:
+        """Validate a peer's message: parsed JSON (a dict) or raw JSON text/bytes.
+
+        Any failure is an ``INVALID_REQUEST`` :class:`ATHError` (ATH §7, our decision) whose
+        ``details["errors"]`` names each offending field; the peer's values are never echoed.
+        """
+        try:
+            if isinstance(data, str | bytes | bytearray):
+                return cls.model_validate_json(data)
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            errors = [
+                {"field": ".".join(str(p) for p in e["loc"]) or "(body)", "problem": e["msg"]}
+                for e in exc.errors(include_url=False, include_input=False, include_context=False)
+            ][:20]
+            summary = "; ".join(f"{e['field']}: {e['problem']}" for e in errors[:3])
+            raise ATHError(
+                ErrorCode.INVALID_REQUEST,
+                f"invalid {cls.__name__}: {summary}",
+                details={"errors": errors},
+            ) from None
 
 
 # --- §2 identity -------------------------------------------------------------------------------

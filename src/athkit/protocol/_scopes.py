@@ -5,8 +5,9 @@ Route patterns are absolute paths made of segments: a literal segment matches it
 segments (including none). Methods are upper-case HTTP methods, or ``*`` for any.
 
 Request paths are matched as they arrive on the wire (percent-encoded). A path whose decoded
-segments would change its meaning — ``.`` or ``..`` segments, encoded ``/`` or ``\\``, NUL bytes,
-empty segments in the middle — matches nothing, so it is denied. A trailing ``/`` is ignored.
+segments would change its meaning — ``.`` or ``..`` segments (also ``..;param``), encoded ``/``
+or ``\\``, NUL bytes, bad UTF-8, a ``%`` left after decoding (double encoding), empty segments in
+the middle — matches nothing, so it is denied. A trailing ``/`` and the query string are ignored.
 """
 
 from __future__ import annotations
@@ -54,6 +55,8 @@ class RouteRule:
         """Build a rule, refusing patterns that could never be matched safely."""
         if not pattern.startswith("/"):
             raise ValueError(f"route pattern must start with '/': {pattern!r}")
+        if any(c in pattern for c in "?#%\\"):
+            raise ValueError(f"route pattern must be a plain path: {pattern!r}")
         raw = [s for s in pattern.strip("/").split("/")] if pattern.strip("/") else []
         segments: list[str] = []
         for i, seg in enumerate(raw):
@@ -86,8 +89,14 @@ class RouteRule:
 
 
 def normalize_request_path(path: str) -> tuple[str, ...] | None:
-    """Split a raw request path into decoded segments, or ``None`` if it is unsafe to match."""
-    if not path.startswith("/") or "?" in path or "#" in path:
+    """Split a raw request path into decoded segments, or ``None`` if it is unsafe to match.
+
+    A query string is cut off first: it does not choose the route.
+    """
+    if not isinstance(path, str):
+        return None
+    path = path.partition("?")[0]
+    if not path.startswith("/") or "#" in path:
         return None
     trimmed = path[1:]
     if trimmed.endswith("/"):
@@ -98,8 +107,21 @@ def normalize_request_path(path: str) -> tuple[str, ...] | None:
     for raw in trimmed.split("/"):
         if raw == "":
             return None
-        seg = unquote(raw, errors="strict") if "%" in raw else raw
-        if seg in (".", "..") or "/" in seg or "\\" in seg or "\x00" in seg or "%" in seg:
+        if "%" in raw:
+            try:
+                seg = unquote(raw, errors="strict")
+            except UnicodeDecodeError:
+                return None
+        else:
+            seg = raw
+        # "..;x" is ".." to servers that strip path parameters (Tomcat), so it is as unsafe.
+        if (
+            seg.partition(";")[0] in (".", "..")
+            or "/" in seg
+            or "\\" in seg
+            or "\x00" in seg
+            or "%" in seg
+        ):
             return None
         out.append(seg)
     return tuple(out)

@@ -34,8 +34,14 @@ async def test_migrations_create_the_tables_under_their_own_version_table(
         names = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
         version = (await conn.execute(text("SELECT version_num FROM shop_alembic_version"))).all()
     await engine.dispose()
-    assert {"shop_products", "shop_cart_items", "shop_orders", "shop_order_items"} <= names
-    assert version == [("shop_0001",)]
+    assert {
+        "shop_products",
+        "shop_cart_items",
+        "shop_orders",
+        "shop_order_items",
+        "shop_web_sessions",
+    } <= names
+    assert version == [("shop_0002",)]
 
 
 async def test_seed_stocks_a_dozen_products_once(shop: ShopService) -> None:

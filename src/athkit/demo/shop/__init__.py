@@ -5,7 +5,9 @@ login through the shop's OAuth server, the "Connected agents" page and the ATH-p
 ``/api``) is built by ``create_shop_app``.
 """
 
+from athkit.demo.shop._app import create_shop_app
 from athkit.demo.shop._catalogue import CATALOGUE, SeedProduct
+from athkit.demo.shop._config import ShopConfig
 from athkit.demo.shop._errors import ShopError
 from athkit.demo.shop._service import (
     MAX_LINE_QUANTITY,
@@ -26,8 +28,10 @@ __all__ = [
     "Order",
     "Product",
     "SeedProduct",
+    "ShopConfig",
     "ShopError",
     "ShopService",
+    "create_shop_app",
     "format_price",
     "metadata",
 ]

@@ -76,3 +76,17 @@ order_items = Table(
     Column("quantity", Integer, nullable=False),
     CheckConstraint("quantity > 0", name="quantity_positive"),
 )
+
+web_sessions = Table(
+    "shop_web_sessions",
+    metadata,
+    # SHA-256 of the cookie value: a leaked database does not yield live sessions.
+    Column("id_hash", String(64), primary_key=True),
+    Column("csrf_token", String(64), nullable=False),
+    Column("user_id", String(255), nullable=True),
+    Column("user_name", String(255), nullable=True),
+    Column("login_state", String(128), nullable=True),
+    Column("login_verifier", String(128), nullable=True),
+    Column("login_next", String(512), nullable=True),
+    Column("expires_at", DateTime(timezone=True), nullable=False, index=True),
+)

@@ -22,6 +22,7 @@ def shop(tmp_path: Path) -> Iterator[ServerHandle]:
         secret_key="s" * 40,
         oauth_issuer="http://127.0.0.1:9",  # never reached by these tests
         web_client_secret="w" * 32,
+        agent_client_secret="a" * 32,
     )
     with serve_in_thread(create_shop_app(config), port=port) as handle:
         yield handle

@@ -7,7 +7,14 @@ login through the shop's OAuth server, the "Connected agents" page and the ATH-p
 
 from athkit.demo.shop._app import create_shop_app
 from athkit.demo.shop._catalogue import CATALOGUE, SeedProduct
-from athkit.demo.shop._config import ShopConfig
+from athkit.demo.shop._config import (
+    SHOP_APP_ID,
+    SHOP_PROVIDER_ID,
+    SHOP_SCOPE_DESCRIPTIONS,
+    SHOP_SCOPES,
+    ShopConfig,
+    ShopPolicy,
+)
 from athkit.demo.shop._errors import ShopError
 from athkit.demo.shop._service import (
     MAX_LINE_QUANTITY,
@@ -23,6 +30,10 @@ from athkit.demo.shop._tables import metadata
 __all__ = [
     "CATALOGUE",
     "MAX_LINE_QUANTITY",
+    "SHOP_APP_ID",
+    "SHOP_PROVIDER_ID",
+    "SHOP_SCOPES",
+    "SHOP_SCOPE_DESCRIPTIONS",
     "Cart",
     "Line",
     "Order",
@@ -30,6 +41,7 @@ __all__ = [
     "SeedProduct",
     "ShopConfig",
     "ShopError",
+    "ShopPolicy",
     "ShopService",
     "create_shop_app",
     "format_price",

@@ -4,7 +4,39 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+SHOP_APP_ID = "athshop"
+SHOP_PROVIDER_ID = "athshop"
+# Scope → what the consent page tells the person.
+SHOP_SCOPE_DESCRIPTIONS: dict[str, str] = {
+    "products:read": "Browse products and prices",
+    "cart:read": "See what is in your cart",
+    "cart:write": "Add and remove items in your cart",
+    "orders:read": "See your orders",
+    "orders:write": "Place orders that you pay for",
+}
+SHOP_SCOPES = tuple(SHOP_SCOPE_DESCRIPTIONS)
+
+
+class ShopPolicy(BaseModel):
+    """Which agent scopes the shop approves by itself, which an operator reviews, which never."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    auto_approve: list[str] = Field(
+        default_factory=lambda: ["products:read", "cart:read", "cart:write", "orders:read"]
+    )
+    review: list[str] = Field(default_factory=lambda: ["orders:write"])
+    never: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _known_scopes(self) -> ShopPolicy:
+        for name in ("auto_approve", "review", "never"):
+            unknown = [s for s in getattr(self, name) if s not in SHOP_SCOPES]
+            if unknown:
+                raise ValueError(f"{name}: unknown shop scopes {unknown}")
+        return self
 
 
 class ShopConfig(BaseModel):
@@ -21,6 +53,23 @@ class ShopConfig(BaseModel):
     cookie_name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-]{1,64}$")] = "athshop_session"
     session_lifetime: Annotated[int, Field(ge=60, le=30 * 86400)] = 8 * 3600
     seed_catalogue: bool = True
+    agent_client_id: str = Field(
+        default="athshop-ath", description="the shop's OAuth client for agents' consent"
+    )
+    agent_client_secret: SecretStr
+    consent_signing_key: str | None = Field(
+        default=None, description="ES256 private key (PEM) that signs the agent consent context"
+    )
+    admin_token: SecretStr | None = Field(
+        default=None, description="bearer token of /ath/admin; the admin API is off without it"
+    )
+    allow_loopback: bool = Field(
+        default=False, description="development: fetch agent identity documents from loopback"
+    )
+    allow_http: bool = Field(
+        default=False, description="development: fetch agent identity documents over http"
+    )
+    policy: ShopPolicy = Field(default_factory=ShopPolicy)
 
     @field_validator("base_url", "oauth_issuer")
     @classmethod

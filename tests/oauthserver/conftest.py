@@ -148,7 +148,7 @@ def make_config(port: int, **overrides: Any) -> OAuthServerConfig:
                 name="Orders API",
                 client_secret=RS_SECRET,
                 redirect_uris=["http://127.0.0.1:1/unused"],
-                scopes=[],
+                scopes=["profile"],
                 introspection=True,
             ),
         ],

@@ -279,3 +279,20 @@ async def test_https_keeps_sni_and_certificate_check_on_the_name(tmp_path: Path)
                 await guarded.fetch(f"https://127.0.0.1:{server.port}{path}")
     assert _reason(exc) == "identity_fetch_failed"
     assert host.hits[path] == 1
+
+
+async def test_proxy_settings_from_the_environment_are_ignored(
+    document_host: DocumentHost, listener: Listener, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A proxy would open the connection on our behalf, past the address check.
+    proxy = f"http://127.0.0.1:{listener.port}"
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "all_proxy"):
+        monkeypatch.setenv(name, proxy)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    path = document_host.new_path()
+    document_host.replies[path] = Reply(body=b'{"direct": true}')
+    async with IdentityFetcher(DEV) as fetcher:
+        fetched = await fetcher.fetch(document_host.url + path)
+    assert fetched.data == {"direct": True}
+    assert listener.connections() == 0

@@ -96,11 +96,11 @@ async def measure(
     stores["SQLite"] = SqlReplayStore(engine)
     closers.append(engine.dispose)
     if redis_available():
-        redis = RedisReplayStore.from_url(
-            "redis://127.0.0.1:6379/0", prefix=f"athkit-bench:{uuid.uuid4().hex}:"
-        )
+        prefix = f"athkit-bench:{uuid.uuid4().hex}:"
+        redis = RedisReplayStore.from_url("redis://127.0.0.1:6379/0", prefix=prefix)
         stores["Redis"] = redis
         closers.append(redis.aclose)
+        closers.append(lambda: _delete_keys(prefix))
     policy = FetchPolicy(allow_http=True, allow_loopback=True)
     verifiers = {
         name: AttestationVerifier(replay_store=s, fetcher=policy) for name, s in stores.items()
@@ -146,6 +146,18 @@ async def measure(
         for close in closers:
             await close()
         tmp.cleanup()
+
+
+async def _delete_keys(prefix: str) -> None:
+    from redis.asyncio import Redis
+
+    client = Redis.from_url("redis://127.0.0.1:6379/0")
+    try:
+        keys = [k async for k in client.scan_iter(match=f"{prefix}*")]
+        for start in range(0, len(keys), 500):
+            await client.delete(*keys[start : start + 500])
+    finally:
+        await client.aclose()
 
 
 async def _elapsed(call: Call, tokens: list[str]) -> float:

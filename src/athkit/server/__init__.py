@@ -6,6 +6,8 @@ bridge to the provider, the audit log and a clock. Configuration is ``ServerSett
 ``ProviderSettings`` per provider.
 """
 
+from athkit.server._admin import agent_json, create_admin_routes, token_json
+from athkit.server._app import create_native_app
 from athkit.server._audit import AUDIT_LOGGER, AuditLog
 from athkit.server._clock import Clock, ManualClock, SystemClock
 from athkit.server._consent import SignedConsentContext
@@ -18,6 +20,7 @@ from athkit.server._engine import (
     redirect_uri_allowed,
 )
 from athkit.server._fetch import FetchPolicy, IdentityFetcher
+from athkit.server._guard import ATHPrincipal, ATHScopeMiddleware, authenticate, require_scopes
 from athkit.server._memory import (
     MemoryAgentStore,
     MemoryAuditStore,
@@ -27,6 +30,7 @@ from athkit.server._memory import (
     memory_stores,
 )
 from athkit.server._oauth import HttpOAuthBridge, OAuthBridge, ProviderTokenSet, add_query
+from athkit.server._openapi import openapi_document
 from athkit.server._policy import ApprovalPolicy, agent_domain, overall_status
 from athkit.server._ports import AgentVerifier, ConsentContextFactory, VerifiedAgentLike
 from athkit.server._records import (
@@ -49,6 +53,7 @@ from athkit.server._replay import (
     ReplayStore,
     SqlReplayStore,
 )
+from athkit.server._routes import UserAuthenticator, basic_credentials, create_ath_routes
 from athkit.server._schema import migrate_server_schema
 from athkit.server._settings import (
     MAX_SESSION_LIFETIME,
@@ -83,6 +88,8 @@ __all__ = [
     "MAX_SESSION_LIFETIME",
     "MAX_TOKEN_LIFETIME",
     "ATHEngine",
+    "ATHPrincipal",
+    "ATHScopeMiddleware",
     "AgentRecord",
     "AgentState",
     "AgentStore",
@@ -135,15 +142,25 @@ __all__ = [
     "TokenInfo",
     "TokenRecord",
     "TokenStore",
+    "UserAuthenticator",
     "UserGrant",
     "VerifiedAgent",
     "VerifiedAgentLike",
     "add_query",
     "agent_domain",
+    "agent_json",
+    "authenticate",
+    "basic_credentials",
+    "create_admin_routes",
+    "create_ath_routes",
+    "create_native_app",
     "memory_stores",
     "migrate_server_schema",
     "open_sql_stores",
+    "openapi_document",
     "overall_status",
     "redirect_uri_allowed",
+    "require_scopes",
     "sql_stores",
+    "token_json",
 ]

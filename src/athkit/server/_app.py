@@ -1,0 +1,102 @@
+"""``create_native_app``: a Starlette app serving the ATH endpoints of a native service, with the
+service's own routes protected by ATH tokens."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute
+
+from athkit.protocol import ATHError, ErrorCode, ScopeRouteMap
+from athkit.server._clock import Clock
+from athkit.server._engine import ATHEngine
+from athkit.server._guard import ENGINE_STATE_KEY, ATHScopeMiddleware
+from athkit.server._oauth import HttpOAuthBridge, OAuthBridge
+from athkit.server._ports import AgentVerifier
+from athkit.server._routes import UserAuthenticator, create_ath_routes
+from athkit.server._schema import migrate_server_schema
+from athkit.server._settings import ServerSettings
+from athkit.server._sql import sql_stores
+from athkit.server._stores import EngineStores
+from athkit.server._web import error_response
+from athkit.storage import create_engine
+
+_log = logging.getLogger("athkit.server")
+
+
+async def _http_error(_request: Request, exc: Exception) -> Response:
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    message = {404: "no such endpoint", 405: "method not allowed"}.get(status, "request refused")
+    code = ErrorCode.INVALID_REQUEST if status < 500 else ErrorCode.INTERNAL_ERROR
+    return error_response(ATHError(code, message, status=status))
+
+
+def create_native_app(
+    settings: ServerSettings,
+    *,
+    verifier: AgentVerifier,
+    stores: EngineStores | None = None,
+    oauth: OAuthBridge | None = None,
+    clock: Clock | None = None,
+    routes: Sequence[BaseRoute] = (),
+    scope_map: ScopeRouteMap | None = None,
+    api_prefix: str = "/api",
+    user_authenticator: UserAuthenticator | None = None,
+    audit_logger: logging.Logger | None = None,
+    middleware: Sequence[Middleware] = (),
+) -> Starlette:
+    """A native ATH service: the ATH endpoints of ATH §8, ``routes`` of the service itself, and
+    — with ``scope_map`` — every request under ``api_prefix`` guarded by an ATH token whose
+    scopes allow it.
+
+    Without ``stores``, the SQL stores on ``settings.database_url`` are used and migrated when
+    the app starts. The engine is ``app.state.ath_engine`` (so ``require_scopes`` finds it).
+    """
+    db = None
+    if stores is None:
+        db = create_engine(settings.database_url)
+        stores = sql_stores(db)
+    bridge = oauth or HttpOAuthBridge()
+    engine = ATHEngine(
+        settings,
+        stores=stores,
+        verifier=verifier,
+        oauth=bridge,
+        clock=clock,
+        audit_logger=audit_logger,
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        if db is not None:
+            await migrate_server_schema(db)  # Alembic migrations at start-up
+        try:
+            yield
+        finally:
+            if oauth is None:
+                await bridge.aclose()  # type: ignore[attr-defined]
+            if db is not None:
+                await db.dispose()
+
+    stack: list[Middleware] = list(middleware)
+    if scope_map is not None:
+        stack.append(
+            Middleware(ATHScopeMiddleware, route_map=scope_map, engine=engine, prefix=api_prefix)
+        )
+    exception_handlers: dict[Any, Any] = {HTTPException: _http_error}
+    app = Starlette(
+        routes=[*create_ath_routes(engine, user_authenticator=user_authenticator), *routes],
+        middleware=stack,
+        lifespan=lifespan,
+        exception_handlers=exception_handlers,
+    )
+    setattr(app.state, ENGINE_STATE_KEY, engine)
+    return app

@@ -1,0 +1,235 @@
+"""Protecting a native service's own API with ATH tokens.
+
+``require_scopes(...)`` works both as a decorator of Starlette endpoints and as a FastAPI-style
+dependency (``Depends(require_scopes("orders:read"))``); ``ATHScopeMiddleware`` guards a whole
+path prefix with a :class:`~athkit.protocol.ScopeRouteMap` (a request no rule allows is refused
+with 403 ``SCOPE_NOT_APPROVED``).
+
+Each check: ``Authorization: Bearer <ath token>`` valid (not unknown, revoked or expired), the
+``X-ATH-Agent-ID`` header, when present, equal to the token's agent, the token's provider the
+service's own, and the token's scopes covering what the route needs.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, overload
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from athkit.protocol import ATHError, ErrorCode, ScopeRouteMap
+from athkit.server._engine import ATHEngine
+from athkit.server._records import TokenInfo
+from athkit.server._web import error_response
+
+ENGINE_STATE_KEY = "ath_engine"
+
+
+@dataclass(frozen=True, slots=True)
+class ATHPrincipal:
+    """Who is calling: the agent, on behalf of which user, with which scopes."""
+
+    token: TokenInfo
+
+    @property
+    def agent_id(self) -> str:
+        """The calling agent's agent_id."""
+        return self.token.agent_id
+
+    @property
+    def client_id(self) -> str:
+        """The calling agent's client_id."""
+        return self.token.client_id
+
+    @property
+    def user_id(self) -> str:
+        """The user the agent acts for."""
+        return self.token.user_id
+
+    @property
+    def provider_id(self) -> str:
+        """The provider the token is for."""
+        return self.token.provider_id
+
+    @property
+    def scopes(self) -> tuple[str, ...]:
+        """The token's effective scopes."""
+        return self.token.scopes
+
+
+def _bearer(headers: Any) -> str | None:
+    scheme, _, value = (headers.get("authorization") or "").partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        return None
+    return str(value.strip())
+
+
+def _default_provider(engine: ATHEngine) -> str | None:
+    providers = engine.policy.providers
+    return providers[0].provider_id if len(providers) == 1 else None
+
+
+async def authenticate(engine: ATHEngine, headers: Any, *, provider_id: str | None) -> ATHPrincipal:
+    """Validate the request's ATH token (and ``X-ATH-Agent-ID`` when present)."""
+    token = _bearer(headers)
+    if token is None:
+        exc = ATHError(
+            ErrorCode.TOKEN_INVALID,
+            "send the ATH access token as Authorization: Bearer <token>",
+            details={"reason": "missing_token"},
+        )
+        await engine.audit("access_denied", reason="missing_token", code=exc.code.value)
+        raise exc
+    info = await engine.validate_token(
+        token, agent_id=headers.get("x-ath-agent-id"), provider_id=provider_id
+    )
+    return ATHPrincipal(info)
+
+
+async def _scope_violation(
+    engine: ATHEngine, principal: ATHPrincipal, need: list[str], what: str
+) -> ATHError:
+    exc = ATHError(
+        ErrorCode.SCOPE_NOT_APPROVED,
+        f"the token does not allow {what}",
+        details={
+            "reason": "scope_violation",
+            "required_scopes": need,
+            "token_scopes": list(principal.scopes),
+        },
+    )
+    await engine.audit(
+        "scope_violation",
+        agent_id=principal.agent_id,
+        client_id=principal.client_id,
+        user_id=principal.user_id,
+        provider_id=principal.provider_id,
+        requested_scopes=need,
+        effective_scopes=list(principal.scopes),
+        denied_scopes=[s for s in need if s not in principal.scopes],
+        reason=f"scope_violation: {what}",
+        code=exc.code.value,
+    )
+    return exc
+
+
+class require_scopes:
+    """Demand a valid ATH token holding every one of ``scopes``.
+
+    As a decorator of a Starlette endpoint, the principal lands in ``request.state.ath``; as a
+    dependency, ``await guard(request)`` returns it. The engine is ``engine`` or, when omitted,
+    ``request.app.state.ath_engine`` (set by :func:`create_native_app`). ``provider_id`` defaults
+    to the engine's only provider.
+    """
+
+    def __init__(
+        self, *scopes: str, engine: ATHEngine | None = None, provider_id: str | None = None
+    ) -> None:
+        self.scopes = list(scopes)
+        self.engine = engine
+        self.provider_id = provider_id
+
+    def _engine(self, request: Request) -> ATHEngine:
+        if self.engine is not None:
+            return self.engine
+        engine = getattr(request.app.state, ENGINE_STATE_KEY, None)
+        if not isinstance(engine, ATHEngine):
+            raise RuntimeError("require_scopes needs engine=... or app.state.ath_engine")
+        return engine
+
+    async def check(self, request: Request) -> ATHPrincipal:
+        """Validate ``request``; raise :class:`ATHError` on failure."""
+        engine = self._engine(request)
+        provider = self.provider_id or _default_provider(engine)
+        principal = await authenticate(engine, request.headers, provider_id=provider)
+        missing = [s for s in self.scopes if s not in principal.scopes]
+        if missing:
+            raise await _scope_violation(
+                engine, principal, self.scopes, f"{request.method} {request.url.path}"
+            )
+        request.state.ath = principal
+        return principal
+
+    @overload
+    def __call__(self, request: Request) -> Awaitable[ATHPrincipal]: ...
+
+    @overload
+    def __call__(
+        self, request: Callable[[Request], Awaitable[Response]]
+    ) -> Callable[[Request], Awaitable[Response]]: ...
+
+    def __call__(self, request: Any) -> Any:
+        """``await guard(request)`` (dependency) or ``@guard`` (decorator)."""
+        if isinstance(request, Request):
+            return self.check(request)
+        endpoint: Callable[[Request], Awaitable[Response]] = request
+
+        @functools.wraps(endpoint)
+        async def guarded(req: Request) -> Response:
+            try:
+                await self.check(req)
+            except ATHError as exc:
+                return error_response(exc, bearer=True)
+            return await endpoint(req)
+
+        return guarded
+
+
+class ATHScopeMiddleware:
+    """Guard every request under ``prefix`` with an ATH token and a scope → route map.
+
+    Paths in ``route_map`` are full request paths (e.g. ``GET /api/orders``). A request that no
+    scope of its token allows is refused with 403 ``SCOPE_NOT_APPROVED`` and audited as
+    ``scope_violation``. The principal lands in ``request.state.ath``.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        route_map: ScopeRouteMap,
+        engine: ATHEngine,
+        prefix: str = "/api",
+        provider_id: str | None = None,
+        exempt: Iterable[str] = (),
+    ) -> None:
+        self.app = app
+        self.route_map = route_map
+        self.engine = engine
+        self.prefix = prefix.rstrip("/")
+        self.provider_id = provider_id or _default_provider(engine)
+        self.exempt = frozenset(exempt)
+
+    def _guarded(self, path: str) -> bool:
+        if path in self.exempt:
+            return False
+        return path == self.prefix or path.startswith(self.prefix + "/")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not self._guarded(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        try:
+            principal = await authenticate(
+                self.engine, request.headers, provider_id=self.provider_id
+            )
+            raw_path = scope.get("raw_path")
+            path = raw_path.decode("latin-1") if raw_path else scope["path"]
+            path = path.split("?", 1)[0]
+            if self.route_map.allowing_scope(request.method, path, principal.scopes) is None:
+                raise await _scope_violation(
+                    self.engine,
+                    principal,
+                    self.route_map.scopes_allowing(request.method, path),
+                    f"{request.method} {path}",
+                )
+        except ATHError as exc:
+            await error_response(exc, bearer=True)(scope, receive, send)
+            return
+        scope.setdefault("state", {})["ath"] = principal
+        await self.app(scope, receive, send)

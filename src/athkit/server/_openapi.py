@@ -1,0 +1,182 @@
+"""The OpenAPI 3.1 document of the ATH endpoints, generated from the pydantic models."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from athkit import __version__
+from athkit.protocol import (
+    AgentStatusResponse,
+    AppDiscovery,
+    AuthorizeRequest,
+    AuthorizeResponse,
+    ErrorResponse,
+    RegisterRequest,
+    RegisterResponse,
+    RevokeRequest,
+    TokenRequest,
+    TokenResponse,
+)
+from athkit.server._admin import ReasonRequest, ScopesRequest, UserRevokeRequest
+from athkit.server._settings import ServerSettings
+
+_MODELS: list[type[BaseModel]] = [
+    AgentStatusResponse,
+    AppDiscovery,
+    AuthorizeRequest,
+    AuthorizeResponse,
+    ErrorResponse,
+    RegisterRequest,
+    RegisterResponse,
+    RevokeRequest,
+    TokenRequest,
+    TokenResponse,
+    ReasonRequest,
+    ScopesRequest,
+    UserRevokeRequest,
+]
+
+
+def _ref(model: type[BaseModel]) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+
+def _json(model: type[BaseModel]) -> dict[str, Any]:
+    return {"content": {"application/json": {"schema": _ref(model)}}}
+
+
+def _op(
+    summary: str,
+    *,
+    body: type[BaseModel] | None = None,
+    ok: type[BaseModel] | None = None,
+    ok_status: str = "200",
+    errors: tuple[str, ...] = ("400", "401", "403", "404", "500"),
+    security: list[dict[str, list[str]]] | None = None,
+    description: str | None = None,
+) -> dict[str, Any]:
+    op: dict[str, Any] = {"summary": summary, "responses": {}}
+    if description:
+        op["description"] = description
+    if body is not None:
+        op["requestBody"] = {"required": True, **_json(body)}
+    op["responses"][ok_status] = (
+        {"description": "OK", **_json(ok)} if ok is not None else {"description": "OK"}
+    )
+    for status in errors:
+        op["responses"][status] = {"description": "ATH §7 error", **_json(ErrorResponse)}
+    if security is not None:
+        op["security"] = security
+    return op
+
+
+def openapi_document(settings: ServerSettings, *, include_admin: bool = True) -> dict[str, Any]:
+    """OpenAPI 3.1 for the native-mode ATH endpoints of this service."""
+    _, schemas = models_json_schema(
+        [(m, "validation") for m in _MODELS], ref_template="#/components/schemas/{model}"
+    )
+    paths: dict[str, Any] = {
+        "/.well-known/ath-app.json": {
+            "get": _op("Service discovery document (ATH §3)", ok=AppDiscovery, errors=())
+        },
+        "/ath/agents/register": {
+            "post": _op(
+                "Register an agent (ATH §4.1)",
+                body=RegisterRequest,
+                ok=RegisterResponse,
+                ok_status="201",
+                errors=("400", "401", "409", "413", "500"),
+            )
+        },
+        "/ath/agents/{client_id}": {
+            "get": {
+                **_op(
+                    "Read the agent's own registration (ATH §4.2)",
+                    ok=AgentStatusResponse,
+                    security=[{"clientBasic": []}, {"attestation": []}],
+                ),
+                "parameters": [
+                    {
+                        "name": "client_id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string"},
+                    }
+                ],
+            }
+        },
+        "/ath/authorize": {
+            "post": _op(
+                "Start user authorization (ATH §4.3)", body=AuthorizeRequest, ok=AuthorizeResponse
+            )
+        },
+        "/ath/consent/{session_id}": {
+            "get": _op(
+                "Browser entry: binds the browser and redirects to the provider (ATH §4.3)",
+                ok_status="302",
+                errors=("400", "404"),
+            )
+        },
+        "/ath/callback": {
+            "get": _op(
+                "OAuth redirect target (ATH §4.4)",
+                ok_status="303",
+                errors=("400", "404", "502"),
+                description="Redirects to the agent's user_redirect_uri with code and state, "
+                "or shows the code on a completion page.",
+            )
+        },
+        "/ath/token": {
+            "post": _op(
+                "Exchange the ATH code for an access token (ATH §4.5)",
+                body=TokenRequest,
+                ok=TokenResponse,
+            )
+        },
+        "/ath/revoke": {
+            "post": _op(
+                "Revoke a token (ATH §4.7)", body=RevokeRequest, errors=("400", "401", "500")
+            )
+        },
+    }
+    if include_admin and settings.admin_token is not None:
+        admin: list[dict[str, list[str]]] = [{"adminBearer": []}]
+        paths["/ath/admin/agents"] = {"get": _op("List registrations", security=admin)}
+        for action in ("approve", "reinstate"):
+            paths[f"/ath/admin/agents/{{client_id}}/{action}"] = {
+                "post": _op(f"{action.title()} an agent", security=admin)
+            }
+        for action in ("deny", "suspend"):
+            paths[f"/ath/admin/agents/{{client_id}}/{action}"] = {
+                "post": _op(
+                    f"{action.title()} an agent (its tokens die)",
+                    body=ReasonRequest,
+                    security=admin,
+                )
+            }
+        paths["/ath/admin/agents/{client_id}/providers/{provider_id}/scopes"] = {
+            "put": _op("Set approved scopes", body=ScopesRequest, security=admin)
+        }
+        paths["/ath/admin/tokens"] = {"get": _op("List tokens", security=admin)}
+        paths["/ath/admin/tokens/{token_id}/revoke"] = {
+            "post": _op("Revoke a token", security=admin)
+        }
+        paths["/ath/admin/audit"] = {"get": _op("Query audit events", security=admin)}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": f"{settings.name} — ATH endpoints", "version": __version__},
+        "servers": [{"url": settings.base_url}],
+        "paths": paths,
+        "components": {
+            "schemas": schemas.get("$defs", {}),
+            "securitySchemes": {
+                "clientBasic": {"type": "http", "scheme": "basic"},
+                "attestation": {"type": "apiKey", "in": "header", "name": "X-ATH-Attestation"},
+                "adminBearer": {"type": "http", "scheme": "bearer"},
+                "athToken": {"type": "http", "scheme": "bearer"},
+            },
+        },
+    }

@@ -16,16 +16,19 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute
 
 from athkit.protocol import ATHError, ErrorCode, ScopeRouteMap
-from athkit.server._clock import Clock
+from athkit.server._clock import Clock, SystemClock
 from athkit.server._engine import ATHEngine
+from athkit.server._fetch import FetchPolicy
 from athkit.server._guard import ENGINE_STATE_KEY, ATHScopeMiddleware
 from athkit.server._oauth import HttpOAuthBridge, OAuthBridge
 from athkit.server._ports import AgentVerifier
+from athkit.server._replay import MemoryReplayStore, ReplayStore, SqlReplayStore
 from athkit.server._routes import UserAuthenticator, create_ath_routes
 from athkit.server._schema import migrate_server_schema
 from athkit.server._settings import ServerSettings
 from athkit.server._sql import sql_stores
 from athkit.server._stores import EngineStores
+from athkit.server._verifier import AttestationVerifier
 from athkit.server._web import error_response
 from athkit.storage import create_engine
 
@@ -42,7 +45,7 @@ async def _http_error(_request: Request, exc: Exception) -> Response:
 def create_native_app(
     settings: ServerSettings,
     *,
-    verifier: AgentVerifier,
+    verifier: AgentVerifier | None = None,
     stores: EngineStores | None = None,
     oauth: OAuthBridge | None = None,
     clock: Clock | None = None,
@@ -58,19 +61,40 @@ def create_native_app(
     scopes allow it.
 
     Without ``stores``, the SQL stores on ``settings.database_url`` are used and migrated when
-    the app starts. The engine is ``app.state.ath_engine`` (so ``require_scopes`` finds it).
+    the app starts. Without ``verifier``, an :class:`AttestationVerifier` is built from the
+    settings' fetch policy, with its jti replay store in the same database (or in memory when
+    ``stores`` are given). The engine is ``app.state.ath_engine`` (so ``require_scopes`` finds
+    it).
     """
     db = None
     if stores is None:
         db = create_engine(settings.database_url)
         stores = sql_stores(db)
+    time_source = clock or SystemClock()
+    own_verifier: AttestationVerifier | None = None
+    if verifier is None:
+        replay: ReplayStore = (
+            SqlReplayStore(db, clock=time_source.now)
+            if db is not None
+            else MemoryReplayStore(clock=time_source.now)
+        )
+        own_verifier = AttestationVerifier(
+            replay_store=replay,
+            fetcher=FetchPolicy(
+                allow_http=settings.allow_http,
+                allow_loopback=settings.allow_loopback,
+                allow_private=settings.allow_private_networks,
+            ),
+            clock=time_source.now,
+        )
+        verifier = own_verifier
     bridge = oauth or HttpOAuthBridge()
     engine = ATHEngine(
         settings,
         stores=stores,
         verifier=verifier,
         oauth=bridge,
-        clock=clock,
+        clock=time_source,
         audit_logger=audit_logger,
     )
 
@@ -81,6 +105,8 @@ def create_native_app(
         try:
             yield
         finally:
+            if own_verifier is not None:
+                await own_verifier.aclose()
             if oauth is None:
                 await bridge.aclose()  # type: ignore[attr-defined]
             if db is not None:

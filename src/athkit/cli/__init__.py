@@ -30,6 +30,10 @@ def _register_subcommands() -> None:
 
     register_agent_commands(app)
 
+    from athkit.cli._oauth import oauth_app
+
+    app.add_typer(oauth_app)
+
 
 _register_subcommands()
 

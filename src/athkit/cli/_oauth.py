@@ -1,0 +1,90 @@
+"""``ath oauth``: run the OAuth 2.0 authorization server and make hashes for its config."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import typer
+
+oauth_app = typer.Typer(
+    name="oauth",
+    help="Run athkit's OAuth 2.0 authorization server (login, consent, tokens).",
+    no_args_is_help=True,
+)
+
+_CONFIG = typer.Option(
+    ..., "--config", "-c", envvar="ATH_OAUTH_CONFIG", help="The server's TOML config file."
+)
+_HOST = typer.Option("127.0.0.1", "--host", help="Interface to listen on.")
+_PORT = typer.Option(None, "--port", help="Port to listen on (default: the issuer URL's port).")
+
+
+@oauth_app.command("serve")
+def serve(config: Path = _CONFIG, host: str = _HOST, port: int | None = _PORT) -> None:
+    """Serve the OAuth server described by a config file until interrupted."""
+    import uvicorn
+    from pydantic import ValidationError
+
+    from athkit.oauthserver import OAuthServerConfig, create_oauth_app
+
+    try:
+        settings = OAuthServerConfig.from_toml(config)
+    except (OSError, ValueError) as exc:
+        # ValidationError is a ValueError; show its lines without a traceback.
+        detail = str(exc) if not isinstance(exc, ValidationError) else _lines(exc)
+        typer.echo(f"{config}: {detail}", err=True)
+        raise typer.Exit(2) from None
+    if port is None:
+        parts = urlsplit(settings.issuer)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    typer.echo(f"athkit OAuth server: {settings.issuer} (listening on {host}:{port})")
+    uvicorn.run(create_oauth_app(settings), host=host, port=port, log_level="info")
+
+
+def _lines(exc: object) -> str:
+    from pydantic import ValidationError
+
+    assert isinstance(exc, ValidationError)
+    return "; ".join(
+        f"{'.'.join(str(p) for p in err['loc']) or 'config'}: {err['msg']}" for err in exc.errors()
+    )
+
+
+@oauth_app.command("hash-password")
+def hash_password_command(
+    stdin: bool = typer.Option(
+        False, "--stdin", help="Read the password from standard input instead of prompting."
+    ),
+) -> None:
+    """Print a scrypt hash of a password, for a user's password_hash in the config file."""
+    from athkit.oauthserver import hash_password
+
+    if stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    if not password:
+        typer.echo("the password is empty", err=True)
+        raise typer.Exit(2)
+    typer.echo(hash_password(password))
+
+
+@oauth_app.command("hash-secret")
+def hash_secret_command(
+    stdin: bool = typer.Option(
+        False, "--stdin", help="Read the secret from standard input instead of prompting."
+    ),
+) -> None:
+    """Print the SHA-256 hash of a client secret, for client_secret_hash in the config file."""
+    from athkit.protocol import hash_secret
+
+    if stdin:
+        secret = sys.stdin.readline().rstrip("\r\n")
+    else:
+        secret = typer.prompt("Client secret", hide_input=True, confirmation_prompt=True)
+    if len(secret) < 16:
+        typer.echo("a client secret needs at least 16 characters", err=True)
+        raise typer.Exit(2)
+    typer.echo(hash_secret(secret))

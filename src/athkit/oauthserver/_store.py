@@ -193,6 +193,23 @@ class OAuthStore:
             )
         return code
 
+    async def mark_code_reused(self, code: str, *, now: float) -> None:
+        """Note that a spent code came back (its grant is being revoked)."""
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                update(codes).where(codes.c.code_hash == hash_secret(code)).values(reused_at=now)
+            )
+
+    async def code_was_reused(self, code: str) -> bool:
+        """Whether a second redemption of ``code`` has been attempted."""
+        async with self._engine.connect() as conn:
+            reused = (
+                await conn.execute(
+                    select(codes.c.reused_at).where(codes.c.code_hash == hash_secret(code))
+                )
+            ).scalar()
+        return reused is not None
+
     async def redeem_code(self, code: str, *, now: float) -> tuple[CodeRecord | None, bool]:
         """Look a code up and mark it used; the flag says whether *this* call was first."""
         code_hash = hash_secret(code)

@@ -52,6 +52,7 @@ codes = Table(
     Column("created_at", Float, nullable=False),
     Column("expires_at", Float, nullable=False),
     Column("used_at", Float, nullable=True),
+    Column("reused_at", Float, nullable=True),  # a second redemption was attempted
     Index("ix_oauth_codes_expires_at", "expires_at"),
 )
 

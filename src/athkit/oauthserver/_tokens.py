@@ -120,6 +120,7 @@ async def _code_grant(srv: ServerState, client: ClientConfig, form: FormData) ->
         raise OAuthError("invalid_grant", "the code was issued to another client")
     if not first_use:
         # RFC 6749 §4.1.2: a code used twice is refused, and tokens issued from it revoked.
+        await srv.store.mark_code_reused(code, now=now)
         revoked = await srv.store.revoke_grant(record.grant_id, now=now)
         audit("code_reused", client_id=client.client_id, sub=record.sub, revoked=revoked)
         raise OAuthError("invalid_grant", "the authorization code was already used")
@@ -145,6 +146,10 @@ async def _code_grant(srv: ServerState, client: ClientConfig, form: FormData) ->
         access_lifetime=srv.config.access_token_lifetime,
         refresh_lifetime=srv.config.refresh_token_lifetime,
     )
+    if await srv.store.code_was_reused(code):
+        # The code came back while these tokens were being issued: they die with the grant.
+        await srv.store.revoke_grant(record.grant_id, now=now)
+        raise OAuthError("invalid_grant", "the authorization code was already used")
     audit("token_issued", grant="authorization_code", client_id=client.client_id, sub=record.sub)
     return _token_response(srv, issued.access_token, issued.refresh_token, scopes)
 

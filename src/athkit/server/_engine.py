@@ -50,7 +50,7 @@ from athkit.server._clock import Clock, SystemClock
 from athkit.server._consent import SignedConsentContext
 from athkit.server._crypto import TokenCipher
 from athkit.server._oauth import HttpOAuthBridge, OAuthBridge, ProviderTokenSet, add_query
-from athkit.server._policy import ApprovalPolicy, overall_status
+from athkit.server._policy import ApprovalPolicy
 from athkit.server._ports import AgentVerifier, ConsentContextFactory, VerifiedAgentLike
 from athkit.server._records import (
     AgentRecord,
@@ -319,7 +319,7 @@ class ATHEngine:
                     )
         # ATH §4.1: the policy may approve a subset; the rest is denied with a reason.
         decisions = self.policy.decide(request.agent_id, request.requested_providers)
-        status = overall_status(decisions)
+        status = self.policy.status(decisions)
         now = self.clock.now()
         secret = generate_secret(CLIENT_SECRET_PREFIX)
         agent = AgentRecord(

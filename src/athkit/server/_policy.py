@@ -99,6 +99,13 @@ class ApprovalPolicy:
             "; ".join(reasons) if reasons else None,
         )
 
+    def status(self, decisions: Sequence[ProviderApproval]) -> AgentState:
+        """The registration's ``agent_status`` for these decisions (see :func:`overall_status`)."""
+        return overall_status(
+            decisions,
+            [p.provider_id for p in self._providers.values() if p.approve_while_reviewing],
+        )
+
     def approval_lifetime(self, decisions: Sequence[ProviderApproval]) -> float:
         """Seconds until the approval expires: the shortest lifetime among known providers."""
         lifetimes = [
@@ -109,10 +116,16 @@ class ApprovalPolicy:
         return min(lifetimes) if lifetimes else 0.0
 
 
-def overall_status(decisions: Sequence[ProviderApproval]) -> AgentState:
+def overall_status(
+    decisions: Sequence[ProviderApproval], approve_while_reviewing: Iterable[str] = ()
+) -> AgentState:
     """``pending`` if any scope awaits review, else ``approved`` if any scope was approved,
-    else ``denied``."""
-    if any(d.pending_scopes for d in decisions):
+    else ``denied``. Providers named in ``approve_while_reviewing`` do not hold an agent
+    ``pending`` for their review scopes once some of their scopes were approved."""
+    partial = set(approve_while_reviewing)
+    if any(
+        d.pending_scopes and not (d.approved_scopes and d.provider_id in partial) for d in decisions
+    ):
         return "pending"
     if any(d.approved_scopes for d in decisions):
         return "approved"

@@ -57,6 +57,12 @@ class ProviderSettings(BaseModel):
     )
     denied_agent_domains: list[str] = Field(default_factory=list)
     approval_lifetime: timedelta = timedelta(days=90)
+    approve_while_reviewing: bool = Field(
+        default=False,
+        description="When true, an agent that got some scopes auto-approved is 'approved' for "
+        "them at once, while its review scopes wait for the operator (answered as denied, "
+        "'awaiting operator review'); when false, any review scope keeps the agent 'pending'.",
+    )
 
     @model_validator(mode="after")
     def _policy_scopes_are_known(self) -> ProviderSettings:

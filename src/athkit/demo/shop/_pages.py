@@ -9,6 +9,7 @@ from __future__ import annotations
 import hmac
 import secrets
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -22,7 +23,8 @@ from athkit.demo.shop._errors import ShopError
 from athkit.demo.shop._login import LoginClient, LoginError
 from athkit.demo.shop._service import ShopService, format_price
 from athkit.demo.shop._sessions import SessionStore, WebSession
-from athkit.protocol import generate_code_verifier
+from athkit.protocol import ATHError, generate_code_verifier
+from athkit.server import ATHEngine
 
 _NOTICES = {
     "added": ("Added to your cart.", "ok"),
@@ -129,6 +131,16 @@ def _local_path(value: str | None) -> str:
     if value and value.startswith("/") and not value.startswith(("//", "/\\")):
         return value[:512]
     return "/"
+
+
+def _engine(request: Request) -> ATHEngine:
+    engine = request.app.state.ath_engine
+    assert isinstance(engine, ATHEngine)
+    return engine
+
+
+def _when(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def page_routes(web: ShopWeb) -> list[Route]:
@@ -241,8 +253,43 @@ def page_routes(web: ShopWeb) -> list[Route]:
             return web.message(request, session, "Order not placed", exc.message, exc.status)
         return RedirectResponse("/orders?n=ordered", status_code=303)
 
+    async def connected_agents(request: Request) -> Response:
+        session = await web.session(request)
+        if session is None or session.user_id is None:
+            return RedirectResponse("/login?next=/account/agents", status_code=303)
+        grants = await _engine(request).list_user_grants(session.user_id)
+        rows = [
+            {
+                "client_id": g.client_id,
+                "agent_id": g.agent_id,
+                "agent_name": g.agent_name,
+                "scopes": list(g.scopes),
+                "since": _when(g.since),
+            }
+            for g in grants
+        ]
+        return web.render(request, "agents.html", session, grants=rows)
+
+    async def revoke_agent(request: Request) -> Response:
+        checked = await web.logged_in_form(request)
+        if isinstance(checked, Response):
+            return checked
+        session, user_id, form = checked
+        client_id = form.get("client_id")
+        if not isinstance(client_id, str) or not client_id:
+            return web.message(request, session, "Nothing revoked", "No agent was named.", 400)
+        try:
+            # ATH §4.7: the user revokes through the service's own authenticated interface;
+            # every token of this agent for this user dies at once.
+            await _engine(request).revoke_for_user(user_id, client_id=client_id[:255])
+        except ATHError as exc:
+            return web.message(request, session, "Nothing revoked", exc.message, exc.status)
+        return RedirectResponse("/account/agents?n=revoked", status_code=303)
+
     return [
         Route("/", index),
+        Route("/account/agents", connected_agents),
+        Route("/account/agents/revoke", revoke_agent, methods=["POST"]),
         Route("/login", login),
         Route("/login/callback", login_callback),
         Route("/logout", logout, methods=["POST"]),

@@ -1,0 +1,31 @@
+"""``ath demo``: the end-to-end demonstration of ATH."""
+
+from __future__ import annotations
+
+import typer
+
+from athkit.demo import DemoOptions, run_demo
+
+
+def demo(
+    json_output: bool = typer.Option(
+        False, "--json", help="Print one JSON object per step and a summary, not prose."
+    ),
+    browser: bool = typer.Option(
+        False, "--browser", help="Open a real browser for the consent step and wait for you."
+    ),
+    serve: bool = typer.Option(
+        False, "--serve", help="Keep everything running afterwards for you to explore."
+    ),
+    gateway: bool = typer.Option(
+        False, "--gateway", help="The same story in gateway mode (Example Mail behind a gateway)."
+    ),
+) -> None:
+    """Run the ATH Shop demo with real servers and real cryptography on 127.0.0.1."""
+    summary = run_demo(DemoOptions(json=json_output, browser=browser, serve=serve, gateway=gateway))
+    raise typer.Exit(0 if summary.ok else 1)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``ath demo`` to the CLI."""
+    app.command(name="demo")(demo)

@@ -1,0 +1,144 @@
+"""The shop's JSON API for agents, under ``/api``, each route guarded by ``require_scopes``.
+
+    GET    /api/products               products:read
+    GET    /api/products/{id}          products:read
+    GET    /api/cart                   cart:read
+    POST   /api/cart/items             cart:write   {"product_id", "quantity"}
+    DELETE /api/cart/items             cart:write   (empty the cart)
+    DELETE /api/cart/items/{id}        cart:write
+    GET    /api/orders                 orders:read
+    GET    /api/orders/{id}            orders:read
+    POST   /api/orders                 orders:write (the cart becomes an order)
+
+The user is the one the token was issued for; an order records the agent that placed it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from athkit.demo.shop._errors import ShopError
+from athkit.demo.shop._service import ShopService
+from athkit.server import ATHPrincipal, require_scopes
+
+_MAX_BODY = 16 * 1024
+_NO_STORE = {"Cache-Control": "no-store"}
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def _invalid(message: str, field: str | None = None) -> ShopError:
+    return ShopError("INVALID_REQUEST", message, 400, {"field": field} if field else None)
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+        raise _invalid("send a JSON body with Content-Type: application/json")
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > _MAX_BODY:
+            raise ShopError("INVALID_REQUEST", "the body is too large", 413)
+    try:
+        data = json.loads(body)
+    except ValueError:
+        raise _invalid("the body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise _invalid("the body must be a JSON object")
+    return data
+
+
+def _principal(request: Request) -> ATHPrincipal:
+    principal = request.state.ath
+    assert isinstance(principal, ATHPrincipal)
+    return principal
+
+
+def _shop_errors(handler: Handler) -> Handler:
+    async def wrapped(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except ShopError as exc:
+            return JSONResponse(exc.to_dict(), status_code=exc.status, headers=_NO_STORE)
+
+    return wrapped
+
+
+def api_routes(service: ShopService, prefix: str = "/api") -> list[Route]:
+    """The agent-facing API, each route demanding its scope of the caller's ATH token."""
+
+    async def list_products(request: Request) -> Response:
+        products = await service.list_products()
+        return JSONResponse({"products": [p.to_dict() for p in products]}, headers=_NO_STORE)
+
+    async def get_product(request: Request) -> Response:
+        product = await service.get_product(request.path_params["product_id"])
+        return JSONResponse(product.to_dict(), headers=_NO_STORE)
+
+    async def get_cart(request: Request) -> Response:
+        cart = await service.get_cart(_principal(request).user_id)
+        return JSONResponse(cart.to_dict(), headers=_NO_STORE)
+
+    async def add_item(request: Request) -> Response:
+        data = await _json_body(request)
+        product_id = data.get("product_id")
+        if not isinstance(product_id, str) or not product_id:
+            raise _invalid("product_id must be a product's id", "product_id")
+        cart = await service.add_to_cart(
+            _principal(request).user_id, product_id[:64], data.get("quantity", 1)
+        )
+        return JSONResponse(cart.to_dict(), status_code=201, headers=_NO_STORE)
+
+    async def clear_cart(request: Request) -> Response:
+        cart = await service.clear_cart(_principal(request).user_id)
+        return JSONResponse(cart.to_dict(), headers=_NO_STORE)
+
+    async def remove_item(request: Request) -> Response:
+        cart = await service.remove_from_cart(
+            _principal(request).user_id, request.path_params["product_id"]
+        )
+        return JSONResponse(cart.to_dict(), headers=_NO_STORE)
+
+    async def list_orders(request: Request) -> Response:
+        orders = await service.list_orders(_principal(request).user_id)
+        return JSONResponse({"orders": [o.to_dict() for o in orders]}, headers=_NO_STORE)
+
+    async def get_order(request: Request) -> Response:
+        order = await service.get_order(
+            _principal(request).user_id, request.path_params["order_id"]
+        )
+        return JSONResponse(order.to_dict(), headers=_NO_STORE)
+
+    async def place_order(request: Request) -> Response:
+        principal = _principal(request)
+        order = await service.place_order(principal.user_id, placed_by=principal.agent_id)
+        return JSONResponse(order.to_dict(), status_code=201, headers=_NO_STORE)
+
+    def guarded(scope: str, handler: Handler) -> Handler:
+        return require_scopes(scope)(_shop_errors(handler))
+
+    return [
+        Route(f"{prefix}/products", guarded("products:read", list_products), methods=["GET"]),
+        Route(
+            f"{prefix}/products/{{product_id}}",
+            guarded("products:read", get_product),
+            methods=["GET"],
+        ),
+        Route(f"{prefix}/cart", guarded("cart:read", get_cart), methods=["GET"]),
+        Route(f"{prefix}/cart/items", guarded("cart:write", add_item), methods=["POST"]),
+        Route(f"{prefix}/cart/items", guarded("cart:write", clear_cart), methods=["DELETE"]),
+        Route(
+            f"{prefix}/cart/items/{{product_id}}",
+            guarded("cart:write", remove_item),
+            methods=["DELETE"],
+        ),
+        Route(f"{prefix}/orders", guarded("orders:read", list_orders), methods=["GET"]),
+        Route(f"{prefix}/orders", guarded("orders:write", place_order), methods=["POST"]),
+        Route(f"{prefix}/orders/{{order_id}}", guarded("orders:read", get_order), methods=["GET"]),
+    ]

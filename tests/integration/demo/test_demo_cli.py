@@ -1,0 +1,125 @@
+"""``ath demo`` run as a real subprocess; every step checked from its JSON line, not its prose."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+SHOP_SCOPES_AFTER_CONSENT = ["products:read", "cart:write", "orders:read"]
+
+
+def run_demo_json(*extra: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Run ``ath demo --json`` and split its output into step objects and the summary."""
+    proc = subprocess.run(
+        [sys.executable, "-c", "from athkit.cli import main; main()", "demo", "--json", *extra],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        env={**os.environ, "COLUMNS": "100"},
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    lines = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
+    assert lines[0]["type"] == "start"
+    assert lines[-1]["type"] == "summary"
+    steps = [line for line in lines if line["type"] == "step"]
+    return steps, lines[-1]
+
+
+@pytest.fixture(scope="module")
+def native_run() -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    steps, summary = run_demo_json()
+    by_name = {step["step"]: step for step in steps}
+    assert len(by_name) == len(steps), "each step name appears once"
+    return by_name, summary
+
+
+def test_every_step_behaved_and_the_summary_says_so(
+    native_run: tuple[dict[str, dict[str, Any]], dict[str, Any]],
+) -> None:
+    steps, summary = native_run
+    assert [name for name, step in steps.items() if not step["ok"]] == []
+    assert summary["ok"] is True
+    assert summary["mode"] == "native"
+    assert summary["failed_steps"] == []
+    assert summary["elapsed_seconds"] < 60
+
+
+def test_registration_approves_browsing_and_sends_ordering_to_review(
+    native_run: tuple[dict[str, dict[str, Any]], dict[str, Any]],
+) -> None:
+    steps, _ = native_run
+    registration = steps["registration"]
+    assert registration["outcome"] == "approved"
+    assert registration["scopes"] == ["products:read", "cart:read", "cart:write", "orders:read"]
+    assert registration["details"]["review_scopes"] == ["orders:write"]
+
+
+def test_consent_and_token_show_the_intersection(
+    native_run: tuple[dict[str, dict[str, Any]], dict[str, Any]],
+) -> None:
+    steps, _ = native_run
+    assert steps["consent"]["outcome"] == "allowed"
+    assert "cart:read" not in steps["consent"]["scopes"]
+    token = steps["token"]
+    assert token["scopes"] == SHOP_SCOPES_AFTER_CONSENT
+    assert "cart:read" in token["details"]["agent_approved"]
+    assert "cart:read" not in token["details"]["user_consented"]
+    assert token["details"]["effective"] == SHOP_SCOPES_AFTER_CONSENT
+
+
+def test_api_calls_follow_the_token_scopes(
+    native_run: tuple[dict[str, dict[str, Any]], dict[str, Any]],
+) -> None:
+    steps, _ = native_run
+    assert steps["browse"]["outcome"] == "ok"
+    assert steps["browse"]["details"]["products"] == 12
+    assert steps["add_to_cart"]["outcome"] == "ok"
+    assert (steps["read_cart"]["outcome"], steps["read_cart"]["code"]) == (
+        "refused",
+        "SCOPE_NOT_APPROVED",
+    )
+    refused = steps["order_refused"]
+    assert (refused["outcome"], refused["code"]) == ("refused", "SCOPE_NOT_APPROVED")
+    assert refused["details"]["reason"] == "awaiting operator review"
+
+
+def test_after_the_operator_approves_the_order_goes_through(
+    native_run: tuple[dict[str, dict[str, Any]], dict[str, Any]],
+) -> None:
+    steps, _ = native_run
+    assert "orders:write" in steps["operator_approves"]["scopes"]
+    assert "orders:write" in steps["token_again"]["scopes"]
+    assert "cart:read" not in steps["token_again"]["scopes"]
+    placed = steps["order_placed"]
+    assert placed["outcome"] == "placed"
+    assert placed["details"]["order_id"]
+    assert placed["details"]["stock_after"] == placed["details"]["stock_before"] - 1
+
+
+def test_revocation_and_the_three_outcomes_of_the_table(
+    native_run: tuple[dict[str, dict[str, Any]], dict[str, Any]],
+) -> None:
+    steps, summary = native_run
+    assert steps["user_revokes"]["outcome"] == "revoked"
+    assert steps["after_revocation"]["code"] == "TOKEN_REVOKED"
+    rows = {row["step"]: row for row in summary["rows"]}
+    assert rows["token"]["result"] == "access"
+    assert rows["token"]["effective_scopes"] == SHOP_SCOPES_AFTER_CONSENT
+    assert (rows["token"]["user_consents"], rows["token"]["service_approved"]) == (True, True)
+    for step, code in (
+        ("unregistered_agent", "AGENT_NOT_REGISTERED"),
+        ("impostor_agent", "INVALID_ATTESTATION"),
+    ):
+        assert steps[step]["code"] == code
+        assert (rows[step]["result"], rows[step]["code"]) == ("blocked", code)
+        assert (rows[step]["user_consents"], rows[step]["service_approved"]) == (True, False)
+    declined = rows["user_declines"]
+    assert (declined["result"], declined["code"]) == ("no access", "USER_DENIED")
+    assert (declined["user_consents"], declined["service_approved"]) == (False, True)
+    assert steps["user_declines"]["code"] == "USER_DENIED"

@@ -4,6 +4,8 @@ The gateway is the engine (``athkit.server``) plus what only a gateway needs: pr
 configuration, the scope-checked proxy, the catalog, per-agent rate limits, health and metrics.
 """
 
+from athkit.gateway._app import GatewayApp, create_gateway_app
+from athkit.gateway._catalog import catalog
 from athkit.gateway._config import (
     ENV_PREFIX,
     ApprovalConfig,
@@ -18,6 +20,8 @@ from athkit.gateway._config import (
     config_from_mapping,
     load_config,
 )
+from athkit.gateway._metrics import GatewayMetrics
+from athkit.gateway._proxy import HOP_BY_HOP, ProxyApp
 from athkit.gateway._ratelimit import (
     MemoryRateLimiter,
     RateDecision,
@@ -25,15 +29,27 @@ from athkit.gateway._ratelimit import (
     RateLimiterUnavailable,
     RedisRateLimiter,
 )
+from athkit.gateway._settings import (
+    GatewayProviderSettings,
+    GatewaySettings,
+    fetch_issuer_metadata,
+    resolve_settings,
+)
 
 __all__ = [
     "ENV_PREFIX",
+    "HOP_BY_HOP",
     "ApprovalConfig",
     "ConfigError",
+    "GatewayApp",
     "GatewayConfig",
+    "GatewayMetrics",
+    "GatewayProviderSettings",
+    "GatewaySettings",
     "MemoryRateLimiter",
     "Problem",
     "ProviderConfig",
+    "ProxyApp",
     "ProxyConfig",
     "RateDecision",
     "RateLimitConfig",
@@ -41,7 +57,11 @@ __all__ = [
     "RateLimiterUnavailable",
     "RedisRateLimiter",
     "VerifierConfig",
+    "catalog",
     "check_config",
     "config_from_mapping",
+    "create_gateway_app",
+    "fetch_issuer_metadata",
     "load_config",
+    "resolve_settings",
 ]

@@ -30,7 +30,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from athkit.protocol import RouteRule
 
@@ -154,6 +162,12 @@ class GatewayConfig(_Section):
     rate_limit: RateLimitConfig = Field(default_factory=RateLimitConfig)
     proxy: ProxyConfig = Field(default_factory=ProxyConfig)
     providers: dict[ProviderId, ProviderConfig]
+    _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
+
+    @property
+    def base_dir(self) -> Path:
+        """Where relative paths in the configuration start: the config file's directory."""
+        return self._base_dir
 
     @property
     def listen_host(self) -> str:
@@ -370,6 +384,7 @@ def _validate(
                 if not any(_under(p.path, bad) for bad in bad_paths):
                     problems.append(p)
     else:
+        config._base_dir = base_dir
         problems.extend(_gateway_problems(config, env, base_dir))
     problems = [Problem(p.path, p.message + note(p.path), p.warning) for p in problems]
     return config, _dedupe(problems)

@@ -101,6 +101,9 @@ class MemoryRateLimiter:
         for k in stale:
             del self._counters[k]
 
+    async def ping(self) -> None:
+        """Always reachable."""
+
     async def aclose(self) -> None:
         """Nothing to release."""
 
@@ -171,6 +174,15 @@ class RedisRateLimiter:
             return RateDecision(True, limit, max(0, math.floor(limit - used)), 0.0)
         decision = sliding_window(previous, current, elapsed / 1000, window, limit)
         return RateDecision(False, limit, 0, decision.retry_after)
+
+    async def ping(self) -> None:
+        """Raise :class:`RateLimiterUnavailable` unless Redis answers."""
+        from redis.exceptions import RedisError
+
+        try:
+            await self._redis.ping()
+        except (RedisError, OSError) as exc:
+            raise RateLimiterUnavailable(f"Redis unreachable ({type(exc).__name__})") from None
 
     async def aclose(self) -> None:
         """Close the connection pool."""

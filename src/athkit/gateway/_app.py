@@ -1,0 +1,229 @@
+"""``create_gateway_app``: the engine's ATH endpoints plus the proxy, catalog, health and metrics.
+
+Requests under ``/ath/proxy/`` go straight to the proxy (a raw ASGI app: it is the hot path);
+everything else goes to a Starlette app holding the catalog, ``/healthz``, ``/readyz``,
+``/metrics`` and the engine's own routes (ATH §8 and the admin API).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from athkit.gateway._catalog import catalog
+from athkit.gateway._config import GatewayConfig
+from athkit.gateway._metrics import GatewayMetrics
+from athkit.gateway._proxy import PROXY_PREFIX, AuditQueue, ProxyApp, Receive, Scope, Send
+from athkit.gateway._ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from athkit.gateway._settings import GatewaySettings, resolve_settings
+from athkit.gateway._upstream import Upstream
+from athkit.server import ATHEngine, Clock, EngineStores
+
+_log = logging.getLogger("athkit.gateway")
+
+_ENDPOINTS = (
+    ("/.well-known/ath.json", "/.well-known/ath.json"),
+    ("/healthz", "/healthz"),
+    ("/readyz", "/readyz"),
+    ("/metrics", "/metrics"),
+    ("/ath/agents/register", "/ath/agents/register"),
+    ("/ath/agents/", "/ath/agents/{client_id}"),
+    ("/ath/authorize", "/ath/authorize"),
+    ("/ath/consent/", "/ath/consent/{session_id}"),
+    ("/ath/callback", "/ath/callback"),
+    ("/ath/token", "/ath/token"),
+    ("/ath/revoke", "/ath/revoke"),
+    ("/ath/admin/", "/ath/admin"),
+)
+
+
+def endpoint_label(path: str) -> str:
+    """The metrics label of a path: its route template, or ``other`` (bounded cardinality)."""
+    for prefix, label in _ENDPOINTS:
+        if path == prefix or (prefix.endswith("/") and path.startswith(prefix)):
+            return label
+    return "other"
+
+
+class GatewayApp:
+    """The gateway as one ASGI app; ``engine``, ``settings`` and ``metrics`` are public."""
+
+    def __init__(
+        self,
+        settings: GatewaySettings,
+        engine: ATHEngine,
+        proxy: ProxyApp,
+        web: Starlette,
+        metrics: GatewayMetrics,
+    ) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.proxy = proxy
+        self.web = web
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            if scope["path"].startswith(PROXY_PREFIX):
+                await self.proxy(scope, receive, send)
+                return
+            await self._counted(scope, receive, send)
+            return
+        await self.web(scope, receive, send)
+
+    async def _counted(self, scope: Scope, receive: Receive, send: Send) -> None:
+        status = 500
+
+        async def send_status(message: MutableMapping[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.web(scope, receive, send_status)
+        finally:
+            self.metrics.request_done(endpoint_label(scope["path"]), status)
+
+
+def create_gateway_app(
+    config: GatewayConfig | GatewaySettings,
+    *,
+    stores: EngineStores | None = None,
+    verifier: Any = None,
+    limiter: RateLimiter | None = None,
+    clock: Clock | None = None,
+    extra_routes: list[BaseRoute] | None = None,
+) -> GatewayApp:
+    """Build the gateway from a validated configuration (or already-resolved settings).
+
+    ``stores``, ``verifier``, ``limiter`` and ``clock`` replace the defaults built from the
+    configuration (for embedding and tests).
+    """
+    settings = config if isinstance(config, GatewaySettings) else resolve_settings(config)
+    if stores is None:
+        stores = _stores_for(settings.database_url)
+    if verifier is None:
+        verifier = _default_verifier(settings)
+    engine = ATHEngine(settings, stores=stores, verifier=verifier, clock=clock)
+    metrics = GatewayMetrics(p.provider_id for p in settings.providers)
+    upstreams = {
+        p.provider_id: Upstream(
+            provider_id=p.provider_id,
+            api_base=p.api_base,
+            routes=p.route_map(),
+            connect_timeout=p.connect_timeout,
+            timeout=p.timeout,
+            max_connections=p.max_connections,
+        )
+        for p in settings.providers
+    }
+    if limiter is None:
+        if settings.rate_limit.backend == "redis":
+            assert settings.rate_limit.redis_url is not None
+            limiter = RedisRateLimiter(
+                settings.rate_limit.redis_url, key_prefix=settings.rate_limit.key_prefix
+            )
+        else:
+            limiter = MemoryRateLimiter()
+    audit = AuditQueue(engine)
+    proxy = ProxyApp(engine, upstreams, limiter, settings.rate_limit, metrics, audit)
+    discovery = catalog(settings).dump()
+
+    async def well_known(_: Request) -> Response:
+        return JSONResponse(discovery, headers={"cache-control": "public, max-age=300"})
+
+    async def healthz(_: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(_: Request) -> Response:
+        checks = await _readiness(engine, limiter, audit)
+        ready = all(v == "ok" for v in checks.values())
+        return JSONResponse(
+            {"status": "ready" if ready else "not ready", "checks": checks},
+            status_code=200 if ready else 503,
+        )
+
+    async def metrics_endpoint(_: Request) -> Response:
+        async def count() -> int:
+            tokens = await engine.stores.tokens.list(active_at=engine.clock.now(), limit=1_000_000)
+            return len(tokens)
+
+        try:
+            body = await metrics.render(count)
+        except Exception:
+            _log.exception("metrics: the token store failed")
+            return JSONResponse(
+                {"code": "INTERNAL_ERROR", "message": "the token store is unavailable"},
+                status_code=503,
+            )
+        return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    routes: list[BaseRoute] = [
+        Route("/.well-known/ath.json", well_known, methods=["GET"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
+        *(extra_routes or []),
+    ]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        if settings.mode == "development":
+            _log.warning("ATH gateway running in DEVELOPMENT mode: not for production use")
+        for upstream in upstreams.values():
+            await upstream.start()
+        audit.start()
+        try:
+            yield
+        finally:
+            await audit.close()
+            for upstream in upstreams.values():
+                await upstream.close()
+            await limiter.aclose()
+
+    web = Starlette(routes=routes, lifespan=lifespan)
+    return GatewayApp(settings, engine, proxy, web, metrics)
+
+
+async def _readiness(engine: ATHEngine, limiter: RateLimiter, audit: AuditQueue) -> dict[str, str]:
+    checks: dict[str, str] = {}
+    checks["store"] = await _check(lambda: engine.stores.tokens.get_by_hash("readyz-probe"))
+    ping = getattr(limiter, "ping", None)
+    if ping is not None:
+        checks["rate_limiter"] = await _check(ping)
+    checks["audit"] = "failing" if audit.failing else "ok"
+    return checks
+
+
+async def _check(probe: Callable[[], Awaitable[object]]) -> str:
+    started = time.perf_counter()
+    try:
+        await probe()
+    except Exception as exc:
+        _log.warning("readiness probe failed: %s", type(exc).__name__)
+        return f"failing ({type(exc).__name__})"
+    if time.perf_counter() - started > 5:
+        return "slow"
+    return "ok"
+
+
+def _stores_for(database_url: str) -> EngineStores:
+    from athkit.server import memory_stores
+
+    if database_url.startswith("memory:"):
+        _log.warning("memory stores: every registration and token is lost at restart")
+        return memory_stores()
+    raise NotImplementedError("SQL stores are not available yet")
+
+
+def _default_verifier(settings: GatewaySettings) -> Any:
+    raise NotImplementedError("pass a verifier")

@@ -1,0 +1,517 @@
+"""``ANY /ath/proxy/{provider_id}/{path}`` (ATH §4.6): the scope-checked, streaming proxy.
+
+A raw ASGI app, because it runs on every agent API call. Checks, in order:
+
+1. the bearer token is a valid ATH token (``TOKEN_INVALID``, ``_EXPIRED``, ``_REVOKED``);
+2. ``X-ATH-Agent-ID`` equals the token's agent (``AGENT_IDENTITY_MISMATCH``);
+3. ``{provider_id}`` equals the token's provider (``PROVIDER_MISMATCH``);
+4. a scope of the token allows the method and path through the provider's scope → route map
+   (``SCOPE_NOT_APPROVED``, audited ``scope_violation``);
+5. the agent is within its rate limit (``RATE_LIMITED`` with ``Retry-After``);
+6. the user's stored provider token, refreshed when expired, replaces the agent's credentials;
+7. method, path, raw query string and body go upstream — hop-by-hop headers (RFC 9110 §7.6.1
+   and those named in ``Connection``) and the agent's ``Authorization``, ``Cookie`` and
+   ``X-ATH-*`` headers stripped — and the provider's status, headers (minus hop-by-hop) and body
+   come back unchanged, streamed both ways.
+
+Steps 1–3 are ``ATHEngine.validate_token`` (one indexed lookup, never cached, so a revocation
+bites on the next call). Upstream unreachable answers 502 ``UPSTREAM_UNAVAILABLE``; no answer in
+time 504 ``UPSTREAM_TIMEOUT``. A provider 401 makes the gateway refresh the provider token and,
+for a request without a body, retry once; a 401 after a refresh answers ``OAUTH_ERROR`` and marks
+the grant as needing the user again. The provider token never reaches the agent: it is only ever
+put in the upstream request, and a response that echoes it is withheld.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from typing import Any, Protocol
+
+import aiohttp
+from multidict import CIMultiDict
+from yarl import URL
+
+from athkit.gateway._metrics import GatewayMetrics
+from athkit.gateway._ratelimit import RateLimiter, RateLimiterUnavailable
+from athkit.gateway._upstream import Upstream
+from athkit.protocol import ATHError, ErrorCode
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+_log = logging.getLogger("athkit.gateway.proxy")
+
+PROXY_PREFIX = "/ath/proxy/"
+_PREFIX_BYTES = PROXY_PREFIX.encode()
+
+# RFC 9110 §7.6.1 (plus the older proxy-* and trailer names RFC 2616 listed).
+HOP_BY_HOP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+    }
+)
+# Never forwarded from the agent: its credentials, and what the gateway sets itself.
+_AGENT_ONLY = frozenset({b"authorization", b"cookie", b"host", b"expect"})
+_BUFFER_LIMIT = 256 * 1024
+
+
+class TokenInfoLike(Protocol):
+    """What the proxy reads from a validated token (``athkit.server.TokenInfo``)."""
+
+    @property
+    def token_id(self) -> str: ...
+    @property
+    def client_id(self) -> str: ...
+    @property
+    def agent_id(self) -> str: ...
+    @property
+    def user_id(self) -> str: ...
+    @property
+    def provider_id(self) -> str: ...
+    @property
+    def scopes(self) -> tuple[str, ...]: ...
+    @property
+    def grant_id(self) -> str | None: ...
+
+
+class CredentialsLike(Protocol):
+    """A provider access token (``athkit.server.ProviderCredentials``)."""
+
+    @property
+    def access_token(self) -> str: ...
+    @property
+    def token_type(self) -> str: ...
+
+
+class ProxyEngine(Protocol):
+    """The engine operations the proxy uses (``athkit.server.ATHEngine`` has them all)."""
+
+    async def validate_token(
+        self, token: str, *, agent_id: str | None = None, provider_id: str | None = None
+    ) -> Any: ...
+
+    async def provider_credentials(self, info: Any, *, force_refresh: bool = False) -> Any: ...
+
+    async def mark_grant_needs_user(self, grant_id: str, reason: str) -> None: ...
+
+    async def audit(self, event: str, **fields: object) -> None: ...
+
+
+class RateRule(Protocol):
+    """Per-agent limits: a default and overrides by agent_id."""
+
+    requests: int
+    window_seconds: float
+    agents: dict[str, int]
+
+
+class ProxyApp:
+    """The ASGI app behind ``/ath/proxy/``."""
+
+    def __init__(
+        self,
+        engine: ProxyEngine,
+        upstreams: dict[str, Upstream],
+        limiter: RateLimiter,
+        rate: RateRule,
+        metrics: GatewayMetrics,
+        audit: AuditQueue,
+    ) -> None:
+        self.engine = engine
+        self.upstreams = upstreams
+        self.limiter = limiter
+        self.rate = rate
+        self.metrics = metrics
+        self.audit = audit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        provider_id = "-"
+        try:
+            provider_id, outcome = await self._handle(scope, receive, send)
+        except ATHError as exc:
+            outcome = exc.code.value
+            await _send_error(send, exc)
+        self.metrics.proxy_done(provider_id, outcome, time.perf_counter() - started)
+
+    async def _handle(self, scope: Scope, receive: Receive, send: Send) -> tuple[str, str]:
+        raw_path: bytes = scope.get("raw_path") or scope["path"].encode("utf-8")
+        raw_path = raw_path.split(b"?", 1)[0]
+        rest = raw_path[len(_PREFIX_BYTES) :]
+        provider_raw, slash, sub = rest.partition(b"/")
+        provider_id = provider_raw.decode("latin-1")
+        path = "/" + sub.decode("latin-1") if slash else "/"
+        method: str = scope["method"]
+
+        token, agent_header, forwarded, has_body = _split_headers(scope["headers"])
+        if token is None:
+            raise ATHError(
+                ErrorCode.TOKEN_INVALID,
+                "send the ATH access token as 'Authorization: Bearer <token>'",
+                details={"reason": "missing_token"},
+            )
+        # ATH §4.6 steps 1-3, in this order, inside the engine (audited there on rejection).
+        info = await self.engine.validate_token(
+            token, agent_id=agent_header or "", provider_id=provider_id
+        )
+        upstream = self.upstreams.get(provider_id)
+        if upstream is None or upstream.session is None:
+            raise ATHError(
+                ErrorCode.PROVIDER_NOT_APPROVED,
+                f"provider {provider_id!r} is not configured on this gateway",
+            )
+        # ATH §4.6 step 4: a request that matches no mapping of the token's scopes is refused.
+        scope_used = upstream.routes.allowing_scope(method, path, info.scopes)
+        if scope_used is None:
+            await self.engine.audit(
+                "scope_violation",
+                agent_id=info.agent_id,
+                client_id=info.client_id,
+                user_id=info.user_id,
+                provider_id=provider_id,
+                requested_scopes=list(info.scopes),
+                reason=f"{method} {path} is allowed by no scope of the token",
+                code=ErrorCode.SCOPE_NOT_APPROVED.value,
+                details={"method": method, "path": path},
+            )
+            raise ATHError(
+                ErrorCode.SCOPE_NOT_APPROVED,
+                f"{method} {path} is not allowed by any scope of this token",
+                details={"method": method, "path": path, "token_scopes": list(info.scopes)},
+            )
+        # ATH §6: rate-limit per agent.
+        limit = self.rate.agents.get(info.agent_id, self.rate.requests)
+        try:
+            decision = await self.limiter.hit(info.agent_id, limit, self.rate.window_seconds)
+        except RateLimiterUnavailable as exc:
+            raise ATHError(
+                ErrorCode.INTERNAL_ERROR,
+                f"rate limiting is unavailable, so calls are refused: {exc}",
+                details={"reason": "rate_limiter_unavailable"},
+                status=503,
+            ) from None
+        if not decision.allowed:
+            retry = max(1, int(decision.retry_after + 0.999))
+            raise ATHError(
+                ErrorCode.RATE_LIMITED,
+                f"rate limit of {limit} requests per {self.rate.window_seconds:g} s reached; "
+                f"retry in {retry} s",
+                details={"retry_after": retry, "limit": limit},
+            )
+        self.audit.self_check()
+
+        creds = await self.engine.provider_credentials(info)
+        query: bytes = scope.get("query_string", b"")
+        url = URL(
+            upstream.api_base + path + ("?" + query.decode("latin-1") if query else ""),
+            encoded=True,
+        )
+        body: Any = _body_stream(receive) if has_body else None
+        response = await self._forward(upstream, method, url, forwarded, creds, body)
+        if response.status == 401:
+            response = await self._after_401(upstream, method, url, forwarded, info, response, body)
+        try:
+            await _relay(response, send, creds.access_token)
+        finally:
+            response.release()
+            await self.audit.put(
+                "proxy_request",
+                agent_id=info.agent_id,
+                client_id=info.client_id,
+                user_id=info.user_id,
+                provider_id=provider_id,
+                effective_scopes=[scope_used],
+                details={"method": method, "path": path, "status": response.status},
+            )
+        return provider_id, _status_class(response.status)
+
+    async def _forward(
+        self,
+        upstream: Upstream,
+        method: str,
+        url: URL,
+        forwarded: list[tuple[str, str]],
+        creds: Any,
+        body: Any,
+    ) -> aiohttp.ClientResponse:
+        headers = CIMultiDict(forwarded)
+        token_type = "Bearer" if creds.token_type.lower() == "bearer" else creds.token_type
+        headers["Authorization"] = f"{token_type} {creds.access_token}"
+        assert upstream.session is not None
+        try:
+            return await upstream.session.request(
+                method, url, headers=headers, data=body, allow_redirects=False
+            )
+        except TimeoutError:
+            raise ATHError(
+                ErrorCode.UPSTREAM_TIMEOUT,
+                f"provider {upstream.provider_id!r} did not answer within {upstream.timeout:g} s",
+                details={"provider_id": upstream.provider_id},
+            ) from None
+        except (aiohttp.ClientError, OSError) as exc:
+            raise ATHError(
+                ErrorCode.UPSTREAM_UNAVAILABLE,
+                f"provider {upstream.provider_id!r} could not be reached ({type(exc).__name__})",
+                details={"provider_id": upstream.provider_id},
+            ) from None
+
+    async def _after_401(
+        self,
+        upstream: Upstream,
+        method: str,
+        url: URL,
+        forwarded: list[tuple[str, str]],
+        info: Any,
+        response: aiohttp.ClientResponse,
+        body: Any,
+    ) -> aiohttp.ClientResponse:
+        response.release()
+        # The provider refused its own token: refresh it (persisted by the engine).
+        creds = await self.engine.provider_credentials(info, force_refresh=True)
+        if body is not None:
+            raise ATHError(
+                ErrorCode.OAUTH_ERROR,
+                "the provider rejected the stored token; it has been refreshed, so send the "
+                "request again",
+                details={"reason": "provider_token_refreshed", "retryable": True},
+            )
+        retried = await self._forward(upstream, method, url, forwarded, creds, None)
+        if retried.status == 401:
+            retried.release()
+            if info.grant_id is not None:
+                await self.engine.mark_grant_needs_user(
+                    info.grant_id, "provider answered 401 after a token refresh"
+                )
+            raise ATHError(
+                ErrorCode.OAUTH_ERROR,
+                "the provider rejects the user's token even after a refresh; the user must "
+                "authorize this agent again",
+                details={"reason": "user_reauthorization_required"},
+            )
+        return retried
+
+
+def _split_headers(
+    headers: list[tuple[bytes, bytes]],
+) -> tuple[str | None, str | None, list[tuple[str, str]], bool]:
+    """Bearer token, X-ATH-Agent-ID, the headers to forward, and whether a body follows."""
+    token: str | None = None
+    agent: str | None = None
+    has_body = False
+    connection_named: set[bytes] = set()
+    kept: list[tuple[bytes, bytes]] = []
+    for name, value in headers:
+        lower = name.lower()
+        if lower == b"authorization":
+            scheme, _, credential = value.partition(b" ")
+            if scheme.lower() == b"bearer" and credential.strip():
+                token = credential.strip().decode("latin-1")
+        elif lower == b"x-ath-agent-id":
+            agent = value.decode("latin-1").strip()
+        elif lower == b"connection":
+            connection_named.update(v.strip().lower() for v in value.split(b","))
+        if lower == b"content-length":
+            has_body = value.strip() not in (b"0", b"")
+            kept.append((name, value))
+            continue
+        if lower == b"transfer-encoding":
+            has_body = True
+        if lower in HOP_BY_HOP or lower in _AGENT_ONLY or lower.startswith(b"x-ath-"):
+            continue
+        kept.append((name, value))
+    forwarded = [
+        (n.decode("latin-1"), v.decode("latin-1"))
+        for n, v in kept
+        if n.lower() not in connection_named
+    ]
+    return token, agent, forwarded, has_body
+
+
+async def _body_stream(receive: Receive) -> AsyncIterator[bytes]:
+    """The agent's request body, chunk by chunk as it arrives (never buffered whole)."""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ATHError(ErrorCode.INVALID_REQUEST, "the client went away mid-request")
+        chunk = message.get("body", b"")
+        if chunk:
+            yield chunk
+        if not message.get("more_body", False):
+            return
+
+
+def _response_headers(response: aiohttp.ClientResponse) -> list[tuple[bytes, bytes]]:
+    named: set[bytes] = set()
+    for name, value in response.raw_headers:
+        if name.lower() == b"connection":
+            named.update(v.strip().lower() for v in value.split(b","))
+    return [
+        (name, value)
+        for name, value in response.raw_headers
+        if name.lower() not in HOP_BY_HOP and name.lower() not in named
+    ]
+
+
+class CredentialLeak(Exception):
+    """The upstream echoed the provider token; the response is withheld or cut."""
+
+
+async def _relay(response: aiohttp.ClientResponse, send: Send, secret: str) -> None:
+    """Send the provider's answer on, streaming large bodies; never let ``secret`` through."""
+    headers = _response_headers(response)
+    needle = secret.encode("latin-1", "replace")
+    if any(needle in value for _, value in headers):
+        raise _leak()
+    length = response.content_length
+    try:
+        if length is not None and length <= _BUFFER_LIMIT:
+            body = await response.read()
+            if needle in body:
+                raise _leak()
+            await send(
+                {"type": "http.response.start", "status": response.status, "headers": headers}
+            )
+            await send({"type": "http.response.body", "body": body})
+            return
+        first = await response.content.readany()
+        tail = first[-len(needle) :] if first else b""
+        if needle in first:
+            raise _leak()
+        await send({"type": "http.response.start", "status": response.status, "headers": headers})
+        if first:
+            await send({"type": "http.response.body", "body": first, "more_body": True})
+        async for chunk in response.content.iter_any():
+            if needle in tail + chunk:
+                # Headers are gone already: cut the connection rather than pass the token on.
+                raise CredentialLeak("upstream response echoed the provider token")
+            tail = (tail + chunk)[-len(needle) :]
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+    except (TimeoutError, aiohttp.ClientError) as exc:
+        if isinstance(exc, TimeoutError):
+            raise ATHError(
+                ErrorCode.UPSTREAM_TIMEOUT, "the provider stopped sending its answer in time"
+            ) from None
+        raise ATHError(
+            ErrorCode.UPSTREAM_UNAVAILABLE,
+            f"the provider's answer broke off ({type(exc).__name__})",
+        ) from None
+
+
+def _leak() -> ATHError:
+    _log.error("upstream response contained the provider token; withheld from the agent")
+    return ATHError(
+        ErrorCode.OAUTH_ERROR,
+        "the provider's response contained the gateway's credential and was withheld",
+        details={"reason": "credential_in_response"},
+    )
+
+
+def _status_class(status: int) -> str:
+    return f"upstream_{status // 100}xx"
+
+
+async def _send_error(send: Send, exc: ATHError) -> None:
+    body = json.dumps(exc.to_dict(), separators=(",", ":")).encode("utf-8")
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"cache-control", b"no-store"),
+    ]
+    if exc.status == 401:
+        headers.append((b"www-authenticate", b'Bearer realm="ath"'))
+    if exc.code is ErrorCode.RATE_LIMITED:
+        headers.append((b"retry-after", str(exc.details.get("retry_after", 1)).encode()))
+    try:
+        await send({"type": "http.response.start", "status": exc.status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+    except Exception:
+        _log.warning("could not send error %s to the agent", exc.code.value)
+
+
+class AuditQueue:
+    """``proxy_request`` events written behind the response, in order, by one background task.
+
+    Keeps the audit store write off the hot path. If the store fails, the proxy refuses further
+    calls (``INTERNAL_ERROR``, 503) until a write succeeds again: audit faults fail closed.
+    """
+
+    def __init__(self, engine: ProxyEngine, maxsize: int = 10_000) -> None:
+        self._engine = engine
+        self._queue: asyncio.Queue[tuple[str, dict[str, object]]] = asyncio.Queue(maxsize)
+        self._task: asyncio.Task[None] | None = None
+        self.failing = False
+
+    def start(self) -> None:
+        """Start the writer (inside the running loop)."""
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def put(self, event: str, **fields: object) -> None:
+        """Queue one event (waits while the queue is full: events are never dropped)."""
+        await self._queue.put((event, fields))
+
+    def self_check(self) -> None:
+        """Refuse the call while audit events cannot be stored."""
+        if self.failing:
+            raise ATHError(
+                ErrorCode.INTERNAL_ERROR,
+                "the audit store is unavailable, so proxy calls are refused",
+                details={"reason": "audit_unavailable"},
+                status=503,
+            )
+
+    async def _run(self) -> None:
+        while True:
+            event, fields = await self._queue.get()
+            while True:
+                try:
+                    await self._engine.audit(event, **fields)
+                except Exception:
+                    self.failing = True
+                    _log.exception("audit store write failed; retrying in 1 s")
+                    await asyncio.sleep(1)
+                    continue
+                break
+            self.failing = False
+            self._queue.task_done()
+
+    async def drain(self) -> None:
+        """Wait (at most 5 s) until queued events are written (for shutdown and tests)."""
+        with _suppress_timeout():
+            await asyncio.wait_for(self._queue.join(), 5.0)
+
+    async def close(self) -> None:
+        """Write what is queued, then stop."""
+        await self.drain()
+        if self._task is not None:
+            self._task.cancel()
+            with _suppress_cancel():
+                await self._task
+            self._task = None
+
+
+def _suppress_timeout() -> Any:
+    import contextlib
+
+    return contextlib.suppress(TimeoutError)
+
+
+def _suppress_cancel() -> Any:
+    import contextlib
+
+    return contextlib.suppress(asyncio.CancelledError)

@@ -1,0 +1,244 @@
+"""From ``gateway.toml`` to the engine's settings: secrets read, issuer metadata fetched.
+
+``GatewaySettings`` *is* the engine's ``ServerSettings`` (the engine runs on it unchanged) plus
+what only a gateway needs; ``GatewayProviderSettings`` is ``ProviderSettings`` plus the upstream
+``api_base``, the scope → route map and timeouts.
+
+Development mode (``--dev``) without a configured secret key generates one and keeps it in a
+file next to the SQLite database (``<database>.secret-key``, mode 0600), so provider tokens
+encrypted before a restart still decrypt after it. It logs a loud warning at every start.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from collections.abc import Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+from pydantic import Field, SecretStr
+from sqlalchemy.engine import make_url
+
+from athkit.gateway._config import (
+    ConfigError,
+    GatewayConfig,
+    Problem,
+    ProviderConfig,
+    ProxyConfig,
+    RateLimitConfig,
+    read_secret,
+    resolve_path,
+)
+from athkit.protocol import ScopeRouteMap
+from athkit.server import ProviderSettings, ServerSettings
+
+_log = logging.getLogger("athkit.gateway")
+
+
+class GatewayProviderSettings(ProviderSettings):
+    """A provider of the gateway: the engine's provider settings plus the upstream API."""
+
+    api_base: str
+    routes: dict[str, list[str]]
+    timeout: float = 30.0
+    connect_timeout: float = 5.0
+    max_connections: int = 100
+
+    def route_map(self) -> ScopeRouteMap:
+        """The parsed scope → route map (parse once, at start-up)."""
+        return ScopeRouteMap.from_config(self.routes)
+
+
+class GatewaySettings(ServerSettings):
+    """The engine's settings plus the gateway's own."""
+
+    mode: Literal["production", "development"] = "production"
+    gateway_id: str = "ath-gateway"
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 8080
+    rate_limit: RateLimitConfig = Field(default_factory=RateLimitConfig)
+    proxy: ProxyConfig = Field(default_factory=ProxyConfig)
+    providers: list[GatewayProviderSettings] = Field(default_factory=list)  # type: ignore[assignment]
+
+
+def metadata_url(issuer: str) -> str:
+    """RFC 8414 §3: ``/.well-known/oauth-authorization-server`` inserted before the path."""
+    parts = urlsplit(issuer.rstrip("/"))
+    path = "/.well-known/oauth-authorization-server" + parts.path
+    return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
+
+
+def fetch_issuer_metadata(issuer: str, *, timeout: float = 10.0) -> dict[str, object]:
+    """Read and check an issuer's RFC 8414 metadata (a one-time call at start-up)."""
+    url = metadata_url(issuer)
+    try:
+        response = httpx.get(url, timeout=timeout, follow_redirects=False)
+    except httpx.HTTPError as exc:
+        raise ValueError(f"cannot fetch {url}: {type(exc).__name__}: {exc}") from None
+    if response.status_code != 200:
+        raise ValueError(f"{url} answered HTTP {response.status_code}")
+    try:
+        data = response.json()
+    except ValueError:
+        raise ValueError(f"{url} did not answer JSON") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{url} did not answer a JSON object")
+    # RFC 8414 §3.3: the issuer in the metadata must be the one asked for.
+    if str(data.get("issuer", "")).rstrip("/") != issuer.rstrip("/"):
+        raise ValueError(f"{url} names issuer {data.get('issuer')!r}, not {issuer!r}")
+    return data
+
+
+def dev_secret_path(config: GatewayConfig) -> Path:
+    """Where development mode keeps its generated secret key: next to the SQLite database."""
+    try:
+        url = make_url(config.database_url)
+        database = url.database if url.get_backend_name() == "sqlite" else None
+    except Exception:  # an unparsable URL is reported elsewhere
+        database = None
+    if database and database != ":memory:":
+        db = resolve_path(database, config.base_dir)
+        return db.with_name(db.name + ".secret-key")
+    return config.base_dir / "ath-gateway.secret-key"
+
+
+def _dev_secret_key(config: GatewayConfig) -> str:
+    path = dev_secret_path(config)
+    if path.exists():
+        return path.read_text(encoding="utf-8").strip()
+    key = secrets.token_urlsafe(32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as file:
+        file.write(key + "\n")
+    return key
+
+
+def resolve_settings(
+    config: GatewayConfig, *, environ: Mapping[str, str] | None = None
+) -> GatewaySettings:
+    """Read the secrets, fetch issuer metadata and build the engine-ready settings.
+
+    Raises :class:`ConfigError` listing what could not be resolved.
+    """
+    env = os.environ if environ is None else environ
+    base = config.base_dir
+    problems: list[Problem] = []
+    secret_key = read_secret(config.secret_key_env, config.secret_key_file, env, base)
+    if secret_key is None:
+        if config.mode != "development":
+            problems.append(Problem("secret_key_env", "production mode needs a secret key"))
+        else:
+            secret_key = _dev_secret_key(config)
+            _log.warning(
+                "DEVELOPMENT MODE: using a generated secret key from %s. Never run a "
+                "production gateway like this.",
+                dev_secret_path(config),
+            )
+    admin_token = read_secret(config.admin_token_env, config.admin_token_file, env, base)
+    providers: list[GatewayProviderSettings] = []
+    for pid, provider in config.providers.items():
+        try:
+            providers.append(_provider_settings(pid, provider, config.proxy, env, base))
+        except ValueError as exc:
+            problems.append(Problem(f"providers.{pid}", str(exc)))
+    if problems or secret_key is None:
+        raise ConfigError(problems)
+    consent_key = (
+        str(resolve_path(config.consent_signing_key_file, base))
+        if config.consent_signing_key_file
+        else None
+    )
+    return GatewaySettings(
+        base_url=config.base_url,
+        app_id=config.gateway_id,
+        name=config.name,
+        database_url=config.database_url,
+        secret_key=SecretStr(secret_key),
+        admin_token=SecretStr(admin_token) if admin_token else None,
+        session_lifetime=config.session_lifetime,
+        token_lifetime=config.token_lifetime,
+        allow_loopback=config.verifier.allow_loopback,
+        allow_private_networks=config.verifier.allow_private_networks,
+        allow_http=config.verifier.allow_http,
+        consent_signing_key=consent_key,
+        max_body_bytes=config.max_body_bytes,
+        mode=config.mode,
+        gateway_id=config.gateway_id,
+        listen_host=config.listen_host,
+        listen_port=config.listen_port,
+        rate_limit=config.rate_limit,
+        proxy=config.proxy,
+        providers=providers,
+    )
+
+
+def _provider_settings(
+    pid: str,
+    provider: ProviderConfig,
+    proxy: ProxyConfig,
+    env: Mapping[str, str],
+    base: Path,
+) -> GatewayProviderSettings:
+    try:
+        client_secret = read_secret(
+            provider.client_secret_env, provider.client_secret_file, env, base
+        )
+    except OSError as exc:
+        raise ValueError(f"cannot read the client secret: {exc}") from None
+    if client_secret is None:
+        raise ValueError("the client secret is not set")
+    authorization_endpoint = provider.authorization_endpoint
+    token_endpoint = provider.token_endpoint
+    userinfo_endpoint = provider.userinfo_endpoint
+    if provider.issuer is not None and (
+        authorization_endpoint is None or token_endpoint is None or userinfo_endpoint is None
+    ):
+        try:
+            metadata = fetch_issuer_metadata(provider.issuer)
+        except ValueError as exc:
+            if authorization_endpoint is None or token_endpoint is None:
+                raise ValueError(f"issuer metadata: {exc}") from None
+            metadata = {}
+        authorization_endpoint = authorization_endpoint or _str(metadata, "authorization_endpoint")
+        token_endpoint = token_endpoint or _str(metadata, "token_endpoint")
+        userinfo_endpoint = userinfo_endpoint or _str(metadata, "userinfo_endpoint")
+    if authorization_endpoint is None or token_endpoint is None:
+        raise ValueError(
+            "no authorization_endpoint/token_endpoint (nor issuer metadata naming them)"
+        )
+    approval = provider.approval
+    return GatewayProviderSettings(
+        provider_id=pid,
+        display_name=provider.display_name,
+        categories=provider.categories,
+        authorization_endpoint=authorization_endpoint,
+        token_endpoint=token_endpoint,
+        userinfo_endpoint=userinfo_endpoint,
+        user_id_field=provider.user_id_field,
+        client_id=provider.client_id,
+        client_secret=SecretStr(client_secret),
+        scopes=provider.scopes,
+        resource=provider.resource,
+        auto_approve=approval.auto_approve,
+        review=approval.review,
+        never=approval.never,
+        allowed_agent_domains=approval.allowed_agent_domains,
+        denied_agent_domains=approval.denied_agent_domains,
+        approval_lifetime=timedelta(days=approval.lifetime_days),
+        api_base=provider.api_base.rstrip("/"),
+        routes=provider.routes,
+        timeout=provider.timeout_seconds or proxy.timeout_seconds,
+        connect_timeout=provider.connect_timeout_seconds or proxy.connect_timeout_seconds,
+        max_connections=provider.max_connections or proxy.max_connections,
+    )
+
+
+def _str(data: Mapping[str, object], key: str) -> str | None:
+    value = data.get(key)
+    return value if isinstance(value, str) and value else None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 
 from athkit.server._records import AuditEvent
 from athkit.server._stores import AuditStore
@@ -25,3 +26,17 @@ class AuditLog:
         if self._logger.isEnabledFor(logging.INFO):
             self._logger.info(json.dumps(event.to_json(), separators=(",", ":"), sort_keys=True))
         await self.store.append(event)
+
+    async def record_many(self, events: Sequence[AuditEvent]) -> None:
+        """Log each event, then store them together when the store can (``append_many``)."""
+        if self._logger.isEnabledFor(logging.INFO):
+            for event in events:
+                self._logger.info(
+                    json.dumps(event.to_json(), separators=(",", ":"), sort_keys=True)
+                )
+        append_many = getattr(self.store, "append_many", None)
+        if append_many is not None:
+            await append_many(events)
+            return
+        for event in events:
+            await self.store.append(event)

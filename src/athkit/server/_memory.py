@@ -205,6 +205,10 @@ class MemoryAuditStore:
         stored.event_id = next(self._ids)
         self._events.append(stored)
 
+    async def append_many(self, events: Sequence[AuditEvent]) -> None:
+        for event in events:
+            await self.append(event)
+
     async def query(self, query: AuditQuery) -> Sequence[AuditEvent]:
         found: list[AuditEvent] = []
         for event in reversed(self._events):

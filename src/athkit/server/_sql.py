@@ -400,6 +400,18 @@ class SqlAuditStore:
         async with self._engine.begin() as conn:
             await conn.execute(audit_table.insert().values(**values))
 
+    async def append_many(self, events: Sequence[AuditEvent]) -> None:
+        """Store several events in one transaction (the gateway batches ``proxy_request``)."""
+        if not events:
+            return
+        rows = []
+        for event in events:
+            values = _values(event)
+            del values["event_id"]
+            rows.append(values)
+        async with self._engine.begin() as conn:
+            await conn.execute(audit_table.insert(), rows)
+
     async def query(self, query: AuditQuery) -> Sequence[AuditEvent]:
         a = audit_table.c
         select = audit_table.select().order_by(a.event_id.desc()).limit(query.limit)

@@ -6,8 +6,9 @@ Three kinds of process, all on 127.0.0.1:
   * the gateway: ``create_gateway_app`` from a gateway configuration, same uvicorn settings;
   * the load generator: aiohttp, a fixed number of concurrent connections, bounded in time.
 
-The ATH token is seeded through the engine's stores inside the gateway process (a registration,
-a provider grant holding the upstream's token, and an access token), because this script measures
+The ATH token is seeded through the engine's SQL stores into the gateway's SQLite file before
+the gateway starts (a registration, a provider grant holding the upstream's token, and an access
+token), because this script measures
 the proxy, not the handshake; every proxied call still runs the full check path (token lookup,
 agent and provider binding, scope → route map, rate limit, provider credentials, audit).
 
@@ -20,6 +21,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -84,19 +86,17 @@ def run_upstream(port: int) -> None:
 # --- the gateway ------------------------------------------------------------------------------
 
 
-def run_gateway(port: int, upstream_port: int, token_file: Path, workdir: Path) -> None:
-    import uvicorn
-
-    from athkit.gateway import create_gateway_app, load_config
-
-    secret = workdir / "client_secret"
-    secret.write_text("bench-client-secret")
+def write_config(workdir: Path, port: int, upstream_port: int, database_url: str) -> Path:
+    """A production-mode gateway.toml, secrets in files."""
+    (workdir / "secret_key").write_text("bench-secret-key-" + "x" * 32)
+    (workdir / "client_secret").write_text("bench-client-secret")
     config_file = workdir / "gateway.toml"
     config_file.write_text(
         f"""
-mode = "development"
 public_base_url = "http://{HOST}:{port}"
-database_url = "sqlite:///{workdir}/gateway.db"
+listen = "{HOST}:{port}"
+database_url = "{database_url}"
+secret_key_file = "secret_key"
 
 [rate_limit]
 requests = 100000000
@@ -106,7 +106,7 @@ display_name = "Bench Mail"
 authorization_endpoint = "http://{HOST}:{upstream_port}/authorize"
 token_endpoint = "http://{HOST}:{upstream_port}/token"
 client_id = "gateway"
-client_secret_file = "{secret}"
+client_secret_file = "client_secret"
 scopes = ["mail:read"]
 api_base = "http://{HOST}:{upstream_port}/api"
 
@@ -117,13 +117,24 @@ api_base = "http://{HOST}:{upstream_port}/api"
 auto_approve = ["mail:read"]
 """
     )
-    app = create_gateway_app(load_config(config_file, mode="development"))
-    token = asyncio.run(_seed(app))
-    token_file.write_text(token)
+    return config_file
+
+
+def run_gateway(config_file: Path, token_file: Path) -> None:
+    import uvicorn
+
+    from athkit.gateway import create_gateway_app, load_config
+
+    config = load_config(config_file)
+    app = create_gateway_app(config)
+    if config.database_url.startswith("memory:"):
+        # Memory stores live in this process only: seed them here.
+        secret = app.settings.secret_key.get_secret_value()
+        token_file.write_text(asyncio.run(seed(app.engine.stores, secret)))
     uvicorn.run(
         app,
-        host=HOST,
-        port=port,
+        host=config.listen_host,
+        port=config.listen_port,
         loop="uvloop",
         http="httptools",
         access_log=False,
@@ -131,14 +142,32 @@ auto_approve = ["mail:read"]
     )
 
 
-async def _seed(app: Any) -> str:
-    from athkit.protocol import generate_secret, hash_secret
-    from athkit.server import AgentRecord, ProviderApproval, ProviderGrant, TokenCipher, TokenRecord
+async def seed_database(config_file: Path) -> str:
+    """Seed the gateway's SQL database before the gateway starts."""
+    from athkit.gateway import load_config, resolve_settings
+    from athkit.server import open_sql_stores
 
-    await app.prepare()
-    engine = app.engine
+    settings = resolve_settings(load_config(config_file))
+    stores, db = await open_sql_stores(settings.database_url)
+    try:
+        return await seed(stores, settings.secret_key.get_secret_value())
+    finally:
+        await db.dispose()
+
+
+async def seed(stores: Any, secret_key: str) -> str:
+    """Write a registration, a provider grant and an ATH access token into the stores."""
+    from athkit.protocol import generate_secret, hash_secret
+    from athkit.server import (
+        AgentRecord,
+        ProviderApproval,
+        ProviderGrant,
+        TokenCipher,
+        TokenRecord,
+    )
+
     now = time.time()
-    await engine.stores.agents.insert(
+    await stores.agents.insert(
         AgentRecord(
             client_id="bench-client",
             agent_id=AGENT_ID,
@@ -153,25 +182,24 @@ async def _seed(app: Any) -> str:
             approval_expires=now + 86400,
         )
     )
-    cipher = TokenCipher(engine.settings.secret_key.get_secret_value())
-    grant = await engine.stores.grants.upsert(
+    grant_id = generate_secret("grant_", 12)
+    cipher = TokenCipher(secret_key)
+    await stores.grants.upsert(
         ProviderGrant(
-            grant_id=generate_secret("grant_", 12),
+            grant_id=grant_id,
             client_id="bench-client",
             agent_id=AGENT_ID,
             user_id="bench-user",
             provider_id="mail",
             consented_scopes=["mail:read"],
-            access_token_enc="",
+            access_token_enc=cipher.encrypt(PROVIDER_TOKEN, bound_to=grant_id),
             created_at=now,
             updated_at=now,
             expires_at=now + 86400,
         )
     )
-    grant.access_token_enc = cipher.encrypt(PROVIDER_TOKEN, bound_to=grant.grant_id)
-    await engine.stores.grants.update(grant)
     token = generate_secret("ath_at_")
-    await engine.stores.tokens.insert(
+    await stores.tokens.insert(
         TokenRecord(
             token_id=generate_secret("tok_", 12),
             token_hash=hash_secret(token),
@@ -182,10 +210,9 @@ async def _seed(app: Any) -> str:
             scopes=["mail:read"],
             created_at=now,
             expires_at=now + 3600,
-            grant_id=grant.grant_id,
+            grant_id=grant_id,
         )
     )
-    await app.shutdown()
     return token
 
 
@@ -281,56 +308,102 @@ def _measure(
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
+def _median(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        key: statistics.median(r[key] for r in runs)
+        for key in ("rps", "p50_ms", "p99_ms", "errors")
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per measurement")
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (medians)")
+    parser.add_argument(
+        "--database",
+        choices=["sqlite", "postgres", "memory"],
+        default="sqlite",
+        help="the gateway's store (memory: the proxy's own cost, without a database)",
+    )
+    parser.add_argument(
+        "--profile", metavar="FILE", help="record the gateway with py-spy (collapsed stacks)"
+    )
     args = parser.parse_args()
     from athkit.testing import free_port
 
     up_port, gw_port = free_port(), free_port()
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
+        database_url = {
+            "sqlite": f"sqlite:///{workdir}/gateway.db",
+            "postgres": "postgresql://postgres@127.0.0.1:5432/test",
+            "memory": "memory://",
+        }[args.database]
+        config_file = write_config(workdir, gw_port, up_port, database_url)
         token_file = workdir / "token"
+        token = "" if args.database == "memory" else asyncio.run(seed_database(config_file))
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         procs = [
             subprocess.Popen([sys.executable, __file__, "upstream", str(up_port)], env=env),
             subprocess.Popen(
-                [
-                    sys.executable,
-                    __file__,
-                    "gateway",
-                    str(gw_port),
-                    str(up_port),
-                    str(token_file),
-                    str(workdir),
-                ],
+                [sys.executable, __file__, "gateway", str(config_file), str(token_file)],
                 env=env,
             ),
         ]
         try:
             _wait_for_port(up_port)
             _wait_for_port(gw_port)
-            token = token_file.read_text().strip()
+            token = token or token_file.read_text().strip()
             direct_url = f"http://{HOST}:{up_port}/api/messages"
             gateway_url = f"http://{HOST}:{gw_port}/ath/proxy/mail/messages"
             direct_headers = {"Authorization": f"Bearer {PROVIDER_TOKEN}"}
             gateway_headers = {"Authorization": f"Bearer {token}", "X-ATH-Agent-ID": AGENT_ID}
-            direct = _measure(direct_url, direct_headers, args.duration, args.concurrency)
-            through = _measure(gateway_url, gateway_headers, args.duration, args.concurrency)
+            directs, throughs = [], []
+            for i in range(args.rounds):
+                # Interleaved, so that load from elsewhere on the machine hits both sides alike.
+                directs.append(
+                    _measure(direct_url, direct_headers, args.duration, args.concurrency)
+                )
+                spy = None
+                if args.profile and i == 0:
+                    spy = subprocess.Popen(
+                        [
+                            "py-spy",
+                            "record",
+                            "-r",
+                            "200",
+                            "-f",
+                            "raw",
+                            "-o",
+                            args.profile,
+                            "-d",
+                            str(int(args.duration)),
+                            "-p",
+                            str(procs[1].pid),
+                        ]
+                    )
+                throughs.append(
+                    _measure(gateway_url, gateway_headers, args.duration, args.concurrency)
+                )
+                if spy is not None:
+                    spy.wait(timeout=60)
         finally:
             for proc in procs:
-                proc.terminate()
+                proc.send_signal(signal.SIGINT)
             for proc in procs:
                 proc.wait(timeout=10)
+    direct, through = _median(directs), _median(throughs)
     ratio = through["rps"] / direct["rps"]
     print(
-        f"proxy benchmark: {args.concurrency} concurrent connections, "
-        f"{args.duration:g} s per side, one GET of a {len(BODY)}-byte JSON document"
+        f"proxy benchmark ({args.database} store): {args.concurrency} concurrent connections, "
+        f"{args.rounds} interleaved rounds of {args.duration:g} s per side (medians), one GET of a {len(BODY)}-byte JSON document"
     )
     print(f"{'':10} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
     for name, r in (("direct", direct), ("gateway", through)):
-        print(f"{name:10} {r['rps']:9.0f} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f} {r['errors']:7d}")
+        print(
+            f"{name:10} {r['rps']:9.0f} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f} {int(r['errors']):7d}"
+        )
     print(f"throughput ratio gateway/direct: {ratio:.2f}  (target ≥ 0.50)")
     print(
         f"added latency: p50 {through['p50_ms'] - direct['p50_ms']:.2f} ms, "
@@ -342,7 +415,7 @@ if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "upstream":
         run_upstream(int(sys.argv[2]))
     elif len(sys.argv) > 1 and sys.argv[1] == "gateway":
-        run_gateway(int(sys.argv[2]), int(sys.argv[3]), Path(sys.argv[4]), Path(sys.argv[5]))
+        run_gateway(Path(sys.argv[2]), Path(sys.argv[3]))
     elif len(sys.argv) > 1 and sys.argv[1] == "load":
         run_load(sys.argv[2], sys.argv[3], float(sys.argv[4]), int(sys.argv[5]))
     else:

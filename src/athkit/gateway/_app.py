@@ -7,12 +7,16 @@ everything else goes to a Starlette app holding the catalog, ``/healthz``, ``/re
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from functools import partial
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -20,12 +24,30 @@ from starlette.routing import BaseRoute, Route
 
 from athkit.gateway._catalog import catalog
 from athkit.gateway._config import GatewayConfig
+from athkit.gateway._fasttokens import FastSqliteTokenStore, sqlite_file
 from athkit.gateway._metrics import GatewayMetrics
 from athkit.gateway._proxy import PROXY_PREFIX, AuditQueue, ProxyApp, Receive, Scope, Send
 from athkit.gateway._ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from athkit.gateway._settings import GatewaySettings, resolve_settings
 from athkit.gateway._upstream import Upstream
-from athkit.server import ATHEngine, Clock, EngineStores
+from athkit.server import (
+    AgentVerifier,
+    ATHEngine,
+    AttestationVerifier,
+    Clock,
+    EngineStores,
+    FetchPolicy,
+    MemoryReplayStore,
+    OAuthBridge,
+    RedisReplayStore,
+    ReplayStore,
+    SqlReplayStore,
+    SqlTokenStore,
+    memory_stores,
+    migrate_server_schema,
+    sql_stores,
+)
+from athkit.storage import create_engine
 
 _log = logging.getLogger("athkit.gateway")
 
@@ -98,22 +120,49 @@ def create_gateway_app(
     config: GatewayConfig | GatewaySettings,
     *,
     stores: EngineStores | None = None,
-    verifier: Any = None,
+    verifier: AgentVerifier | None = None,
     limiter: RateLimiter | None = None,
     clock: Clock | None = None,
-    extra_routes: list[BaseRoute] | None = None,
+    oauth: OAuthBridge | None = None,
 ) -> GatewayApp:
     """Build the gateway from a validated configuration (or already-resolved settings).
 
-    ``stores``, ``verifier``, ``limiter`` and ``clock`` replace the defaults built from the
-    configuration (for embedding and tests).
+    The stores follow ``database_url`` (SQLite or PostgreSQL, migrated at start-up; ``memory://``
+    for tests); the attestation verifier follows the ``[verifier]`` fetch policy, with its jti
+    replay records in the database, or in Redis when ``redis_url`` is set. ``stores``,
+    ``verifier``, ``limiter``, ``clock`` and ``oauth`` replace those defaults (for embedding
+    and tests).
     """
     settings = config if isinstance(config, GatewaySettings) else resolve_settings(config)
+    closers: list[Callable[[], Awaitable[object]]] = []
+    starters: list[Callable[[], Awaitable[object]]] = []
+    db: AsyncEngine | None = None
     if stores is None:
-        stores = _stores_for(settings.database_url)
+        if settings.database_url.startswith("memory:"):
+            _log.warning("memory stores: every registration and token is lost at restart")
+            stores = memory_stores()
+        else:
+            db = create_engine(settings.database_url)
+            stores = sql_stores(db)
+            starters.append(partial(migrate_server_schema, db))
+            sqlite_path = sqlite_file(settings.database_url)
+            if sqlite_path is not None and isinstance(stores.tokens, SqlTokenStore):
+                fast = FastSqliteTokenStore(stores.tokens, sqlite_path)
+                stores = dataclasses.replace(stores, tokens=fast)
+                closers.append(_async(fast.close))
     if verifier is None:
-        verifier = _default_verifier(settings)
-    engine = ATHEngine(settings, stores=stores, verifier=verifier, clock=clock)
+        attestation_verifier = AttestationVerifier(
+            replay_store=_replay_store(settings, db, closers),
+            fetcher=FetchPolicy(
+                allow_http=settings.allow_http,
+                allow_loopback=settings.allow_loopback,
+                allow_private=settings.allow_private_networks,
+            ),
+            clock=clock or time.time,
+        )
+        closers.append(attestation_verifier.aclose)
+        verifier = attestation_verifier
+    engine = ATHEngine(settings, stores=stores, verifier=verifier, clock=clock, oauth=oauth)
     metrics = GatewayMetrics(p.provider_id for p in settings.providers)
     upstreams = {
         p.provider_id: Upstream(
@@ -127,11 +176,12 @@ def create_gateway_app(
         for p in settings.providers
     }
     if limiter is None:
-        if settings.rate_limit.backend == "redis":
-            assert settings.rate_limit.redis_url is not None
-            limiter = RedisRateLimiter(
-                settings.rate_limit.redis_url, key_prefix=settings.rate_limit.key_prefix
-            )
+        rate = settings.rate_limit
+        redis_url = rate.redis_url or settings.redis_url
+        if rate.backend == "redis":
+            if redis_url is None:
+                raise ValueError("rate_limit.backend = 'redis' needs redis_url")
+            limiter = RedisRateLimiter(redis_url, key_prefix=rate.key_prefix)
         else:
             limiter = MemoryRateLimiter()
     audit = AuditQueue(engine)
@@ -172,13 +222,14 @@ def create_gateway_app(
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
-        *(extra_routes or []),
     ]
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         if settings.mode == "development":
             _log.warning("ATH gateway running in DEVELOPMENT mode: not for production use")
+        for start in starters:
+            await start()
         for upstream in upstreams.values():
             await upstream.start()
         audit.start()
@@ -189,9 +240,35 @@ def create_gateway_app(
             for upstream in upstreams.values():
                 await upstream.close()
             await limiter.aclose()
+            for close in closers:
+                with contextlib.suppress(Exception):
+                    await close()
+            if db is not None:
+                await db.dispose()
 
     web = Starlette(routes=routes, lifespan=lifespan)
     return GatewayApp(settings, engine, proxy, web, metrics)
+
+
+def _async(close: Callable[[], None]) -> Callable[[], Awaitable[None]]:
+    async def run() -> None:
+        close()
+
+    return run
+
+
+def _replay_store(
+    settings: GatewaySettings,
+    db: AsyncEngine | None,
+    closers: list[Callable[[], Awaitable[object]]],
+) -> ReplayStore:
+    if settings.redis_url is not None:
+        redis_store = RedisReplayStore.from_url(settings.redis_url)
+        closers.append(redis_store.aclose)
+        return redis_store
+    if db is not None:
+        return SqlReplayStore(db)
+    return MemoryReplayStore()
 
 
 async def _readiness(engine: ATHEngine, limiter: RateLimiter, audit: AuditQueue) -> dict[str, str]:
@@ -205,25 +282,10 @@ async def _readiness(engine: ATHEngine, limiter: RateLimiter, audit: AuditQueue)
 
 
 async def _check(probe: Callable[[], Awaitable[object]]) -> str:
-    started = time.perf_counter()
     try:
-        await probe()
+        async with asyncio.timeout(5):
+            await probe()
     except Exception as exc:
         _log.warning("readiness probe failed: %s", type(exc).__name__)
         return f"failing ({type(exc).__name__})"
-    if time.perf_counter() - started > 5:
-        return "slow"
     return "ok"
-
-
-def _stores_for(database_url: str) -> EngineStores:
-    from athkit.server import memory_stores
-
-    if database_url.startswith("memory:"):
-        _log.warning("memory stores: every registration and token is lost at restart")
-        return memory_stores()
-    raise NotImplementedError("SQL stores are not available yet")
-
-
-def _default_verifier(settings: GatewaySettings) -> Any:
-    raise NotImplementedError("pass a verifier")

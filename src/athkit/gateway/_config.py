@@ -147,6 +147,11 @@ class GatewayConfig(_Section):
     name: str = "ATH gateway"
     listen: str = "127.0.0.1:8080"
     database_url: str = "sqlite:///ath-gateway.db"
+    redis_url: str | None = Field(
+        default=None,
+        description="Redis shared by several instances: attestation jti replay records and, "
+        "with rate_limit.backend = 'redis', the rate-limit counters.",
+    )
     secret_key_env: str | None = None
     secret_key_file: str | None = None
     admin_token_env: str | None = None
@@ -563,8 +568,21 @@ def _gateway_problems(
         file = resolve_path(config.consent_signing_key_file, base_dir)
         if not file.is_file():
             out.append(Problem("consent_signing_key_file", f"{file} does not exist"))
-    if config.rate_limit.backend == "redis" and not config.rate_limit.redis_url:
-        out.append(Problem("rate_limit.redis_url", "required when rate_limit.backend = 'redis'"))
+    if config.rate_limit.backend == "redis" and not (
+        config.rate_limit.redis_url or config.redis_url
+    ):
+        out.append(
+            Problem(
+                "rate_limit.redis_url", "redis_url is required when rate_limit.backend = 'redis'"
+            )
+        )
+    if not (config.database_url.startswith("memory:") or _sql_url_ok(config.database_url)):
+        out.append(
+            Problem(
+                "database_url",
+                "use sqlite:///FILE, postgresql://USER@HOST/DB (or memory:// for tests)",
+            )
+        )
     verifier = config.verifier
     for flag in ("allow_loopback", "allow_private_networks", "allow_http"):
         if getattr(verifier, flag) and production:
@@ -582,6 +600,17 @@ def _gateway_problems(
     if config.mode == "development":
         out.append(Problem("mode", "development mode: not for production use", warning=True))
     return out
+
+
+def _sql_url_ok(url: str) -> bool:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        backend = make_url(url).get_backend_name()
+    except (ArgumentError, ValueError):
+        return False
+    return backend in ("sqlite", "postgresql")
 
 
 def _safe_read(

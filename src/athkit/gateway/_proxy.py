@@ -25,6 +25,7 @@ put in the upstream request, and a response that echoes it is withheld.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -39,6 +40,7 @@ from athkit.gateway._metrics import GatewayMetrics
 from athkit.gateway._ratelimit import RateLimiter, RateLimiterUnavailable
 from athkit.gateway._upstream import Upstream
 from athkit.protocol import ATHError, ErrorCode
+from athkit.server import ATHEngine, AuditEvent, ProviderCredentials, TokenInfo
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -67,48 +69,9 @@ HOP_BY_HOP = frozenset(
 # Never forwarded from the agent: its credentials, and what the gateway sets itself.
 _AGENT_ONLY = frozenset({b"authorization", b"cookie", b"host", b"expect"})
 _BUFFER_LIMIT = 256 * 1024
-
-
-class TokenInfoLike(Protocol):
-    """What the proxy reads from a validated token (``athkit.server.TokenInfo``)."""
-
-    @property
-    def token_id(self) -> str: ...
-    @property
-    def client_id(self) -> str: ...
-    @property
-    def agent_id(self) -> str: ...
-    @property
-    def user_id(self) -> str: ...
-    @property
-    def provider_id(self) -> str: ...
-    @property
-    def scopes(self) -> tuple[str, ...]: ...
-    @property
-    def grant_id(self) -> str | None: ...
-
-
-class CredentialsLike(Protocol):
-    """A provider access token (``athkit.server.ProviderCredentials``)."""
-
-    @property
-    def access_token(self) -> str: ...
-    @property
-    def token_type(self) -> str: ...
-
-
-class ProxyEngine(Protocol):
-    """The engine operations the proxy uses (``athkit.server.ATHEngine`` has them all)."""
-
-    async def validate_token(
-        self, token: str, *, agent_id: str | None = None, provider_id: str | None = None
-    ) -> Any: ...
-
-    async def provider_credentials(self, info: Any, *, force_refresh: bool = False) -> Any: ...
-
-    async def mark_grant_needs_user(self, grant_id: str, reason: str) -> None: ...
-
-    async def audit(self, event: str, **fields: object) -> None: ...
+_CREDENTIALS_TTL = 30.0
+_CREDENTIALS_MAX = 100_000
+_EXPIRY_MARGIN = 30.0  # the engine refreshes provider tokens this long before they expire
 
 
 class RateRule(Protocol):
@@ -124,7 +87,7 @@ class ProxyApp:
 
     def __init__(
         self,
-        engine: ProxyEngine,
+        engine: ATHEngine,
         upstreams: dict[str, Upstream],
         limiter: RateLimiter,
         rate: RateRule,
@@ -137,6 +100,37 @@ class ProxyApp:
         self.rate = rate
         self.metrics = metrics
         self.audit = audit
+        # grant_id → (valid until, credentials): see _credentials.
+        self._credentials: dict[str, tuple[float, ProviderCredentials]] = {}
+
+    async def _credentials_for(
+        self, info: TokenInfo, *, force_refresh: bool = False
+    ) -> ProviderCredentials:
+        """The provider token behind ``info``, from the engine or a short in-process cache.
+
+        The cache holds decrypted provider credentials (never ATH token validity: the ATH token
+        is checked against the store on every call) for at most 30 s and never past 30 s before
+        the provider token expires. A provider 401 bypasses it (``force_refresh``).
+        """
+        now = time.monotonic()
+        if not force_refresh and info.grant_id is not None:
+            cached = self._credentials.get(info.grant_id)
+            if cached is not None and cached[0] > now:
+                return cached[1]
+        try:
+            creds = await self.engine.provider_credentials(info, force_refresh=force_refresh)
+        except ATHError:
+            if info.grant_id is not None:
+                self._credentials.pop(info.grant_id, None)
+            raise
+        ttl = _CREDENTIALS_TTL
+        if creds.expires_at is not None:
+            ttl = min(ttl, creds.expires_at - _EXPIRY_MARGIN - self.engine.clock.now())
+        if ttl > 0:
+            if len(self._credentials) >= _CREDENTIALS_MAX:
+                self._credentials.clear()
+            self._credentials[creds.grant_id] = (now + ttl, creds)
+        return creds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
@@ -214,7 +208,7 @@ class ProxyApp:
             )
         self.audit.self_check()
 
-        creds = await self.engine.provider_credentials(info)
+        creds = await self._credentials_for(info)
         query: bytes = scope.get("query_string", b"")
         url = URL(
             upstream.api_base + path + ("?" + query.decode("latin-1") if query else ""),
@@ -245,7 +239,7 @@ class ProxyApp:
         method: str,
         url: URL,
         forwarded: list[tuple[str, str]],
-        creds: Any,
+        creds: ProviderCredentials,
         body: Any,
     ) -> aiohttp.ClientResponse:
         headers = CIMultiDict(forwarded)
@@ -275,13 +269,13 @@ class ProxyApp:
         method: str,
         url: URL,
         forwarded: list[tuple[str, str]],
-        info: Any,
+        info: TokenInfo,
         response: aiohttp.ClientResponse,
         body: Any,
     ) -> aiohttp.ClientResponse:
         response.release()
         # The provider refused its own token: refresh it (persisted by the engine).
-        creds = await self.engine.provider_credentials(info, force_refresh=True)
+        creds = await self._credentials_for(info, force_refresh=True)
         if body is not None:
             raise ATHError(
                 ErrorCode.OAUTH_ERROR,
@@ -293,6 +287,7 @@ class ProxyApp:
         if retried.status == 401:
             retried.release()
             if info.grant_id is not None:
+                self._credentials.pop(info.grant_id, None)
                 await self.engine.mark_grant_needs_user(
                     info.grant_id, "provider answered 401 after a token refresh"
                 )
@@ -444,26 +439,36 @@ async def _send_error(send: Send, exc: ATHError) -> None:
 
 
 class AuditQueue:
-    """``proxy_request`` events written behind the response, in order, by one background task.
+    """``proxy_request`` events written behind the response, in batches, by one background task.
 
-    Keeps the audit store write off the hot path. If the store fails, the proxy refuses further
-    calls (``INTERNAL_ERROR``, 503) until a write succeeds again: audit faults fail closed.
+    Keeps the audit store off the hot path: each event is stamped when the call is made and
+    queued; the writer stores whatever has accumulated in one transaction
+    (``AuditLog.record_many``). If the store fails, the proxy refuses further calls
+    (``INTERNAL_ERROR``, 503) until a write succeeds again — audit faults fail closed — and the
+    queue, bounded, makes callers wait rather than drop events.
     """
 
-    def __init__(self, engine: ProxyEngine, maxsize: int = 10_000) -> None:
+    def __init__(self, engine: ATHEngine, maxsize: int = 10_000, batch: int = 500) -> None:
         self._engine = engine
-        self._queue: asyncio.Queue[tuple[str, dict[str, object]]] = asyncio.Queue(maxsize)
+        self._maxsize = maxsize
+        self._batch = batch
+        self._queue: asyncio.Queue[AuditEvent] | None = None
         self._task: asyncio.Task[None] | None = None
         self.failing = False
 
     def start(self) -> None:
         """Start the writer (inside the running loop)."""
         if self._task is None:
+            self._queue = asyncio.Queue(self._maxsize)
             self._task = asyncio.get_running_loop().create_task(self._run())
 
-    async def put(self, event: str, **fields: object) -> None:
+    async def put(self, event: str, **fields: Any) -> None:
         """Queue one event (waits while the queue is full: events are never dropped)."""
-        await self._queue.put((event, fields))
+        record = AuditEvent(event=event, timestamp=self._engine.clock.now(), **fields)
+        if self._queue is None:  # not started (embedding without lifespan): write inline
+            await self._engine.audit_log.record(record)
+            return
+        await self._queue.put(record)
 
     def self_check(self) -> None:
         """Refuse the call while audit events cannot be stored."""
@@ -476,11 +481,15 @@ class AuditQueue:
             )
 
     async def _run(self) -> None:
+        assert self._queue is not None
+        queue = self._queue
         while True:
-            event, fields = await self._queue.get()
+            batch = [await queue.get()]
+            while len(batch) < self._batch and not queue.empty():
+                batch.append(queue.get_nowait())
             while True:
                 try:
-                    await self._engine.audit(event, **fields)
+                    await self._engine.audit_log.record_many(batch)
                 except Exception:
                     self.failing = True
                     _log.exception("audit store write failed; retrying in 1 s")
@@ -488,11 +497,14 @@ class AuditQueue:
                     continue
                 break
             self.failing = False
-            self._queue.task_done()
+            for _ in batch:
+                queue.task_done()
 
     async def drain(self) -> None:
         """Wait (at most 5 s) until queued events are written (for shutdown and tests)."""
-        with _suppress_timeout():
+        if self._queue is None:
+            return
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._queue.join(), 5.0)
 
     async def close(self) -> None:
@@ -500,18 +512,7 @@ class AuditQueue:
         await self.drain()
         if self._task is not None:
             self._task.cancel()
-            with _suppress_cancel():
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-
-
-def _suppress_timeout() -> Any:
-    import contextlib
-
-    return contextlib.suppress(TimeoutError)
-
-
-def _suppress_cancel() -> Any:
-    import contextlib
-
-    return contextlib.suppress(asyncio.CancelledError)
+            self._queue = None

@@ -59,6 +59,7 @@ class GatewaySettings(ServerSettings):
 
     mode: Literal["production", "development"] = "production"
     gateway_id: str = "ath-gateway"
+    redis_url: str | None = None
     listen_host: str = "127.0.0.1"
     listen_port: int = 8080
     rate_limit: RateLimitConfig = Field(default_factory=RateLimitConfig)
@@ -170,6 +171,7 @@ def resolve_settings(
         max_body_bytes=config.max_body_bytes,
         mode=config.mode,
         gateway_id=config.gateway_id,
+        redis_url=config.redis_url,
         listen_host=config.listen_host,
         listen_port=config.listen_port,
         rate_limit=config.rate_limit,

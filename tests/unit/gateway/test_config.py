@@ -93,7 +93,7 @@ scopes = "calendar:read"
         "error: colour: unknown key (misspelt?)",
         "error: public_base_url: must be https in production mode (ATH §6)",
         "error: listen: listen must be HOST:PORT, got 'nowhere'",
-        "error: rate_limit.redis_url: required when rate_limit.backend = 'redis'",
+        "error: rate_limit.redis_url: redis_url is required when rate_limit.backend = 'redis'",
         "error: secret_key_env: production mode needs a secret key",
         "error: providers.mail.issuer: give an issuer",
         "error: providers.mail.api_base: must be an http(s) URL, got 'ftp://files.example'",

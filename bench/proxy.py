@@ -397,7 +397,8 @@ def main() -> None:
     ratio = through["rps"] / direct["rps"]
     print(
         f"proxy benchmark ({args.database} store): {args.concurrency} concurrent connections, "
-        f"{args.rounds} interleaved rounds of {args.duration:g} s per side (medians), one GET of a {len(BODY)}-byte JSON document"
+        f"{args.rounds} interleaved rounds of {args.duration:g} s per side (medians), "
+        f"one GET of a {len(BODY)}-byte JSON document"
     )
     print(f"{'':10} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
     for name, r in (("direct", direct), ("gateway", through)):

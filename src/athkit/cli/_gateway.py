@@ -39,3 +39,43 @@ def check(config: Path = _CONFIG, dev: bool = _DEV) -> None:
         typer.echo(f"{config}: {len(errors)} error(s)", err=True)
         raise typer.Exit(1)
     typer.echo(f"{config}: OK")
+
+
+@gateway_app.command("serve")
+def serve(
+    config: Path = _CONFIG,
+    dev: bool = _DEV,
+    access_log: bool = typer.Option(False, "--access-log", help="Log every request (slower)."),
+) -> None:
+    """Run the gateway on the configured listen address (uvicorn, uvloop, httptools)."""
+    import logging
+
+    import uvicorn
+
+    from athkit.gateway import ConfigError, create_gateway_app, load_config
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        loaded = load_config(config, mode="development" if dev else None)
+        app = create_gateway_app(loaded)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            typer.echo(str(problem), err=True)
+        typer.echo(f"{config}: the gateway did not start", err=True)
+        raise typer.Exit(1) from None
+    if dev:
+        typer.secho(
+            "WARNING: development mode (--dev). Never expose this gateway to real users.",
+            fg=typer.colors.RED,
+            err=True,
+        )
+    uvicorn.run(
+        app,
+        host=loaded.listen_host,
+        port=loaded.listen_port,
+        loop="auto",
+        http="auto",
+        access_log=access_log,
+        proxy_headers=False,
+        log_level="info",
+    )

@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -30,6 +31,7 @@ from athkit.gateway._proxy import PROXY_PREFIX, AuditQueue, ProxyApp, Receive, S
 from athkit.gateway._ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from athkit.gateway._settings import GatewaySettings, resolve_settings
 from athkit.gateway._upstream import Upstream
+from athkit.protocol import ATHError, ErrorCode
 from athkit.server import (
     AgentVerifier,
     ATHEngine,
@@ -37,12 +39,14 @@ from athkit.server import (
     Clock,
     EngineStores,
     FetchPolicy,
+    HttpOAuthBridge,
     MemoryReplayStore,
     OAuthBridge,
     RedisReplayStore,
     ReplayStore,
     SqlReplayStore,
     SqlTokenStore,
+    create_ath_routes,
     memory_stores,
     migrate_server_schema,
     sql_stores,
@@ -162,7 +166,14 @@ def create_gateway_app(
         )
         closers.append(attestation_verifier.aclose)
         verifier = attestation_verifier
-    engine = ATHEngine(settings, stores=stores, verifier=verifier, clock=clock, oauth=oauth)
+    bridge: OAuthBridge
+    if oauth is None:
+        http_bridge = HttpOAuthBridge()
+        closers.append(http_bridge.aclose)
+        bridge = http_bridge
+    else:
+        bridge = oauth
+    engine = ATHEngine(settings, stores=stores, verifier=verifier, clock=clock, oauth=bridge)
     metrics = GatewayMetrics(p.provider_id for p in settings.providers)
     upstreams = {
         p.provider_id: Upstream(
@@ -222,6 +233,9 @@ def create_gateway_app(
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
+        # ATH §8 (register, status, authorize, consent, callback, token, revoke) and, with an
+        # admin token, the admin API: the engine's own routes, mounted as they are.
+        *create_ath_routes(engine, admin=True, discovery=False, openapi=False),
     ]
 
     @contextlib.asynccontextmanager
@@ -246,8 +260,18 @@ def create_gateway_app(
             if db is not None:
                 await db.dispose()
 
-    web = Starlette(routes=routes, lifespan=lifespan)
+    web = Starlette(
+        routes=routes, lifespan=lifespan, exception_handlers={HTTPException: _http_error}
+    )
     return GatewayApp(settings, engine, proxy, web, metrics)
+
+
+async def _http_error(_request: Request, exc: Exception) -> Response:
+    # Unknown paths and wrong methods answer ATH §7 JSON too, never Starlette's plain text.
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    message = {404: "no such endpoint", 405: "method not allowed"}.get(status, "request refused")
+    code = ErrorCode.INVALID_REQUEST if status < 500 else ErrorCode.INTERNAL_ERROR
+    return JSONResponse(ATHError(code, message, status=status).to_dict(), status_code=status)
 
 
 def _async(close: Callable[[], None]) -> Callable[[], Awaitable[None]]:

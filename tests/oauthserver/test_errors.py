@@ -229,3 +229,10 @@ def test_userinfo_needs_a_valid_bearer(oauth: OAuthEnv, http: httpx.Client) -> N
         f"{oauth.url}/userinfo", headers={"Authorization": f"Bearer {tokens['access_token']}"}
     )
     assert expired.status_code == 401
+
+
+def test_too_long_state_is_refused(oauth: OAuthEnv, http: httpx.Client) -> None:
+    response = http.get(oauth.authorize_url(state="s" * 3000))
+    assert response.status_code == 302
+    assert "error=invalid_request" in response.headers["location"]
+    assert "sss" not in response.headers["location"]

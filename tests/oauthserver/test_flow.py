@@ -243,3 +243,23 @@ def test_an_existing_login_goes_straight_to_consent(oauth: OAuthEnv, http: httpx
         stop_at=oauth.redirect_uri,
     )
     assert isinstance(result, str) and "code=" in result
+
+
+def test_loopback_redirect_on_any_port(http: httpx.Client) -> None:
+    from athkit.oauthserver import create_oauth_app
+    from athkit.testing import free_port, serve_in_thread
+    from tests.oauthserver.conftest import Clock, make_config
+
+    port = free_port()
+    shop = (
+        make_config(port).clients[0].model_copy(update={"redirect_uris": ["http://127.0.0.1/cb"]})
+    )
+    config = make_config(port, clients=[shop])
+    with serve_in_thread(create_oauth_app(config), port=port) as server:
+        env = OAuthEnv(
+            url=server.url, config=config, clock=Clock(), redirect_uri="http://127.0.0.1:43210/cb"
+        )
+        assert env.tokens(http)["scope"] == "orders:read orders:write profile"
+        code = env.consent(http)["code"]
+        moved = env.exchange(http, code, redirect_uri="http://127.0.0.1:43211/cb")
+        assert moved.json()["error"] == "invalid_grant"

@@ -104,3 +104,21 @@ def test_migrations_match_the_tables() -> None:
         return result
 
     assert asyncio.run(check()) == []
+
+
+def test_redirect_uri_matching() -> None:
+    from athkit.oauthserver._authorize import redirect_matches
+
+    assert redirect_matches("https://app.example/cb", "https://app.example/cb")
+    assert not redirect_matches("https://app.example/cb", "https://app.example/cb/")
+    assert not redirect_matches("https://app.example/cb", "https://app.example/cb?x=1")
+    assert not redirect_matches("https://app.example/cb", "https://APP.example/cb")
+    # RFC 8252 §7.3: loopback registered without a port matches any port.
+    assert redirect_matches("http://127.0.0.1/cb", "http://127.0.0.1:51234/cb")
+    assert redirect_matches("http://[::1]/cb", "http://[::1]:8080/cb")
+    assert not redirect_matches("http://127.0.0.1/cb", "http://127.0.0.1:51234/other")
+    assert not redirect_matches("http://127.0.0.1/cb", "http://localhost:51234/cb")
+    assert not redirect_matches("http://127.0.0.1/cb", "http://u@127.0.0.1:5/cb")
+    assert not redirect_matches("http://127.0.0.1/cb", "http://127.0.0.1:99999/cb")
+    assert not redirect_matches("http://127.0.0.1:8000/cb", "http://127.0.0.1:8001/cb")
+    assert not redirect_matches("https://127.0.0.1/cb", "https://127.0.0.1:5/cb")

@@ -44,16 +44,20 @@ async def authorize(srv: ServerState, request: Request) -> Response:
         audit("authorize_rejected", reason="unknown_client", client_id=q.get("client_id"))
         return srv.error_page("Unknown application", "The client_id is missing or unknown.")
     redirect_uri = q.get("redirect_uri")
-    # RFC 6749 §3.1.2.3: exact match against the registered list; never redirect elsewhere.
-    if redirect_uri is None or "redirect_uri" in dupes or redirect_uri not in client.redirect_uris:
+    if (
+        redirect_uri is None
+        or "redirect_uri" in dupes
+        or not any(redirect_matches(r, redirect_uri) for r in client.redirect_uris)
+    ):
         audit("authorize_rejected", reason="bad_redirect_uri", client_id=client.client_id)
         return srv.error_page(
             "Invalid redirect", "The redirect_uri is missing or not registered for this client."
         )
     state = q.get("state")
-    if state is not None and len(state) > _MAX_STATE:
-        state = None
     try:
+        if state is not None and len(state) > _MAX_STATE:
+            state = None  # not echoed: the request is refused
+            raise _RedirectError("invalid_request", f"state is longer than {_MAX_STATE} characters")
         pending = _check_request(srv, client, q, dupes, redirect_uri, state)
     except _RedirectError as exc:
         audit("authorize_rejected", reason=exc.error, client_id=client.client_id)
@@ -76,6 +80,33 @@ async def authorize(srv: ServerState, request: Request) -> Response:
     )
     srv.set_session(response, session)
     return response
+
+
+def redirect_matches(registered: str, presented: str) -> bool:
+    """RFC 6749 §3.1.2.3: exact string match; never redirect anywhere else.
+
+    One exception, RFC 8252 §7.3: a registered loopback URI *without* a port
+    (``http://127.0.0.1/cb``, ``http://[::1]/cb``) matches the same URI on any port, for
+    command-line clients that listen on an ephemeral port.
+    """
+    if registered == presented:
+        return True
+    reg, got = urlsplit(registered), urlsplit(presented)
+    try:
+        reg_port, got_port = reg.port, got.port
+    except ValueError:
+        return False
+    return (
+        reg.scheme == "http"
+        and reg.hostname in ("127.0.0.1", "::1")
+        and reg_port is None
+        and got.scheme == "http"
+        and got.hostname == reg.hostname
+        and got_port is not None
+        and got.username is None
+        and got.password is None
+        and (got.path, got.query, got.fragment) == (reg.path, reg.query, reg.fragment)
+    )
 
 
 def _check_request(

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
 from urllib.parse import urlencode
 
 import httpx
+import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
@@ -139,3 +141,31 @@ def test_drive_consent_returns_the_final_page(oauth: OAuthEnv, http: httpx.Clien
         stop_at=oauth.redirect_uri,
     )
     assert isinstance(result, httpx.Response) and result.status_code == 400
+
+
+def test_decisions_are_audited_without_secrets(
+    oauth: OAuthEnv, http: httpx.Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="athkit.oauthserver.audit")
+    drive_consent(
+        http, oauth.authorize_url(), username="alice", password="guess-1", stop_at="http://x/"
+    )
+    http.post(f"{oauth.url}/login", data={"csrf_token": "forged"})
+    code = oauth.consent(http)["code"]
+    tokens = oauth.exchange(http, code).json()
+    oauth.exchange(http, code)
+    http.post(f"{oauth.url}/token", data={"grant_type": "x"}, auth=("shop", "wrong-secret-77"))
+    text = caplog.text
+    for event in [
+        "authorization_started",
+        "login_failed",
+        "csrf_rejected",
+        "consent_granted",
+        "token_issued",
+        "code_reused",
+        "client_auth_failed",
+        "token_rejected",
+    ]:
+        assert event in text, event
+    for secret in [PASSWORD, "guess-1", "wrong-secret-77", SECRET, code, tokens["access_token"]]:
+        assert secret not in text

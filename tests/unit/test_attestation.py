@@ -551,3 +551,19 @@ def test_fuzzed_public_keys_only_ever_raise_ath_error() -> None:
         except ATHError as err:
             assert err.code is ErrorCode.INVALID_ATTESTATION
             assert err.details["reason"] == "bad_public_key"
+
+
+def test_der_conversion_matches_cryptography() -> None:
+    """The hot path's own DER encoder agrees with pyca's on random and edge-case signatures."""
+    from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+    from athkit.protocol._attestation import _der_signature
+
+    rng = random.Random(7518)
+    edges = [bytes(64), b"\xff" * 64, bytes(31) + b"\x80" + bytes(31) + b"\x01", b"\x7f" * 64]
+    randoms = [rng.randbytes(64) for _ in range(2000)]
+    for signature in edges + randoms:
+        expected = encode_dss_signature(
+            int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
+        )
+        assert _der_signature(signature) == expected

@@ -23,6 +23,7 @@ the request's ``code_challenge`` it cannot be lifted into another authorization 
 from __future__ import annotations
 
 import hmac
+import math
 import secrets
 import time
 from collections.abc import Iterable, Mapping
@@ -223,4 +224,7 @@ def _int_claim(claims: dict[str, Any], name: str) -> int:
         raise _fail(f"missing_{name}", f"the {name} claim is missing")
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise _fail("malformed", f"the {name} claim is not a number")
+    if isinstance(value, float) and not math.isfinite(value):
+        # JSON's 1e400 parses as infinity, which int() cannot convert.
+        raise _fail("malformed", f"the {name} claim is not a finite number")
     return int(value)

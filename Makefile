@@ -6,6 +6,8 @@ BIN := $(VENV)/bin
 .PHONY: demo test lint typecheck unit bench clean lock
 
 $(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "athkit needs Python >= 3.11: run make with PYTHON=/path/to/python3.11"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
@@ -29,6 +31,10 @@ typecheck: $(VENV)/.installed-dev
 
 test: lint typecheck
 	$(BIN)/pytest
+
+# Only the fast unit tests, for iterating.
+unit: $(VENV)/.installed-dev
+	$(BIN)/pytest tests/unit -q
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/attestation.py

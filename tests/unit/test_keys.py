@@ -171,3 +171,9 @@ def test_jwk_with_wrong_alg_refused() -> None:
     jwk = public_key_to_jwk(generate_private_key())
     jwk["alg"] = "HS256"
     _bad_key(jwk)
+
+
+def test_jwk_for_encryption_refused() -> None:
+    jwk = public_key_to_jwk(generate_private_key())
+    jwk["use"] = "enc"
+    _bad_key(jwk)

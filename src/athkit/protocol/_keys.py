@@ -155,14 +155,17 @@ def load_public_key(source: dict[str, Any] | str | bytes) -> PublicKey:
 
 def _public_key_from_jwk(jwk: dict[str, Any]) -> PublicKey:
     if jwk.get("kty") != "EC":
-        raise _key_error(f"JWK key type {jwk.get('kty')!r} is not EC (ES256 needs P-256)")
+        raise _key_error(f"JWK key type {str(jwk.get('kty'))[:32]!r} is not EC (ES256 needs P-256)")
     if jwk.get("crv") != "P-256":
-        raise _key_error(f"JWK curve {jwk.get('crv')!r} is not P-256")
+        raise _key_error(f"JWK curve {str(jwk.get('crv'))[:32]!r} is not P-256")
     if "d" in jwk:
         raise _key_error("JWK carries a private key; publish only the public half")
     alg = jwk.get("alg")
     if alg is not None and alg != "ES256":
-        raise _key_error(f"JWK alg {alg!r} is not ES256")
+        raise _key_error(f"JWK alg {str(alg)[:32]!r} is not ES256")
+    use = jwk.get("use")
+    if use is not None and use != "sig":
+        raise _key_error(f"JWK use {str(use)[:32]!r} is not sig")
     x, y = jwk.get("x"), jwk.get("y")
     if not isinstance(x, str) or not isinstance(y, str):
         raise _key_error("JWK lacks the x and y coordinates")

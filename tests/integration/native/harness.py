@@ -295,27 +295,54 @@ class World:
         raise AssertionError(f"no audit event with code {code} / event {event} / {match}")
 
 
+@dataclass
+class Surroundings:
+    """What runs around a native service: its OAuth server and an agent identity host."""
+
+    oauth_url: str
+    agents_url: str
+    identities: IdentityHost
+    clock: OffsetClock
+    context_key: PrivateKey
+
+    def service_config(self, base: str, database_url: str) -> ServiceConfig:
+        return ServiceConfig(
+            base_url=base,
+            oauth_url=self.oauth_url,
+            database_url=database_url,
+            consent_key_pem=private_key_to_pem(self.context_key).decode(),
+        )
+
+    def world(self, base: str, http: httpx.Client) -> World:
+        return World(base, self.oauth_url, self.agents_url, self.clock, self.identities, http)
+
+
+@contextlib.contextmanager
+def surroundings(service_base: str) -> Iterator[Surroundings]:
+    """Start the OAuth server (its client redirects to ``service_base``) and the identity host."""
+    clock = OffsetClock()
+    context_key = generate_private_key()
+    oauth_port = free_port()
+    oauth_app = create_oauth_app(oauth_config(oauth_port, service_base, context_key), clock=clock)
+    identities = IdentityHost()
+    with (
+        serve_in_thread(oauth_app, port=oauth_port) as oauth,
+        serve_in_thread(identities.app) as agents,
+    ):
+        yield Surroundings(oauth.url, agents.url, identities, clock, context_key)
+
+
 @contextlib.contextmanager
 def running_world(database_url: str | None = None, *, tmp_dir: str) -> Iterator[World]:
     """Start the OAuth server, the identity host and the native service on 127.0.0.1."""
     from tests.integration.native.service import build_service
 
-    clock = OffsetClock()
-    context_key = generate_private_key()
-    service_port, oauth_port = free_port(), free_port()
+    service_port = free_port()
     base = f"http://127.0.0.1:{service_port}"
-    oauth_app = create_oauth_app(oauth_config(oauth_port, base, context_key), clock=clock)
-    identities = IdentityHost()
-    config = ServiceConfig(
-        base_url=base,
-        oauth_url=f"http://127.0.0.1:{oauth_port}",
-        database_url=database_url or f"sqlite:///{tmp_dir}/ath.db",
-        consent_key_pem=private_key_to_pem(context_key).decode(),
-    )
-    with (
-        serve_in_thread(oauth_app, port=oauth_port) as oauth,
-        serve_in_thread(identities.app) as agents,
-        serve_in_thread(build_service(config, clock=clock), port=service_port),
-        httpx.Client(timeout=10) as http,
-    ):
-        yield World(base, oauth.url, agents.url, clock, identities, http)
+    with surroundings(base) as around:
+        config = around.service_config(base, database_url or f"sqlite:///{tmp_dir}/ath.db")
+        with (
+            serve_in_thread(build_service(config, clock=around.clock), port=service_port),
+            httpx.Client(timeout=10) as http,
+        ):
+            yield around.world(base, http)

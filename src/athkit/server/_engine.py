@@ -73,6 +73,8 @@ _T = TypeVar("_T")
 ACCESS_TOKEN_PREFIX = "ath_at_"
 CLIENT_SECRET_PREFIX = "ath_cs_"
 ATH_CODE_PREFIX = "ath_code_"
+_PURGE_INTERVAL = 60.0  # forget expired sessions at most this often (piggybacked on authorize)
+_SESSION_GRACE = 3600.0  # keep expired sessions an hour, so late calls still say SESSION_EXPIRED
 _REFRESH_MARGIN = 30.0  # refresh provider tokens this many seconds before they expire
 # Compared against when a client_id is unknown, so a miss costs what a hit costs.
 _DUMMY_SECRET_HASH = hash_secret("athkit: no such client")
@@ -184,6 +186,7 @@ class ATHEngine:
         self.consent_context = consent_context
         self._cipher = TokenCipher(settings.secret_key.get_secret_value())
         self._refresh_locks: dict[str, asyncio.Lock] = {}
+        self._next_purge = 0.0
 
     # --- plumbing -------------------------------------------------------------------------
 
@@ -489,6 +492,9 @@ class ATHEngine:
             resource=request.resource or provider.resource,
         )
         await self.stores.sessions.insert(session)
+        if now >= self._next_purge:
+            self._next_purge = now + _PURGE_INTERVAL
+            await self.purge_expired()
         await self.audit(
             "authorization_started",
             agent_id=agent.agent_id,
@@ -501,6 +507,10 @@ class ATHEngine:
             authorization_url=self.consent_url(session.session_id),
             ath_session_id=session.session_id,
         )
+
+    async def purge_expired(self) -> int:
+        """Forget sessions that expired more than an hour ago; return how many."""
+        return await self.stores.sessions.delete_expired(self.clock.now() - _SESSION_GRACE)
 
     # --- §4.3 browser binding -------------------------------------------------------------
 

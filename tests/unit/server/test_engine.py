@@ -298,3 +298,17 @@ async def test_consent_link_carries_pkce_and_a_signed_agent_context(stores: Engi
         now=w.clock.now(),
     )
     assert ctx.agent_id == agent.agent_id and ctx.approved_scopes == ("orders:read",)
+
+
+async def test_expired_sessions_are_purged(stores: EngineStores) -> None:
+    w = make_world(stores=stores)
+    agent = w.agent("purge")
+    cid, _ = await w.register(agent, ["orders:read"])
+    sid = await start(w, agent, cid, ["orders:read"])
+    w.clock.advance(601)
+    with pytest.raises(ATHError) as err:
+        await w.engine.begin_consent(sid, None)
+    assert err.value.code is ErrorCode.SESSION_EXPIRED
+    w.clock.advance(3600)
+    assert await w.engine.purge_expired() == 1
+    assert await w.stores.sessions.get(sid) is None

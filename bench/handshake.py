@@ -1,0 +1,235 @@
+"""Complete ATH handshakes per second and token validations per second, in one run.
+
+    .venv/bin/python bench/handshake.py [--seconds 3]
+
+A handshake is authorize → consent → callback → token for an agent registered once, with a fresh
+attestation (new jti) at each step, really verified (ES256, identity document fetched once over
+HTTP on 127.0.0.1 and cached, jti replay store).
+
+* in-process: ``ATHEngine`` methods called directly; the provider is the PKCE-checking stand-in
+  of the unit tests (no network), so the figure is the engine's own cost, with memory stores and
+  with SQL stores on a SQLite file.
+* HTTP: the native test service under uvicorn (SQLite file) and the real OAuth server; one
+  browser (already logged in) answers the consent page each time, the engine exchanges the code
+  and calls userinfo over HTTP. Sequential, one handshake at a time.
+
+Token validations: ``validate_token`` in-process, and ``GET /api/orders`` behind
+``require_scopes`` over HTTP (sequential, and 16 concurrent clients).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import secrets
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # the tests' harness: OAuth server config, native service
+
+from athkit.protocol import (  # noqa: E402
+    AuthorizeRequest,
+    Developer,
+    ProviderScopes,
+    RegisterRequest,
+    TokenRequest,
+    create_attestation,
+)
+from athkit.server import (  # noqa: E402
+    ATHEngine,
+    AttestationVerifier,
+    EngineStores,
+    FetchPolicy,
+    MemoryReplayStore,
+    ReplayStore,
+    ServerSettings,
+    SqlReplayStore,
+    memory_stores,
+    migrate_server_schema,
+    sql_stores,
+)
+from athkit.storage import create_engine  # noqa: E402
+from athkit.testing import serve_in_thread  # noqa: E402
+from tests.integration.native.harness import IdentityHost, running_world  # noqa: E402
+from tests.integration.native.service import OffsetClock  # noqa: E402
+from tests.unit.server.helpers import FakeProvider, provider_settings  # noqa: E402
+
+BASE = "https://bench.example"
+
+
+async def _rate(seconds: float, step: Callable[[], Awaitable[object]]) -> float:
+    for _ in range(5):  # warm-up
+        await step()
+    count, start = 0, time.perf_counter()
+    while (elapsed := time.perf_counter() - start) < seconds:
+        await step()
+        count += 1
+    return count / elapsed
+
+
+async def in_process(
+    seconds: float, kind: str, agents_host: IdentityHost, agents_url: str, tmp: Path
+) -> tuple[float, float]:
+    """(handshakes/s, validations/s) calling the engine directly."""
+    from tests.integration.native.harness import World
+
+    clock = OffsetClock()
+    db = None
+    replay: ReplayStore
+    stores: EngineStores
+    if kind == "memory":
+        stores, replay = memory_stores(), MemoryReplayStore(clock=clock)
+    else:
+        db = create_engine(f"sqlite:///{tmp / f'{kind}.db'}")
+        await migrate_server_schema(db)
+        stores, replay = sql_stores(db), SqlReplayStore(db, clock=clock)
+    verifier = AttestationVerifier(
+        replay_store=replay,
+        fetcher=FetchPolicy(allow_http=True, allow_loopback=True),
+        clock=clock,
+    )
+    provider = FakeProvider()
+    settings = ServerSettings(
+        base_url=BASE, secret_key=secrets.token_urlsafe(32), providers=[provider_settings()]
+    )
+    engine = ATHEngine(settings, stores=stores, verifier=verifier, oauth=provider, clock=clock)
+    world = World(BASE, "", agents_url, clock, agents_host, httpx.Client())
+    agent = world.new_agent("bench")
+    registered = await engine.register(
+        RegisterRequest(
+            agent_id=agent.agent_id,
+            agent_attestation=agent.attest(BASE, clock),
+            developer=Developer(name="Bench", id="bench"),
+            requested_providers=[ProviderScopes(provider_id="shop", scopes=["orders:read"])],
+        )
+    )
+    tokens: list[str] = []
+
+    async def handshake() -> None:
+        started = await engine.authorize(
+            AuthorizeRequest(
+                client_id=registered.client_id,
+                agent_attestation=agent.attest(BASE, clock),
+                provider_id="shop",
+                scopes=["orders:read"],
+                state=secrets.token_urlsafe(24),
+            )
+        )
+        begin = await engine.begin_consent(started.ath_session_id, None)
+        query = provider.consent(begin.redirect_url, "alice")
+        result = await engine.callback(
+            state=query["state"],
+            code=query["code"],
+            error=None,
+            binding_for=lambda _s: begin.binding_secret,
+        )
+        issued = await engine.exchange_token(
+            TokenRequest(
+                grant_type="authorization_code",
+                client_id=registered.client_id,
+                client_secret=registered.client_secret,
+                agent_attestation=create_attestation(
+                    agent.key, agent_id=agent.agent_id, audience=f"{BASE}/ath/token"
+                ),
+                code=result.code or "",
+                ath_session_id=started.ath_session_id,
+            )
+        )
+        tokens.append(issued.access_token)
+
+    handshakes = await _rate(seconds, handshake)
+    token = tokens[-1]
+    validations = await _rate(
+        seconds, lambda: engine.validate_token(token, agent_id=agent.agent_id)
+    )
+    await verifier.aclose()
+    world.http.close()
+    if db is not None:
+        await db.dispose()
+    return handshakes, validations
+
+
+def over_http(seconds: float, tmp: Path) -> tuple[float, float, float]:
+    """(handshakes/s, validations/s sequential, validations/s with 16 clients) over HTTP."""
+    with running_world(tmp_dir=str(tmp)) as world, httpx.Client(timeout=10) as browser:
+        agent = world.new_agent("bench")
+        client_id, secret = world.registered(agent, ["orders:read"])
+        token = ""
+
+        def handshake() -> str:
+            url, session_id, _ = world.start(agent, client_id, ["orders:read"])
+            code = world.consent(url, browser=browser)["code"]
+            response = world.token(agent, client_id, secret, session_id, code)
+            assert response.status_code == 200, response.text
+            return str(response.json()["access_token"])
+
+        for _ in range(3):
+            token = handshake()
+        count, start = 0, time.perf_counter()
+        while (elapsed := time.perf_counter() - start) < seconds:
+            token = handshake()
+            count += 1
+        handshakes = count / elapsed
+
+        headers = {"Authorization": f"Bearer {token}", "X-ATH-Agent-ID": agent.agent_id}
+        url = f"{world.base}/api/orders"
+        count, start = 0, time.perf_counter()
+        while (elapsed := time.perf_counter() - start) < seconds:
+            assert world.http.get(url, headers=headers).status_code == 200
+            count += 1
+        sequential = count / elapsed
+
+        async def concurrent() -> float:
+            done = 0
+            async with httpx.AsyncClient(
+                timeout=10, limits=httpx.Limits(max_connections=16)
+            ) as client:
+                stop = time.perf_counter() + seconds
+
+                async def worker() -> None:
+                    nonlocal done
+                    while time.perf_counter() < stop:
+                        response = await client.get(url, headers=headers)
+                        assert response.status_code == 200
+                        done += 1
+
+                begin = time.perf_counter()
+                await asyncio.gather(*(worker() for _ in range(16)))
+                return done / (time.perf_counter() - begin)
+
+        return handshakes, sequential, asyncio.run(concurrent())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=3.0, help="per measurement")
+    args = parser.parse_args()
+    identities = IdentityHost()
+    with tempfile.TemporaryDirectory() as tmp_dir, serve_in_thread(identities.app) as host:
+        tmp = Path(tmp_dir)
+        mem = asyncio.run(in_process(args.seconds, "memory", identities, host.url, tmp))
+        sql = asyncio.run(in_process(args.seconds, "sqlite", identities, host.url, tmp))
+        (tmp / "http").mkdir()
+        http = over_http(args.seconds, tmp / "http")
+    rows = [
+        ("in-process, memory stores", mem[0], mem[1]),
+        ("in-process, SQLite stores", sql[0], sql[1]),
+        ("HTTP, SQLite, real OAuth server (sequential)", http[0], http[1]),
+    ]
+    print(f"{'setup':<46} {'handshakes/s':>13} {'ratio':>6} {'validations/s':>14} {'ratio':>6}")
+    for name, hs, val in rows:
+        print(f"{name:<46} {hs:>13.1f} {hs / mem[0]:>6.3f} {val:>14.1f} {val / mem[1]:>6.3f}")
+    print(
+        f"{'HTTP validations, 16 concurrent clients':<46} {'':>13} {'':>6} "
+        f"{http[2]:>14.1f} {http[2] / mem[1]:>6.3f}"
+    )
+
+
+if __name__ == "__main__":
+    main()

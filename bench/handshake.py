@@ -9,7 +9,8 @@ HTTP on 127.0.0.1 and cached, jti replay store).
 * in-process: ``ATHEngine`` methods called directly; the provider is the PKCE-checking stand-in
   of the unit tests (no network), so the figure is the engine's own cost, with memory stores and
   with SQL stores on a SQLite file.
-* HTTP: the native test service under uvicorn (SQLite file) and the real OAuth server; one
+* HTTP: the native test service under uvicorn in its own process (SQLite file) and the real
+  OAuth server (in this process); one
   browser (already logged in) answers the consent page each time, the engine exchanges the code
   and calls userinfo over HTTP. Sequential, one handshake at a time.
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import secrets
 import sys
 import tempfile
@@ -55,12 +57,41 @@ from athkit.server import (  # noqa: E402
     sql_stores,
 )
 from athkit.storage import create_engine  # noqa: E402
-from athkit.testing import serve_in_thread  # noqa: E402
-from tests.integration.native.harness import IdentityHost, running_world  # noqa: E402
+from athkit.testing import free_port, serve_in_thread  # noqa: E402
+from tests.integration.native.harness import (  # noqa: E402
+    IdentityHost,
+    service_process,
+    surroundings,
+)
 from tests.integration.native.service import OffsetClock  # noqa: E402
 from tests.unit.server.helpers import FakeProvider, provider_settings  # noqa: E402
 
 BASE = "https://bench.example"
+PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+async def _pg_database() -> str | None:
+    """A fresh PostgreSQL database for the run, or ``None`` when PostgreSQL is not running."""
+    global PG_URL
+    try:
+        import asyncpg
+
+        admin = await asyncpg.connect(PG_URL, timeout=3)
+    except (OSError, ImportError, Exception):
+        return None
+    name = f"ath_bench_{secrets.token_hex(4)}"
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    PG_URL = f"postgresql://postgres@127.0.0.1:5432/{name}"
+    return name
+
+
+async def _drop_pg(name: str) -> None:
+    import asyncpg
+
+    admin = await asyncpg.connect("postgresql://postgres@127.0.0.1:5432/test", timeout=3)
+    await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    await admin.close()
 
 
 async def _rate(seconds: float, step: Callable[[], Awaitable[object]]) -> float:
@@ -86,7 +117,8 @@ async def in_process(
     if kind == "memory":
         stores, replay = memory_stores(), MemoryReplayStore(clock=clock)
     else:
-        db = create_engine(f"sqlite:///{tmp / f'{kind}.db'}")
+        url = PG_URL if kind == "postgres" else f"sqlite:///{tmp / f'{kind}.db'}"
+        db = create_engine(url)
         await migrate_server_schema(db)
         stores, replay = sql_stores(db), SqlReplayStore(db, clock=clock)
     verifier = AttestationVerifier(
@@ -156,8 +188,21 @@ async def in_process(
 
 
 def over_http(seconds: float, tmp: Path) -> tuple[float, float, float]:
-    """(handshakes/s, validations/s sequential, validations/s with 16 clients) over HTTP."""
-    with running_world(tmp_dir=str(tmp)) as world, httpx.Client(timeout=10) as browser:
+    """(handshakes/s, validations/s sequential, validations/s with 16 clients) over HTTP.
+
+    The service runs as its own process (uvicorn, SQLite file), so the load generator and the
+    OAuth server in this process do not share its interpreter.
+    """
+    base = f"http://127.0.0.1:{free_port()}"
+    with contextlib.ExitStack() as stack:
+        around = stack.enter_context(surroundings(base))
+        config_file = tmp / "service.json"
+        config = around.service_config(base, f"sqlite:///{tmp / 'service.db'}")
+        config_file.write_text(config.to_json(), encoding="utf-8")
+        stack.enter_context(service_process(config_file, base))
+        http = stack.enter_context(httpx.Client(timeout=10))
+        browser = stack.enter_context(httpx.Client(timeout=10))
+        world = around.world(base, http)
         agent = world.new_agent("bench")
         client_id, secret = world.registered(agent, ["orders:read"])
         token = ""
@@ -215,11 +260,19 @@ def main() -> None:
         tmp = Path(tmp_dir)
         mem = asyncio.run(in_process(args.seconds, "memory", identities, host.url, tmp))
         sql = asyncio.run(in_process(args.seconds, "sqlite", identities, host.url, tmp))
+        pg_name = asyncio.run(_pg_database())
+        pg = None
+        if pg_name is not None:
+            try:
+                pg = asyncio.run(in_process(args.seconds, "postgres", identities, host.url, tmp))
+            finally:
+                asyncio.run(_drop_pg(pg_name))
         (tmp / "http").mkdir()
         http = over_http(args.seconds, tmp / "http")
     rows = [
         ("in-process, memory stores", mem[0], mem[1]),
         ("in-process, SQLite stores", sql[0], sql[1]),
+        *([("in-process, PostgreSQL stores", pg[0], pg[1])] if pg else []),
         ("HTTP, SQLite, real OAuth server (sequential)", http[0], http[1]),
     ]
     print(f"{'setup':<46} {'handshakes/s':>13} {'ratio':>6} {'validations/s':>14} {'ratio':>6}")

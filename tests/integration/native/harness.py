@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import contextlib
 import secrets
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -41,6 +45,7 @@ from tests.integration.native.service import (
     ServiceConfig,
 )
 
+ROOT = Path(__file__).resolve().parents[3]
 PASSWORD = "correct horse battery staple"
 PASSWORD_HASH = hash_password(PASSWORD)
 USERS = {"alice": "user-alice-1", "bob": "user-bob-2"}
@@ -346,3 +351,34 @@ def running_world(database_url: str | None = None, *, tmp_dir: str) -> Iterator[
             httpx.Client(timeout=10) as http,
         ):
             yield around.world(base, http)
+
+
+@contextlib.contextmanager
+def service_process(config_file: Path, base: str) -> Iterator[subprocess.Popen[bytes]]:
+    """Run the native test service as its own process; wait until it answers."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.integration.native.service", str(config_file)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"service died: {process.stderr.read()!r}")  # type: ignore[union-attr]
+            try:
+                if httpx.get(f"{base}/.well-known/ath-app.json", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError("service did not start")
+            time.sleep(0.1)
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=10)
+        if process.stderr is not None:
+            process.stderr.close()

@@ -2,49 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 
 from athkit.testing import free_port
-from tests.integration.native.harness import surroundings
-
-ROOT = Path(__file__).resolve().parents[3]
-
-
-@contextmanager
-def service_process(config_file: Path, base: str) -> Iterator[subprocess.Popen[bytes]]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tests.integration.native.service", str(config_file)],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"service died: {process.stderr.read()!r}")  # type: ignore[union-attr]
-            try:
-                if httpx.get(f"{base}/.well-known/ath-app.json", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError("service did not start")
-            time.sleep(0.1)
-        yield process
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(timeout=10)
-        if process.stderr is not None:
-            process.stderr.close()
+from tests.integration.native.harness import service_process, surroundings
 
 
 def test_sigkill_and_restart_lose_nothing(tmp_path: Path) -> None:

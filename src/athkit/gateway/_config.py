@@ -77,6 +77,11 @@ class ApprovalConfig(_Section):
     )
     denied_agent_domains: list[str] = Field(default_factory=list)
     lifetime_days: Annotated[float, Field(gt=0, le=3650)] = 90
+    approve_while_reviewing: bool = Field(
+        default=False,
+        description="Let an agent use its auto-approved scopes while its review scopes wait "
+        "for the operator (otherwise any review scope keeps it 'pending').",
+    )
 
 
 class ProviderConfig(_Section):

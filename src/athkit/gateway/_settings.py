@@ -233,6 +233,7 @@ def _provider_settings(
         allowed_agent_domains=approval.allowed_agent_domains,
         denied_agent_domains=approval.denied_agent_domains,
         approval_lifetime=timedelta(days=approval.lifetime_days),
+        approve_while_reviewing=approval.approve_while_reviewing,
         api_base=provider.api_base.rstrip("/"),
         routes=provider.routes,
         timeout=provider.timeout_seconds or proxy.timeout_seconds,

@@ -100,7 +100,7 @@ class ProxyApp:
         self.rate = rate
         self.metrics = metrics
         self.audit = audit
-        # grant_id → (valid until, credentials): see _credentials.
+        # ATH token_id → (valid until, credentials): see _credentials_for.
         self._credentials: dict[str, tuple[float, ProviderCredentials]] = {}
 
     async def _credentials_for(
@@ -111,17 +111,20 @@ class ProxyApp:
         The cache holds decrypted provider credentials (never ATH token validity: the ATH token
         is checked against the store on every call) for at most 30 s and never past 30 s before
         the provider token expires. A provider 401 bypasses it (``force_refresh``).
+
+        Entries are per ATH token, not per grant: a new consent replaces the grant's provider
+        tokens and comes with a new ATH token, which must use the new provider token at once (a
+        per-grant entry kept serving the old one, with the old scopes, for up to 30 s).
         """
         now = time.monotonic()
         if not force_refresh and info.grant_id is not None:
-            cached = self._credentials.get(info.grant_id)
+            cached = self._credentials.get(info.token_id)
             if cached is not None and cached[0] > now:
                 return cached[1]
         try:
             creds = await self.engine.provider_credentials(info, force_refresh=force_refresh)
         except ATHError:
-            if info.grant_id is not None:
-                self._credentials.pop(info.grant_id, None)
+            self._credentials.pop(info.token_id, None)
             raise
         ttl = _CREDENTIALS_TTL
         if creds.expires_at is not None:
@@ -129,7 +132,7 @@ class ProxyApp:
         if ttl > 0:
             if len(self._credentials) >= _CREDENTIALS_MAX:
                 self._credentials.clear()
-            self._credentials[creds.grant_id] = (now + ttl, creds)
+            self._credentials[info.token_id] = (now + ttl, creds)
         return creds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -287,7 +290,7 @@ class ProxyApp:
         if retried.status == 401:
             retried.release()
             if info.grant_id is not None:
-                self._credentials.pop(info.grant_id, None)
+                self._credentials.pop(info.token_id, None)
                 await self.engine.mark_grant_needs_user(
                     info.grant_id, "provider answered 401 after a token refresh"
                 )

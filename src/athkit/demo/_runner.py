@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO
 
@@ -12,15 +14,23 @@ import httpx
 from rich.console import Console
 
 from athkit.agent import ATHClientError
+from athkit.demo._handshake import HandshakeStory
+from athkit.demo._mailstory import MailStory
 from athkit.demo._native import NativeStory
 from athkit.demo._report import JsonReporter, Reporter, RichReporter, Step, Summary
-from athkit.demo._stack import native_stack
+from athkit.demo._stack import gateway_stack, native_stack
 from athkit.demo._story import Story, StoryError
 
-INTRO = (
-    "The ATH Shop (a native ATH service), its OAuth server and the agents' identity "
-    "hosts are running on this machine with a temporary database. ShopBot has a fresh ES256 "
-    "key; every attestation below is verified for real."
+NATIVE_INTRO = (
+    "The ATH Shop (a native ATH service), its OAuth server and the agents' identity hosts are "
+    "running on this machine with a temporary database. ShopBot has a fresh ES256 key; every "
+    "attestation below is verified for real."
+)
+GATEWAY_INTRO = (
+    "Example Mail (an OAuth server and a mail API that know nothing of ATH), the ATH gateway "
+    "in front of it and the agents' identity hosts are running on this machine with a "
+    "temporary database. MailBot has a fresh ES256 key; every attestation below is verified "
+    "for real."
 )
 
 
@@ -34,12 +44,62 @@ class DemoOptions:
     gateway: bool = False
 
 
+@dataclass(frozen=True)
+class _Running:
+    story: HandshakeStory
+    intro: str
+    urls: dict[str, str]
+    explore: dict[str, str]
+
+
 def _reporter(options: DemoOptions, out: IO[str]) -> Reporter:
     if options.json:
         return JsonReporter(out)
     # A pipe or a log file gets 100 columns rather than rich's 80, so codes are not cut.
     width = None if out.isatty() else 100
     return RichReporter(Console(file=out, highlight=False, width=width))
+
+
+@contextlib.contextmanager
+def _start(options: DemoOptions, story: Story, password: str | None) -> Iterator[_Running]:
+    if options.gateway:
+        with gateway_stack(password=password) as g:
+            yield _Running(
+                MailStory(g, story, browser=options.browser),
+                GATEWAY_INTRO,
+                {
+                    "ATH gateway": g.gateway_url,
+                    "Example Mail OAuth": g.oauth_url,
+                    "Example Mail API": g.mail_url,
+                    "MailBot identity": g.mailbot_id,
+                },
+                {
+                    "Gateway catalog": f"{g.gateway_url}/.well-known/ath.json",
+                    "Gateway health": f"{g.gateway_url}/readyz",
+                    "Example Mail OAuth": g.oauth_url,
+                    "Admin token": g.admin_token,
+                    "Log in as": f"{g.username} / {g.password}",
+                },
+            )
+        return
+    with native_stack(password=password) as n:
+        yield _Running(
+            NativeStory(n, story, browser=options.browser),
+            NATIVE_INTRO,
+            {
+                "ATH Shop": n.shop_url,
+                "OAuth server": n.oauth_url,
+                "ShopBot identity": n.shopbot_id,
+            },
+            {
+                "Shop": n.shop_url,
+                "Connected agents": f"{n.shop_url}/account/agents",
+                "Discovery": f"{n.shop_url}/.well-known/ath-app.json",
+                "OAuth server": n.oauth_url,
+                "Admin token": n.admin_token,
+                "Log in as": f"{n.username} / {n.password}",
+            },
+        )
 
 
 def run_demo(
@@ -57,19 +117,11 @@ def run_demo(
     started = time.monotonic()
     out = out or sys.stdout
     reporter = _reporter(options, out)
-    with native_stack(password=password) as stack:
-        reporter.banner(
-            INTRO,
-            {
-                "ATH Shop": stack.shop_url,
-                "OAuth server": stack.oauth_url,
-                "ShopBot identity": stack.shopbot_id,
-            },
-        )
-        story = Story(reporter, "native", started=started)
-        native = NativeStory(stack, story, browser=options.browser)
+    story = Story(reporter, "gateway" if options.gateway else "native", started=started)
+    with _start(options, story, password) as running:
+        reporter.banner(running.intro, running.urls)
         try:
-            native.run()
+            running.story.run()
         except (StoryError, ATHClientError, httpx.HTTPError) as exc:
             # A step that could not even be attempted ends the story, never with a traceback.
             story.record(
@@ -82,18 +134,12 @@ def run_demo(
                 )
             )
         finally:
-            native.close()
+            running.story.close()
         summary = story.finish()
         if options.serve:
             reporter.banner(
                 "Everything keeps running. Explore in a browser; press Ctrl-C to stop.",
-                {
-                    "Shop": stack.shop_url,
-                    "Connected agents": f"{stack.shop_url}/account/agents",
-                    "Discovery": f"{stack.shop_url}/.well-known/ath-app.json",
-                    "OAuth server": stack.oauth_url,
-                    "Log in as": f"{stack.username} / {stack.password}",
-                },
+                running.explore,
                 kind="serving",
             )
             waiter = stop or threading.Event()

@@ -1,5 +1,6 @@
-"""Start the demo's servers on free 127.0.0.1 ports: the shop, its OAuth server, the agents'
-identity hosts; everything in threads of this process, state in a temporary directory."""
+"""Start the demo's servers on free 127.0.0.1 ports, in threads of this process, with their
+state in a temporary directory: the shop and its OAuth server (native mode), or Example Mail
+behind the ATH gateway (gateway mode), and the agents' identity hosts."""
 
 from __future__ import annotations
 
@@ -11,12 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from athkit.agent import serve_identity
+from athkit.demo._mail import MAIL_ROUTES, MAIL_SCOPE_DESCRIPTIONS, create_mail_app
 from athkit.demo.shop import (
     SHOP_SCOPE_DESCRIPTIONS,
     ShopConfig,
     ShopPolicy,
     create_shop_app,
 )
+from athkit.gateway import config_from_mapping, create_gateway_app
 from athkit.oauthserver import ClientConfig, OAuthServerConfig, UserConfig, create_oauth_app
 from athkit.oauthserver import hash_password as hash_user_password
 from athkit.protocol import PrivateKey, generate_private_key, private_key_to_pem, public_key_to_jwk
@@ -120,6 +123,147 @@ def native_stack(*, password: str | None = None) -> Iterator[NativeStack]:
             oauth_url=oauth_url,
             shopbot_id=shopbot_id,
             shopbot_key=shopbot_key,
+            sketchy_id=sketchy_id,
+            sketchy_key=sketchy_key,
+            username=DEMO_USERNAME,
+            password=password,
+            admin_token=admin_token,
+            workdir=workdir,
+        )
+
+
+MAILBOT_NAME = "MailBot"
+MAILBOT_DEVELOPER = {"name": "MailBot Labs", "id": "mailbot-labs"}
+MAIL_PROVIDER_ID = "example-mail"
+
+
+@dataclass
+class GatewayStack:
+    """Everything ``ath demo --gateway`` runs, and how to reach it."""
+
+    gateway_url: str
+    oauth_url: str
+    mail_url: str
+    mailbot_id: str
+    mailbot_key: PrivateKey
+    sketchy_id: str
+    sketchy_key: PrivateKey
+    username: str
+    password: str
+    admin_token: str
+    workdir: Path
+
+
+@contextlib.contextmanager
+def gateway_stack(*, password: str | None = None) -> Iterator[GatewayStack]:
+    """Start Example Mail (its OAuth server and its mail API, both unaware of ATH), the ATH
+    gateway in front of it, configured as an operator would, and two agents' identity hosts."""
+    password = password or secrets.token_urlsafe(12)
+    admin_token = secrets.token_urlsafe(32)
+    gateway_port, oauth_port = free_port(), free_port()
+    gateway_url, oauth_url = f"http://127.0.0.1:{gateway_port}", f"http://127.0.0.1:{oauth_port}"
+    gateway_secret, api_secret = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+    consent_key = generate_private_key()
+    mailbot_key, sketchy_key = generate_private_key(), generate_private_key()
+    with contextlib.ExitStack() as stack:
+        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ath-demo-")))
+        oauth_config = OAuthServerConfig(
+            issuer=oauth_url,
+            database_url=f"sqlite:///{workdir / 'mail-oauth.db'}",
+            secret_key=secrets.token_urlsafe(32),
+            scopes=dict(MAIL_SCOPE_DESCRIPTIONS),
+            users=[
+                UserConfig(
+                    username=DEMO_USERNAME,
+                    password_hash=hash_user_password(password),
+                    sub="user-alice",
+                    name=DEMO_USER_NAME,
+                    email="alice@example.com",
+                )
+            ],
+            clients=[
+                ClientConfig(
+                    client_id="ath-gateway",
+                    name="ATH gateway",
+                    redirect_uris=[f"{gateway_url}/ath/callback"],
+                    scopes=list(MAIL_SCOPE_DESCRIPTIONS),
+                    client_secret=gateway_secret,
+                    ath_context_key=public_key_to_jwk(consent_key),
+                ),
+                ClientConfig(
+                    client_id="mail-api",
+                    name="Example Mail API",
+                    redirect_uris=["http://127.0.0.1:9/unused"],
+                    scopes=[],
+                    client_secret=api_secret,
+                    introspection=True,
+                ),
+            ],
+        )
+        stack.enter_context(serve_in_thread(create_oauth_app(oauth_config), port=oauth_port))
+        mail = stack.enter_context(
+            serve_in_thread(
+                create_mail_app(issuer=oauth_url, client_id="mail-api", client_secret=api_secret)
+            )
+        )
+        # The operator's configuration, secrets in files as gateway.toml would name them.
+        files = {
+            "secret_key": secrets.token_urlsafe(32),
+            "admin_token": admin_token,
+            "mail_client_secret": gateway_secret,
+            "consent_key.pem": private_key_to_pem(consent_key).decode(),
+        }
+        for name, value in files.items():
+            path = workdir / name
+            path.write_text(value, encoding="utf-8")
+            path.chmod(0o600)
+        config = config_from_mapping(
+            {
+                "public_base_url": gateway_url,
+                "gateway_id": "ath-demo-gateway",
+                "name": "ATH demo gateway",
+                "listen": f"127.0.0.1:{gateway_port}",
+                "database_url": f"sqlite:///{workdir / 'gateway.db'}",
+                "secret_key_file": str(workdir / "secret_key"),
+                "admin_token_file": str(workdir / "admin_token"),
+                "consent_signing_key_file": str(workdir / "consent_key.pem"),
+                # Development only, and said so: the agents' identity documents live on
+                # loopback over plain http. Attestations are still verified for real.
+                "verifier": {"allow_loopback": True, "allow_http": True},
+                "providers": {
+                    MAIL_PROVIDER_ID: {
+                        "display_name": "Example Mail",
+                        "categories": ["email"],
+                        "authorization_endpoint": f"{oauth_url}/authorize",
+                        "token_endpoint": f"{oauth_url}/token",
+                        "userinfo_endpoint": f"{oauth_url}/userinfo",
+                        "client_id": "ath-gateway",
+                        "client_secret_file": str(workdir / "mail_client_secret"),
+                        "scopes": list(MAIL_SCOPE_DESCRIPTIONS),
+                        "api_base": mail.url,
+                        "routes": MAIL_ROUTES,
+                        "approval": {
+                            "auto_approve": ["mail:read", "mail:delete"],
+                            "review": ["mail:send"],
+                            "approve_while_reviewing": True,
+                        },
+                    }
+                },
+            }
+        )
+        stack.enter_context(serve_in_thread(create_gateway_app(config), port=gateway_port))
+        mailbot_id = stack.enter_context(
+            serve_identity(mailbot_key, name=MAILBOT_NAME, developer=MAILBOT_DEVELOPER)
+        )
+        sketchy_id = stack.enter_context(
+            serve_identity(sketchy_key, name=SKETCHY_NAME, developer=SKETCHY_DEVELOPER)
+        )
+        yield GatewayStack(
+            gateway_url=gateway_url,
+            oauth_url=oauth_url,
+            mail_url=mail.url,
+            mailbot_id=mailbot_id,
+            mailbot_key=mailbot_key,
             sketchy_id=sketchy_id,
             sketchy_key=sketchy_key,
             username=DEMO_USERNAME,

@@ -123,3 +123,43 @@ def test_revocation_and_the_three_outcomes_of_the_table(
     assert (declined["result"], declined["code"]) == ("no access", "USER_DENIED")
     assert (declined["user_consents"], declined["service_approved"]) == (False, True)
     assert steps["user_declines"]["code"] == "USER_DENIED"
+
+
+@pytest.fixture(scope="module")
+def gateway_run() -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    steps, summary = run_demo_json("--gateway")
+    by_name = {step["step"]: step for step in steps}
+    assert len(by_name) == len(steps), "each step name appears once"
+    return by_name, summary
+
+
+def test_gateway_mode_tells_the_same_story(
+    gateway_run: tuple[dict[str, dict[str, Any]], dict[str, Any]],
+) -> None:
+    steps, summary = gateway_run
+    assert [name for name, step in steps.items() if not step["ok"]] == []
+    assert (summary["ok"], summary["mode"]) == (True, "gateway")
+    assert steps["discovery"]["scopes"] == ["mail:read", "mail:send", "mail:delete"]
+    registration = steps["registration"]
+    assert registration["outcome"] == "approved"
+    assert registration["details"]["review_scopes"] == ["mail:send"]
+    assert steps["token"]["scopes"] == ["mail:read"]
+    assert steps["token"]["details"]["agent_approved"] == ["mail:read", "mail:delete"]
+    assert steps["read_inbox"]["details"]["messages"] == 3
+    assert steps["delete_refused"]["code"] == "SCOPE_NOT_APPROVED"
+    assert steps["send_refused"]["code"] == "SCOPE_NOT_APPROVED"
+    assert steps["send_refused"]["details"]["reason"] == "awaiting operator review"
+    assert steps["token_again"]["scopes"] == ["mail:read", "mail:send"]
+    # The upstream's own answer, passed through unchanged: the new message's id.
+    assert steps["send_mail"]["outcome"] == "sent"
+    assert steps["send_mail"]["details"]["message_id"]
+    assert steps["user_revokes"]["details"]["tokens_revoked"] >= 1
+    assert steps["after_revocation"]["code"] == "TOKEN_REVOKED"
+    rows = {row["step"]: row for row in summary["rows"]}
+    assert (rows["token"]["result"], rows["token"]["effective_scopes"]) == (
+        "access",
+        ["mail:read"],
+    )
+    assert rows["unregistered_agent"]["code"] == "AGENT_NOT_REGISTERED"
+    assert rows["impostor_agent"]["code"] == "INVALID_ATTESTATION"
+    assert rows["user_declines"]["code"] == "USER_DENIED"

@@ -7,7 +7,7 @@ bridge to the provider, the audit log and a clock. Configuration is ``ServerSett
 """
 
 from athkit.server._admin import agent_json, create_admin_routes, token_json
-from athkit.server._app import create_native_app
+from athkit.server._app import ath_error_handler, create_native_app
 from athkit.server._audit import AUDIT_LOGGER, AuditLog
 from athkit.server._clock import Clock, ManualClock, SystemClock
 from athkit.server._consent import SignedConsentContext
@@ -149,6 +149,7 @@ __all__ = [
     "add_query",
     "agent_domain",
     "agent_json",
+    "ath_error_handler",
     "authenticate",
     "basic_credentials",
     "create_admin_routes",

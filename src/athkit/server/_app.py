@@ -42,6 +42,15 @@ async def _http_error(_request: Request, exc: Exception) -> Response:
     return error_response(ATHError(code, message, status=status))
 
 
+async def ath_error_handler(_request: Request, exc: Exception) -> Response:
+    """Render an :class:`ATHError` raised by a handler or a dependency (ATH §7). Install it in
+    your own app (``app.add_exception_handler(ATHError, ath_error_handler)``) when you use
+    ``require_scopes`` as a dependency there."""
+    if not isinstance(exc, ATHError):
+        return await _http_error(_request, exc)
+    return error_response(exc, bearer=exc.code.name.startswith("TOKEN_"))
+
+
 def create_native_app(
     settings: ServerSettings,
     *,
@@ -117,7 +126,7 @@ def create_native_app(
         stack.append(
             Middleware(ATHScopeMiddleware, route_map=scope_map, engine=engine, prefix=api_prefix)
         )
-    exception_handlers: dict[Any, Any] = {HTTPException: _http_error}
+    exception_handlers: dict[Any, Any] = {HTTPException: _http_error, ATHError: ath_error_handler}
     app = Starlette(
         routes=[*create_ath_routes(engine, user_authenticator=user_authenticator), *routes],
         middleware=stack,

@@ -20,6 +20,7 @@ import contextlib
 import hmac
 import logging
 import secrets
+import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -185,7 +186,10 @@ class ATHEngine:
                 consent_context = SignedConsentContext(signing_key, self.clock)
         self.consent_context = consent_context
         self._cipher = TokenCipher(settings.secret_key.get_secret_value())
-        self._refresh_locks: dict[str, asyncio.Lock] = {}
+        # One refresh per grant at a time; a lock is forgotten once nobody holds it.
+        self._refresh_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
+            weakref.WeakValueDictionary()
+        )
         self._next_purge = 0.0
 
     # --- plumbing -------------------------------------------------------------------------
@@ -636,6 +640,16 @@ class ATHEngine:
         binding_for: Callable[[str], str | None],
         ctx: _Ctx,
     ) -> CallbackResult:
+        if (
+            (state and len(state) > 512)
+            or (code and len(code) > 2048)
+            or (error and len(error) > 256)
+        ):
+            raise _error(
+                ErrorCode.INVALID_REQUEST,
+                "callback parameter too long",
+                reason="parameter_too_long",
+            )
         # ATH §4.4: check state.
         if not state:
             raise _error(
@@ -1123,7 +1137,9 @@ class ATHEngine:
                 "no provider grant behind this token",
                 reason="user_reauthorization_required",
             )
-        lock = self._refresh_locks.setdefault(info.grant_id, asyncio.Lock())
+        lock = self._refresh_locks.get(info.grant_id)
+        if lock is None:
+            lock = self._refresh_locks[info.grant_id] = asyncio.Lock()
         async with lock:
             grant = await self.stores.grants.get(info.grant_id)
             if grant is None or grant.needs_user:

@@ -104,6 +104,13 @@ def build_service(
         ath = request.state.ath
         return JSONResponse({"user": ath.user_id, "agent": ath.agent_id, "orders": []})
 
+    need_profile = require_scopes("profile")
+
+    async def profile(request: Request) -> Response:
+        # The dependency form (FastAPI's Depends works the same way).
+        caller = await need_profile(request)
+        return JSONResponse({"user": caller.user_id, "scopes": list(caller.scopes)})
+
     async def m_orders(request: Request) -> Response:
         ath = request.state.ath
         return JSONResponse({"method": request.method, "user": ath.user_id})
@@ -126,6 +133,7 @@ def build_service(
         clock=clock,
         routes=[
             Route("/api/orders", orders, methods=["GET"]),
+            Route("/api/profile", profile, methods=["GET"]),
             Route("/api/m/orders", m_orders, methods=["GET", "POST"]),
             Route("/test-login", login, methods=["POST"]),
         ],

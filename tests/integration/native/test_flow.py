@@ -56,6 +56,12 @@ def test_full_handshake_then_api_calls(world: World) -> None:
     assert api.status_code == 200
     assert api.json() == {"user": "user-alice-1", "agent": agent.agent_id, "orders": []}
     assert world.api(body["access_token"], agent, "/api/m/orders").status_code == 200
+    # require_scopes as a dependency: profile was not consented, so 403, rendered per ATH §7.
+    refused = world.api(body["access_token"], agent, "/api/profile")
+    assert refused.status_code == 403 and refused.json()["code"] == "SCOPE_NOT_APPROVED"
+    unauthenticated = world.http.get(f"{world.base}/api/profile")
+    assert unauthenticated.status_code == 401
+    assert unauthenticated.headers["www-authenticate"].startswith("Bearer")
     # The route map allows POST only with orders:write, which the user did not consent to.
     denied = world.api(body["access_token"], agent, "/api/m/orders", method="POST")
     assert denied.status_code == 403 and denied.json()["code"] == "SCOPE_NOT_APPROVED"
@@ -74,7 +80,7 @@ def test_completion_page_without_redirect_uri(world: World) -> None:
 
     agent = world.new_agent("cli")
     client_id, secret = world.registered(agent)
-    body = world.authorize(agent, client_id, ["orders:read"], redirect=None).json()
+    body = world.authorize(agent, client_id, ["orders:read", "profile"], redirect=None).json()
     with httpx.Client(timeout=10) as browser:
         page = drive_consent(browser, body["authorization_url"], username="bob", password=PASSWORD)
     assert isinstance(page, httpx.Response) and page.status_code == 200
@@ -82,4 +88,7 @@ def test_completion_page_without_redirect_uri(world: World) -> None:
     assert match is not None, page.text
     response = world.token(agent, client_id, secret, body["ath_session_id"], match.group(1))
     assert response.status_code == 200, response.text
-    assert world.api(response.json()["access_token"], agent).json()["user"] == "user-bob-2"
+    token = response.json()["access_token"]
+    assert world.api(token, agent).json()["user"] == "user-bob-2"
+    profile = world.api(token, agent, "/api/profile")
+    assert profile.json() == {"user": "user-bob-2", "scopes": ["orders:read", "profile"]}

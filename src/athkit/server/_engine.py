@@ -944,7 +944,7 @@ class ATHEngine:
             effective_scopes=list(breakdown.effective),
             provider_id=session.provider_id,
             agent_id=agent.agent_id,
-            scope_intersection=breakdown,
+            scope_intersection=breakdown,  # ATH §5: always return the breakdown
         )
 
     # --- §4.7 revocation ------------------------------------------------------------------
@@ -1061,6 +1061,8 @@ class ATHEngine:
             raise _error(
                 ErrorCode.TOKEN_INVALID, "not an ATH access token", reason="malformed_token"
             )
+        # ATH §4.7: a revoked token is unusable at once, so validity is read from the store on
+        # every call and never cached.
         record = await self.stores.tokens.get_by_hash(hash_secret(token))
         if record is None:
             raise _error(ErrorCode.TOKEN_INVALID, "unknown access token", reason="unknown_token")

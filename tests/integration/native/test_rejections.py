@@ -459,3 +459,78 @@ def test_schema_error_names_the_field(world: World) -> None:
     assert body["details"]["field"] == "developer.id"  # type: ignore[index]
     assert "developer.id" in str(body["message"])
     world.assert_audited("INVALID_REQUEST", "agent_registration_denied")
+
+
+def test_hostile_and_out_of_order_input_never_500(
+    world: World, approved: tuple[LocalAgent, str, str]
+) -> None:
+    agent, client_id, secret = approved
+    b = world.base
+    cases: list[tuple[httpx.Response, int, str]] = [
+        (
+            world.http.get(f"{b}/ath/callback", params={"state": "s" * 5000, "code": "c"}),
+            400,
+            "INVALID_REQUEST",
+        ),
+        (world.http.get(f"{b}/ath/consent/does-not-exist"), 404, "SESSION_NOT_FOUND"),
+        (world.http.get(f"{b}/ath/consent/%00%ff"), 404, "SESSION_NOT_FOUND"),
+        (world.http.post(f"{b}/ath/register", json={}), 404, "INVALID_REQUEST"),
+        (world.http.get(f"{b}/ath/token"), 405, "INVALID_REQUEST"),
+        (
+            world.http.post(
+                f"{b}/ath/agents/register",
+                content=b"agent_id=x",
+                headers={"Content-Type": "text/plain"},
+            ),
+            415,
+            "INVALID_REQUEST",
+        ),
+        (
+            world.http.post(f"{b}/ath/token", data={"grant_type": "password"}),
+            400,
+            "INVALID_REQUEST",
+        ),
+        (
+            world.http.post(
+                f"{b}/ath/agents/register",
+                content="\ud800".encode("utf-8", "surrogatepass"),
+                headers={"Content-Type": "application/json"},
+            ),
+            400,
+            "INVALID_REQUEST",
+        ),
+        (
+            world.http.get(
+                f"{b}/ath/agents/{client_id}", headers={"Authorization": "Basic !!!not-base64"}
+            ),
+            401,
+            "INVALID_CLIENT",
+        ),
+        (
+            world.http.get(f"{b}/ath/agents/{client_id}", headers={"X-ATH-Attestation": "a.b.c"}),
+            401,
+            "INVALID_ATTESTATION",
+        ),
+        (world.api("Bearer-but-not-ath"), 401, "TOKEN_INVALID"),
+        (world.admin("GET", "/audit", params={"limit": "nan"}), 400, "INVALID_REQUEST"),
+        (world.admin("GET", "/agents", params={"status": "evil"}), 400, "INVALID_REQUEST"),
+        (world.admin("POST", "/agents/nobody/approve"), 404, "AGENT_NOT_REGISTERED"),
+        (
+            world.admin(
+                "PUT",
+                f"/agents/{client_id}/providers/shop/scopes",
+                json={"scopes": ["not-offered"]},
+            ),
+            400,
+            "INVALID_REQUEST",
+        ),
+    ]
+    # Out of order: the token before the user consented; the callback before the consent link.
+    url, session_id, _ = world.start(agent, client_id, ["orders:read"])
+    cases.append(
+        (world.token(agent, client_id, secret, session_id, "ath_code_x"), 404, "SESSION_NOT_FOUND")
+    )
+    for response, status, code in cases:
+        assert response.status_code == status, (response.request.url, response.text)
+        assert response.json()["code"] == code, (response.request.url, response.text)
+    assert world.http.get(url).status_code == 302

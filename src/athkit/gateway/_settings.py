@@ -108,6 +108,18 @@ def dev_secret_path(config: GatewayConfig) -> Path:
     return config.base_dir / "ath-gateway.secret-key"
 
 
+def database_url(config: GatewayConfig) -> str:
+    """``database_url`` with a relative SQLite path made relative to the config file."""
+    try:
+        url = make_url(config.database_url)
+    except Exception:
+        return config.database_url
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        path = resolve_path(url.database, config.base_dir)
+        return url.set(database=str(path)).render_as_string(hide_password=False)
+    return config.database_url
+
+
 def _dev_secret_key(config: GatewayConfig) -> str:
     path = dev_secret_path(config)
     if path.exists():
@@ -159,7 +171,7 @@ def resolve_settings(
         base_url=config.base_url,
         app_id=config.gateway_id,
         name=config.name,
-        database_url=config.database_url,
+        database_url=database_url(config),
         secret_key=SecretStr(secret_key),
         admin_token=SecretStr(admin_token) if admin_token else None,
         session_lifetime=config.session_lifetime,

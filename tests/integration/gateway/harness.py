@@ -46,7 +46,13 @@ SCOPES = {
 }
 ROUTES = {
     "mail": {
-        "mail:read": ["GET /messages", "GET /messages/{id}", "GET /slow", "GET /big"],
+        "mail:read": [
+            "GET /messages",
+            "GET /messages/{id}",
+            "GET /slow",
+            "GET /big",
+            "GET /always-401",
+        ],
         "mail:send": ["POST /messages"],
         "mail:delete": ["DELETE /messages/{id}"],
     },

@@ -164,6 +164,21 @@ def test_catalog_metrics_and_audit_of_proxy_calls(world: GatewayWorld) -> None:
     assert world.http.get(f"{world.base}/readyz").json()["status"] == "ready"
 
 
+def test_provider_401_after_refresh_needs_the_user_again(world: GatewayWorld) -> None:
+    agent = world.new_agent()
+    registration = world.register(agent, {"mail": ["mail:read"]})
+    token = world.connect(agent, registration, "mail", ["mail:read"])["access_token"]
+    before = world.provider_tokens()
+    refused = world.call(token, agent, "GET", "/mail/always-401")
+    assert refused.status_code == 502 and refused.json()["code"] == "OAUTH_ERROR"
+    assert refused.json()["details"]["reason"] == "user_reauthorization_required"
+    assert world.provider_tokens() - before, "the gateway did not refresh before giving up"
+    # The grant now needs the user: even a call the upstream would accept is refused.
+    again = world.call(token, agent, "GET", "/mail/messages")
+    assert again.status_code == 502 and again.json()["code"] == "OAUTH_ERROR"
+    assert "authorize" in again.json()["message"]
+
+
 def test_upstream_slow_is_504_and_down_is_502(world: GatewayWorld, tmp_path: Path) -> None:
     agent = world.new_agent()
     registration = world.register(agent, {"mail": ["mail:read"], "cal": ["cal:read"]})

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
+import secrets
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -382,3 +384,84 @@ def test_catalog_health_and_metrics(gateway: Gateway) -> None:
     assert 'athkit_gateway_proxy_seconds_bucket{le="0.005",provider="mail"}' in metrics
     assert "athkit_gateway_active_tokens " in metrics
     assert 'endpoint="/healthz",outcome="200"' in metrics
+
+
+class FailingTokenStore:
+    """A token store whose backend is gone (every call raises, as a dead database would)."""
+
+    def __getattr__(self, name: str) -> Any:
+        async def fail(*args: Any, **kwargs: Any) -> Any:
+            raise ConnectionError("database unreachable")
+
+        return fail
+
+
+def test_a_failing_store_fails_closed_and_readyz_says_so(upstream_url: str) -> None:
+    import dataclasses
+
+    stores = dataclasses.replace(memory_stores(), tokens=FailingTokenStore())  # type: ignore[arg-type]
+    settings = GatewaySettings(
+        base_url="http://127.0.0.1:1",
+        secret_key=SecretStr(SECRET_KEY),
+        providers=[provider("mail", upstream_url)],
+    )
+    app = create_gateway_app(settings, stores=stores, verifier=RefusingVerifier())
+    with serve_in_thread(app) as server:
+        ready = httpx.get(server.url + "/readyz")
+        assert ready.status_code == 503 and ready.json()["checks"]["store"].startswith("failing")
+        assert httpx.get(server.url + "/healthz").status_code == 200  # alive, not ready
+        r = httpx.get(
+            server.url + "/ath/proxy/mail/messages",
+            headers={"Authorization": "Bearer ath_at_whatever", "X-ATH-Agent-ID": AGENT},
+        )
+        assert r.status_code == 500 and r.json()["code"] == "INTERNAL_ERROR"
+        assert "Traceback" not in r.text
+
+
+def _redis_up() -> bool:
+    import socket
+
+    try:
+        with socket.create_connection(("127.0.0.1", 6379), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.mark.redis
+@pytest.mark.skipif(
+    not _redis_up() and os.environ.get("ATH_REQUIRE_SERVICES") != "1",
+    reason="Redis is not running on 127.0.0.1:6379",
+)
+def test_redis_rate_limit_is_shared_by_two_gateway_instances(upstream_url: str) -> None:
+    prefix = f"athkit-test:{secrets.token_hex(8)}"
+    rate = RateLimitConfig(
+        requests=4,
+        window_seconds=60,
+        backend="redis",
+        redis_url="redis://127.0.0.1:6379/0",
+        key_prefix=prefix,
+    )
+    stores = memory_stores()  # both instances share one database, as with PostgreSQL
+    apps = [
+        create_gateway_app(
+            GatewaySettings(
+                base_url="http://127.0.0.1:1",
+                secret_key=SecretStr(SECRET_KEY),
+                providers=[provider("mail", upstream_url)],
+                rate_limit=rate,
+            ),
+            stores=stores,
+            verifier=RefusingVerifier(),
+        )
+        for _ in range(2)
+    ]
+    token = asyncio.run(_seed(apps[0], "mail", ["mail:read"]))
+    with serve_in_thread(apps[0]) as one, serve_in_thread(apps[1]) as two:
+        gateways = [Gateway(apps[0], one.url, {}), Gateway(apps[1], two.url, {})]
+        codes = [
+            gateways[i % 2].call("GET", "/ath/proxy/mail/messages", token=token).status_code
+            for i in range(6)
+        ]
+        assert codes == [200, 200, 200, 200, 429, 429]
+        assert httpx.get(one.url + "/readyz").json()["checks"]["rate_limiter"] == "ok"

@@ -89,6 +89,10 @@ def create_upstream_app(check_token: TokenCheck, *, name: str = "upstream") -> S
 
         return StreamingResponse(chunks(), media_type="application/octet-stream")
 
+    async def always_401(request: Request) -> Response:
+        # An upstream that refuses every token, even freshly refreshed ones.
+        return JSONResponse({"error": "invalid_token"}, status_code=401)
+
     async def echo_auth(request: Request) -> Response:
         # A badly written upstream that echoes the credential it was sent.
         return JSONResponse({"you_sent": request.headers.get("authorization", "")})
@@ -100,5 +104,6 @@ def create_upstream_app(check_token: TokenCheck, *, name: str = "upstream") -> S
             Route("/slow", slow, methods=["GET"]),
             Route("/big", big, methods=["GET"]),
             Route("/echo-auth", echo_auth, methods=["GET"]),
+            Route("/always-401", always_401, methods=["GET"]),
         ]
     )

@@ -805,7 +805,28 @@ class ATHEngine:
         if existing:
             grant_id = existing[0].grant_id
         # ATH §6: provider tokens stay on the server, encrypted at rest, bound to their grant.
-        grant = ProviderGrant(
+        stored = await self.stores.grants.upsert(
+            self._sealed_grant(grant_id, agent, provider, user_id, consented, tokens, now)
+        )
+        if stored.grant_id != grant_id:
+            # A concurrent consent created the grant first: seal our tokens to its id instead.
+            stored = self._sealed_grant(
+                stored.grant_id, agent, provider, user_id, consented, tokens, now
+            )
+            stored = await self.stores.grants.upsert(stored)
+        return stored
+
+    def _sealed_grant(
+        self,
+        grant_id: str,
+        agent: AgentRecord,
+        provider: ProviderSettings,
+        user_id: str,
+        consented: list[str],
+        tokens: ProviderTokenSet,
+        now: float,
+    ) -> ProviderGrant:
+        return ProviderGrant(
             grant_id=grant_id,
             client_id=agent.client_id,
             agent_id=agent.agent_id,
@@ -823,7 +844,6 @@ class ATHEngine:
             created_at=now,
             updated_at=now,
         )
-        return await self.stores.grants.upsert(grant)
 
     # --- §4.5 token -----------------------------------------------------------------------
 

@@ -312,3 +312,25 @@ async def test_expired_sessions_are_purged(stores: EngineStores) -> None:
     w.clock.advance(3600)
     assert await w.engine.purge_expired() == 1
     assert await w.stores.sessions.get(sid) is None
+
+
+async def test_concurrent_consent_reseals_tokens_to_the_winning_grant(
+    stores: EngineStores,
+) -> None:
+    w = make_world(stores=stores)
+    agent = w.agent("race")
+    cid, sec = await w.register(agent, ["orders:read"])
+    first = await full_flow(w, agent, cid, sec, ["orders:read"])
+    # The race window: the engine looks for the user's grant before another consent stored it.
+    real_list = w.stores.grants.list_for_user
+
+    async def too_early(user_id: str) -> list[object]:
+        return []
+
+    w.stores.grants.list_for_user = too_early  # type: ignore[assignment,method-assign]
+    second = await full_flow(w, agent, cid, sec, ["orders:read"])
+    w.stores.grants.list_for_user = real_list  # type: ignore[method-assign]
+    assert len(await w.stores.grants.list_for_user("alice")) == 1
+    for token in (first, second):
+        creds = await w.engine.provider_credentials(await w.engine.validate_token(token))
+        assert creds.access_token.startswith("up-alice-")

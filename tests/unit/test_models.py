@@ -1,6 +1,7 @@
 """Protocol messages (ATH §2–§5, §7): exact field names, tolerant input, clean output."""
 
 import json
+import random
 from datetime import UTC, datetime
 from typing import Any
 
@@ -225,3 +226,22 @@ def test_invalid_input_is_an_invalid_request_error(
 def test_parse_accepts_raw_json() -> None:
     raw = json.dumps(FULL[TokenRequest])
     assert TokenRequest.parse(raw) == TokenRequest.parse(raw.encode())
+
+
+def test_fuzzed_input_only_ever_raises_invalid_request() -> None:
+    rng = random.Random(8259)
+    values: list[Any] = [None, True, 1, -1, 1.5, "", "x", "a b", [], {}, ["x"], {"a": 1}, "x" * 300]
+    for _ in range(2000):
+        model = rng.choice(list(FULL))
+        data: Any = json.loads(json.dumps(FULL[model]))
+        for _ in range(rng.randint(1, 3)):
+            if rng.random() < 0.2:
+                data = rng.choice(values)
+                break
+            data[rng.choice([*data.keys(), "extra"])] = rng.choice(values)
+        raw = json.dumps(data) if rng.random() < 0.5 else data
+        try:
+            model.parse(raw)
+        except ATHError as err:
+            assert err.code is ErrorCode.INVALID_REQUEST
+            assert err.details["errors"]

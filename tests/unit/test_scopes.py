@@ -1,5 +1,8 @@
 """Scope intersection (ATH §5) and the scope → route map (ATH §4.6)."""
 
+import random
+from urllib.parse import unquote
+
 import pytest
 
 from athkit.protocol import (
@@ -209,3 +212,17 @@ def test_normalize_request_path() -> None:
 def test_unsafe_or_malformed_patterns_are_refused(config: dict[str, list[str]]) -> None:
     with pytest.raises(ValueError):
         ScopeRouteMap.from_config(config)
+
+
+def test_fuzzed_paths_never_raise_and_never_allow_dot_segments() -> None:
+    rng = random.Random(3986)
+    pieces = ["/", "//", ".", "..", "%2e", "%2E", "%2f", "%5c", "%00", "%ff", "%", "%2", ";", "?"]
+    pieces += ["orders", "files", "42", "a", "é", "\\", "#", "%25"]
+    for _ in range(5000):
+        path = "".join(rng.choices(pieces, k=rng.randint(0, 8)))
+        method = rng.choice(["GET", "get", "POST", "", "*"])
+        scope = ROUTES.allowing_scope(method, path, ROUTES.scopes)
+        if scope is not None:
+            decoded = unquote(path.partition("?")[0])
+            assert "/../" not in decoded + "/" and "/./" not in decoded + "/"
+            assert "\\" not in decoded and "\x00" not in decoded

@@ -216,7 +216,7 @@ def _decode_body(token: str, payload_b64: str, signature_b64: str) -> tuple[byte
         # Slow path, only to name the culprit. The header passed _checked_header already.
         _decode_segment(payload_b64, "payload")
         _decode_segment(signature_b64, "signature")
-        raise  # unreachable: b64url_decode refuses whatever failed above
+        _fail("bad_base64", "payload or signature is not base64url")
 
 
 # An agent sends the same header with every attestation, so the checked result is remembered

@@ -1106,7 +1106,9 @@ class ATHEngine:
                 reason="token_expired",
             )
         # ATH §4.6 step 2 / §6: a token from one agent is useless for another.
-        if agent_id is not None and not hmac.compare_digest(agent_id, record.agent_id):
+        if agent_id is not None and not hmac.compare_digest(
+            agent_id.encode("utf-8", "surrogateescape"), record.agent_id.encode("utf-8")
+        ):
             raise _error(
                 ErrorCode.AGENT_IDENTITY_MISMATCH,
                 "the token belongs to another agent",

@@ -466,6 +466,7 @@ def test_hostile_and_out_of_order_input_never_500(
 ) -> None:
     agent, client_id, secret = approved
     b = world.base
+    token = world.full_flow(agent, client_id, secret, ["orders:read"])["access_token"]
     cases: list[tuple[httpx.Response, int, str]] = [
         (
             world.http.get(f"{b}/ath/callback", params={"state": "s" * 5000, "code": "c"}),
@@ -512,6 +513,29 @@ def test_hostile_and_out_of_order_input_never_500(
             "INVALID_ATTESTATION",
         ),
         (world.api("Bearer-but-not-ath"), 401, "TOKEN_INVALID"),
+        (
+            world.http.get(
+                f"{b}/ath/agents/{client_id}", headers={"X-ATH-Attestation": b"\xe9.\xe9.\xe9"}
+            ),
+            401,
+            "INVALID_ATTESTATION",
+        ),
+        (
+            world.http.get(f"{b}/api/orders", headers={"Authorization": b"Bearer ath_at_\xe9"}),
+            401,
+            "TOKEN_INVALID",
+        ),
+        (
+            world.http.get(
+                f"{b}/api/orders",
+                headers={
+                    "Authorization": f"Bearer {token}",
+                    "X-ATH-Agent-ID": "caf\u00e9".encode("latin-1"),
+                },
+            ),
+            401,
+            "AGENT_IDENTITY_MISMATCH",
+        ),
         (world.admin("GET", "/audit", params={"limit": "nan"}), 400, "INVALID_REQUEST"),
         (world.admin("GET", "/agents", params={"status": "evil"}), 400, "INVALID_REQUEST"),
         (world.admin("POST", "/agents/nobody/approve"), 404, "AGENT_NOT_REGISTERED"),
@@ -534,3 +558,41 @@ def test_hostile_and_out_of_order_input_never_500(
         assert response.status_code == status, (response.request.url, response.text)
         assert response.json()["code"] == code, (response.request.url, response.text)
     assert world.http.get(url).status_code == 302
+
+
+def test_lone_surrogates_in_json_strings(
+    world: World, approved: tuple[LocalAgent, str, str]
+) -> None:
+    _, client_id, _ = approved
+    bad = "SURROGATE"  # replaced by a JSON escape that decodes to a lone surrogate
+    bodies = {
+        "/ath/token": {
+            "grant_type": "authorization_code",
+            "client_id": client_id,
+            "client_secret": bad,
+            "agent_attestation": "a.b.c",
+            "code": bad,
+            "ath_session_id": bad,
+        },
+        "/ath/revoke": {"token": bad, "client_id": client_id, "client_secret": bad},
+        "/ath/authorize": {
+            "client_id": client_id,
+            "agent_attestation": bad,
+            "provider_id": "shop",
+            "scopes": ["orders:read"],
+            "state": bad * 3,
+        },
+    }
+    for path, body in bodies.items():
+        raw = json.dumps(body).replace("SURROGATE", "\\ud800")
+        response = world.http.post(
+            f"{world.base}{path}",
+            content=raw.encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        assert response.status_code in (400, 401), (path, response.text)
+        assert response.json()["code"] in (
+            "INVALID_REQUEST",
+            "INVALID_CLIENT",
+            "INVALID_ATTESTATION",
+        ), (path, response.text)

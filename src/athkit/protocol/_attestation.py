@@ -172,7 +172,9 @@ def verify_attestation(
     Pass a :class:`VerificationKey` prepared once when verifying many tokens with one key.
     """
     prepared = key if isinstance(key, VerificationKey) else VerificationKey(key)
-    header_b64, payload_b64, signature_b64 = _split(token)
+    if type(token) is not str or len(token) > MAX_TOKEN_LENGTH or token.count(".") != 2:
+        _split(token)  # off the common shape: _split names the reason (or accepts a str subclass)
+    header_b64, payload_b64, signature_b64 = token.split(".")
     kid = _checked_header(header_b64)
     signing_input, payload, signature = _decode_body(token, payload_b64, signature_b64)
     if len(signature) != _ES256_SIGNATURE_BYTES:

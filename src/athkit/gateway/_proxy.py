@@ -137,15 +137,33 @@ class ProxyApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
-        provider_id = "-"
+        attempt = _Attempt()
         try:
-            provider_id, outcome = await self._handle(scope, receive, send)
+            outcome = await self._handle(scope, receive, send, attempt)
         except ATHError as exc:
             outcome = exc.code.value
+            if not attempt.audited:
+                await self._audit_rejection(attempt, exc)
             await _send_error(send, exc)
-        self.metrics.proxy_done(provider_id, outcome, time.perf_counter() - started)
+        self.metrics.proxy_done(attempt.provider_id, outcome, time.perf_counter() - started)
 
-    async def _handle(self, scope: Scope, receive: Receive, send: Send) -> tuple[str, str]:
+    async def _audit_rejection(self, attempt: _Attempt, exc: ATHError) -> None:
+        # ATH §6 / DESIGN: every rejection is an audit event. The engine audits its own
+        # (token checks, provider grant); these are the gateway's (rate limit, upstream, ...).
+        info = attempt.info
+        await self.audit.put(
+            "access_denied",
+            agent_id=info.agent_id if info else None,
+            client_id=info.client_id if info else None,
+            user_id=info.user_id if info else None,
+            provider_id=attempt.provider_id if attempt.provider_id != "-" else None,
+            requested_scopes=list(info.scopes) if info else [],
+            reason=exc.message,
+            code=exc.code.value,
+            details={"method": attempt.method, "path": attempt.path},
+        )
+
+    async def _handle(self, scope: Scope, receive: Receive, send: Send, attempt: _Attempt) -> str:
         raw_path: bytes = scope.get("raw_path") or scope["path"].encode("utf-8")
         raw_path = raw_path.split(b"?", 1)[0]
         rest = raw_path[len(_PREFIX_BYTES) :]
@@ -153,6 +171,7 @@ class ProxyApp:
         provider_id = provider_raw.decode("latin-1")
         path = "/" + sub.decode("latin-1") if slash else "/"
         method: str = scope["method"]
+        attempt.provider_id, attempt.method, attempt.path = provider_id, method, path
 
         token, agent_header, forwarded, has_body = _split_headers(scope["headers"])
         if token is None:
@@ -162,9 +181,11 @@ class ProxyApp:
                 details={"reason": "missing_token"},
             )
         # ATH §4.6 steps 1-3, in this order, inside the engine (audited there on rejection).
+        attempt.audited = True
         info = await self.engine.validate_token(
             token, agent_id=agent_header or "", provider_id=provider_id
         )
+        attempt.info, attempt.audited = info, False
         upstream = self.upstreams.get(provider_id)
         if upstream is None or upstream.session is None:
             raise ATHError(
@@ -174,6 +195,7 @@ class ProxyApp:
         # ATH §4.6 step 4: a request that matches no mapping of the token's scopes is refused.
         scope_used = upstream.routes.allowing_scope(method, path, info.scopes)
         if scope_used is None:
+            attempt.audited = True
             await self.engine.audit(
                 "scope_violation",
                 agent_id=info.agent_id,
@@ -211,7 +233,9 @@ class ProxyApp:
             )
         self.audit.self_check()
 
+        attempt.audited = True  # the engine audits provider-grant failures
         creds = await self._credentials_for(info)
+        attempt.audited = False
         query: bytes = scope.get("query_string", b"")
         url = URL(
             upstream.api_base + path + ("?" + query.decode("latin-1") if query else ""),
@@ -220,7 +244,9 @@ class ProxyApp:
         body: Any = _body_stream(receive) if has_body else None
         response = await self._forward(upstream, method, url, forwarded, creds, body)
         if response.status == 401:
-            response = await self._after_401(upstream, method, url, forwarded, info, response, body)
+            response = await self._after_401(
+                upstream, method, url, forwarded, info, response, body, attempt
+            )
         try:
             await _relay(response, send, creds.access_token)
         finally:
@@ -234,7 +260,7 @@ class ProxyApp:
                 effective_scopes=[scope_used],
                 details={"method": method, "path": path, "status": response.status},
             )
-        return provider_id, _status_class(response.status)
+        return _status_class(response.status)
 
     async def _forward(
         self,
@@ -275,10 +301,13 @@ class ProxyApp:
         info: TokenInfo,
         response: aiohttp.ClientResponse,
         body: Any,
+        attempt: _Attempt,
     ) -> aiohttp.ClientResponse:
         response.release()
         # The provider refused its own token: refresh it (persisted by the engine).
+        attempt.audited = True  # the engine audits a refused refresh
         creds = await self._credentials_for(info, force_refresh=True)
+        attempt.audited = False
         if body is not None:
             raise ATHError(
                 ErrorCode.OAUTH_ERROR,
@@ -301,6 +330,19 @@ class ProxyApp:
                 details={"reason": "user_reauthorization_required"},
             )
         return retried
+
+
+class _Attempt:
+    """What is known about one proxy call so far (for audit and metrics)."""
+
+    __slots__ = ("audited", "info", "method", "path", "provider_id")
+
+    def __init__(self) -> None:
+        self.provider_id = "-"
+        self.method = ""
+        self.path = ""
+        self.info: TokenInfo | None = None
+        self.audited = False
 
 
 def _split_headers(

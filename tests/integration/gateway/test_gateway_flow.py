@@ -36,6 +36,17 @@ def audit(world: GatewayWorld, **query: str) -> list[dict[str, object]]:
     return events
 
 
+def denied_codes(world: GatewayWorld, agent_id: str, expected: str) -> set[object]:
+    """Codes of the agent's audited rejections, once ``expected`` is among them (the proxy
+    writes its audit events behind the response)."""
+    deadline = time.monotonic() + 5
+    while True:
+        codes = {e["code"] for e in audit(world, event="access_denied", agent_id=agent_id)}
+        if expected in codes or time.monotonic() > deadline:
+            return codes
+        time.sleep(0.05)
+
+
 def test_full_flow_through_the_proxy_for_both_providers(world: GatewayWorld) -> None:
     agent = world.new_agent()
     registration = world.register(agent, {"mail": ["mail:read"], "cal": ["cal:read"]})
@@ -139,6 +150,7 @@ def test_rate_limit_trips_per_agent(world: GatewayWorld) -> None:
     limited = world.call(token, agent, "GET", "/mail/messages")
     assert limited.status_code == 429 and limited.json()["code"] == "RATE_LIMITED"
     assert int(limited.headers["retry-after"]) >= 1
+    assert "RATE_LIMITED" in denied_codes(world, agent.agent_id, "RATE_LIMITED")
     # Another agent is unaffected.
     other = world.new_agent()
     other_token = world.connect(
@@ -196,3 +208,5 @@ def test_upstream_slow_is_504_and_down_is_502(world: GatewayWorld, tmp_path: Pat
     time.sleep(0.2)
     down = world.call(cal, agent, "GET", "/cal/messages")
     assert down.status_code == 502 and down.json()["code"] == "UPSTREAM_UNAVAILABLE"
+    codes = denied_codes(world, agent.agent_id, "UPSTREAM_UNAVAILABLE")
+    assert {"UPSTREAM_TIMEOUT", "UPSTREAM_UNAVAILABLE"} <= codes

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import stat
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from typer.testing import CliRunner
 
@@ -120,3 +122,35 @@ def test_tampered_credentials_give_a_clear_error_not_a_traceback(tmp_path: Path)
     assert run.returncode == 2
     assert "Traceback" not in run.stderr
     assert "credentials.json" in run.stderr and "damaged or edited" in run.stderr
+
+
+def test_identity_serve_runs_until_interrupted(tmp_path: Path) -> None:
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path)}
+    env.pop("ATH_CONFIG_DIR", None)
+    ath = str(Path(sys.executable).with_name("ath"))
+    subprocess.run([ath, "keygen"], env=env, check=True, capture_output=True, timeout=60)
+    port = free_port()
+    proc = subprocess.Popen(
+        [ath, "identity", "--serve", "--port", str(port), "--name", "Bot", "--json"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        lines = []
+        while True:
+            line = proc.stdout.readline()
+            assert line, proc.stderr.read() if proc.stderr else "no output"
+            lines.append(line)
+            if line.startswith("}"):
+                break
+        served = json.loads("".join(lines))
+        assert served["agent_id"] == f"http://127.0.0.1:{port}/.well-known/agent.json"
+        response = httpx.get(served["agent_id"], timeout=5)
+        assert response.json()["name"] == "Bot"
+        assert response.headers["cache-control"] == "max-age=300"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=10) == 0

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.docs import python_blocks
+from tests.docs import code_blocks, python_blocks
 
 MARKDOWN = """# title
 
@@ -45,3 +45,9 @@ def test_missing_heading_is_an_error() -> None:
 
 def test_reads_the_real_readme() -> None:
     assert python_blocks("Dependencies") == []
+
+
+def test_comment_lines_inside_code_blocks_are_not_headings() -> None:
+    markdown = "## A\n\n```python\n# a comment\nx = 1\n```\n\n```bash\n# also\nls\n```\n## B\n"
+    assert python_blocks("A", markdown) == ["# a comment\nx = 1\n"]
+    assert code_blocks("A", "bash", markdown) == ["# also\nls\n"]

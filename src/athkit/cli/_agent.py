@@ -465,8 +465,8 @@ def authorize(
                 out.info("Opened the authorization page in your browser.")
             else:
                 out.info("Open this URL in a browser to authorize the agent:")
-                # Plain print, not rich: the URL must not be wrapped or restyled.
-                print(f"\n  {url}\n", file=sys.stderr, flush=True)
+                # Unwrapped and unstyled, so that it can be copied whole.
+                out.stderr.print(f"\n  {url}\n", soft_wrap=True, markup=False, highlight=False)
 
         opener = (ctx.obj or {}).get("opener") if isinstance(ctx.obj, dict) else None
         with out.stderr.status("Waiting for you to finish in the browser…"):

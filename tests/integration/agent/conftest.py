@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -59,14 +60,7 @@ _PROVIDER_SECRET = "shop-provider-secret-0123456789"
 _PASSWORD_HASH = hash_password(PASSWORD)
 
 
-@dataclass
-class NativeStack:
-    """A running native service and its OAuth server."""
-
-    url: str
-    oauth_url: str
-    app_id: str = APP_ID
-
+class _Consenting:
     def opener(
         self, *, scopes: list[str] | None = None, allow: bool = True
     ) -> Callable[[str], bool]:
@@ -82,6 +76,15 @@ class NativeStack:
             return True
 
         return open_url
+
+
+@dataclass
+class NativeStack(_Consenting):
+    """A running native service and its OAuth server."""
+
+    url: str
+    oauth_url: str
+    app_id: str = APP_ID
 
 
 async def _products(request: Request) -> Response:
@@ -195,3 +198,129 @@ def browser_env(tmp_path: Path) -> dict[str, str]:
     for name in ("ATH_CONFIG_DIR", "ATH_SERVER", "ATH_AGENT_ID", "ATH_KEY", "DISPLAY"):
         env.pop(name, None)
     return env
+
+
+# --- gateway mode ------------------------------------------------------------------------------
+
+GATEWAY_SCOPES = {
+    "mail:read": "Read your mail",
+    "mail:send": "Send mail as you",
+    "cal:read": "See your calendar",
+}
+MESSAGES = [{"id": "1", "subject": "hello"}]
+
+
+@dataclass
+class GatewayStack(_Consenting):
+    """A running gateway in front of two unchanged providers (mail, cal)."""
+
+    url: str
+    oauth_url: str
+    upstream_url: str
+
+
+def _upstream_app(oauth_url: str) -> Starlette:
+    """A provider's API that knows nothing of ATH: it checks its own OAuth bearer tokens by
+    asking the OAuth server's userinfo endpoint."""
+
+    async def user_of(request: Request) -> str | None:
+        auth = request.headers.get("authorization", "")
+        if not auth.lower().startswith("bearer "):
+            return None
+        async with httpx.AsyncClient(timeout=10) as http:
+            info = await http.get(f"{oauth_url}/userinfo", headers={"Authorization": auth})
+        return str(info.json()["sub"]) if info.status_code == 200 else None
+
+    async def messages(request: Request) -> Response:
+        user = await user_of(request)
+        if user is None:
+            return JSONResponse({"error": "invalid_token"}, status_code=401)
+        if request.method == "POST":
+            return JSONResponse({"sent": await request.json(), "by": user}, status_code=201)
+        return JSONResponse({"user": user, "messages": MESSAGES})
+
+    async def events(request: Request) -> Response:
+        user = await user_of(request)
+        if user is None:
+            return JSONResponse({"error": "invalid_token"}, status_code=401)
+        return JSONResponse({"user": user, "events": []})
+
+    return Starlette(
+        routes=[
+            Route("/mail/messages", messages, methods=["GET", "POST"]),
+            Route("/cal/events", events, methods=["GET"]),
+        ]
+    )
+
+
+@pytest.fixture(scope="package")
+def gateway() -> Iterator[GatewayStack]:
+    """The gateway, our OAuth server as both providers' login, and their upstream API."""
+    from pydantic import SecretStr
+
+    from athkit.gateway import GatewayProviderSettings, GatewaySettings, create_gateway_app
+
+    oauth_port, gateway_port = free_port(), free_port()
+    oauth_url = f"http://127.0.0.1:{oauth_port}"
+    gateway_url = f"http://127.0.0.1:{gateway_port}"
+    consent_key = generate_private_key()
+    secrets = {"mail": "mail-gateway-secret-0123456789", "cal": "cal-gateway-secret-0123456789"}
+    oauth_config = OAuthServerConfig(
+        issuer=oauth_url,
+        database_url="sqlite:///:memory:",
+        secret_key="o" * 40,
+        scopes=GATEWAY_SCOPES,
+        users=[
+            UserConfig(username=USER, password_hash=_PASSWORD_HASH, sub="user-alice", name="Alice")
+        ],
+        clients=[
+            ClientConfig(
+                client_id=f"{pid}-gateway",
+                name=f"ATH gateway ({pid})",
+                client_secret=secret,
+                redirect_uris=[f"{gateway_url}/ath/callback"],
+                scopes=[s for s in GATEWAY_SCOPES if s.startswith(pid)],
+                ath_context_key=public_key_to_jwk(consent_key),
+            )
+            for pid, secret in secrets.items()
+        ],
+    )
+    with (
+        serve_in_thread(create_oauth_app(oauth_config), port=oauth_port),
+        serve_in_thread(_upstream_app(oauth_url)) as upstream,
+    ):
+
+        def provider(pid: str, routes: dict[str, list[str]]) -> GatewayProviderSettings:
+            return GatewayProviderSettings(
+                provider_id=pid,
+                display_name=pid.title(),
+                authorization_endpoint=f"{oauth_url}/authorize",
+                token_endpoint=f"{oauth_url}/token",
+                userinfo_endpoint=f"{oauth_url}/userinfo",
+                client_id=f"{pid}-gateway",
+                client_secret=SecretStr(secrets[pid]),
+                scopes=list(routes),
+                auto_approve=list(routes),
+                api_base=f"{upstream.url}/{pid}",
+                routes=routes,
+            )
+
+        settings = GatewaySettings(
+            base_url=gateway_url,
+            secret_key=SecretStr("g" * 40),
+            gateway_id="test-gateway",
+            allow_loopback=True,
+            allow_http=True,
+            consent_signing_key=private_key_to_pem(consent_key).decode(),
+            providers=[
+                provider("mail", {"mail:read": ["GET /messages"], "mail:send": ["POST /messages"]}),
+                provider("cal", {"cal:read": ["GET /events"]}),
+            ],
+        )
+        verifier = AttestationVerifier(
+            replay_store=MemoryReplayStore(),
+            fetcher=FetchPolicy(allow_http=True, allow_loopback=True),
+        )
+        app = create_gateway_app(settings, stores=memory_stores(), verifier=verifier)
+        with serve_in_thread(app, port=gateway_port):
+            yield GatewayStack(url=gateway_url, oauth_url=oauth_url, upstream_url=upstream.url)

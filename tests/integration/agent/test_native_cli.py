@@ -4,7 +4,7 @@ as real subprocesses, each a fresh process reading the credential store the last
 from __future__ import annotations
 
 import json
-import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -143,4 +143,33 @@ def test_cli_network_failure_and_user_errors(browser_env: dict[str, str]) -> Non
     closed = f"http://127.0.0.1:{free_port()}"
     assert _ath(env, "discover", "--server", closed, code=4)["error"]["code"] == "NETWORK_ERROR"
     assert _ath(env, "register", "--server", closed, code=2)["error"]["code"] == "USAGE_ERROR"
-    assert os.path.isdir(env["XDG_CONFIG_HOME"]) or True
+
+
+def test_ctrl_c_while_waiting_for_the_browser(
+    native: NativeStack, browser_env: dict[str, str]
+) -> None:
+    env = {k: v for k, v in browser_env.items() if k != "BROWSER"}
+    key_path = Path(_ath(env, "keygen")["key_path"])
+    with serve_identity(load_key(key_path), name="Impatient", developer=DEVELOPER) as agent_id:
+        _ath(env, "config", "set", "agent-id", agent_id)
+        _ath(env, "config", "set-server", "shop", native.url)
+        _ath(env, "register", "--scope", "products:read")
+        proc = subprocess.Popen(
+            [ATH, "authorize", "--scope", "products:read", "--no-browser"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            if line.strip().startswith(native.url):
+                break  # the URL is shown; ath now waits for the browser
+        proc.send_signal(signal.SIGINT)
+        _, rest = proc.communicate(timeout=20)
+        assert proc.returncode == 130
+        assert "INTERRUPTED" in rest and "Traceback" not in rest
+        timed_out = _ath(
+            env, "authorize", "--scope", "products:read", "--no-browser", "--timeout", "0.5", code=3
+        )
+        assert timed_out["error"]["code"] == "AUTHORIZATION_TIMEOUT"

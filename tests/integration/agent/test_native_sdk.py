@@ -174,3 +174,19 @@ def test_every_server_refusal_is_an_ath_client_error(native: NativeStack) -> Non
         )
         assert code_of(lambda: unknown.status()) == ("INVALID_CLIENT", 401)
         unknown.close()
+
+
+def test_nobody_coming_back_times_out_cleanly(native: NativeStack) -> None:
+    key = generate_key()
+    opened: list[str] = []
+    with (
+        serve_identity(key, name="Patient", developer=DEVELOPER) as agent_id,
+        ATHClient(native.url, agent_id=agent_id, private_key=key) as client,
+    ):
+        client.register({native.app_id: ["products:read"]}, developer=DEVELOPER)
+        with pytest.raises(ATHClientError) as info:
+            authorize_interactive(
+                client, None, ["products:read"], opener=opened.append, timeout=0.5
+            )
+    assert info.value.code == "AUTHORIZATION_TIMEOUT"
+    assert opened and opened[0].startswith(native.url)  # the implementer's consent link

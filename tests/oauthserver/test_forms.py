@@ -151,3 +151,31 @@ def test_state_and_existing_query_are_kept(oauth: OAuthEnv, http: httpx.Client) 
         url = env.authorize_url(redirect_uri="http://127.0.0.1:1/cb?tenant=7")
         answer = env.consent(http, url=url)
         assert answer["tenant"] == "7" and answer["state"] == "state-123" and answer["code"]
+
+
+def test_password_guessing_is_slowed_down(oauth: OAuthEnv, http: httpx.Client) -> None:
+    from athkit.oauthserver import drive_consent
+
+    def attempt(password: str) -> httpx.Response | str:
+        return drive_consent(
+            http,
+            oauth.authorize_url(),
+            username="alice",
+            password=password,
+            stop_at=oauth.redirect_uri,
+        )
+
+    for i in range(5):
+        failed = attempt(f"guess-{i}")
+        assert isinstance(failed, httpx.Response) and failed.status_code == 401
+    # The sixth try is refused even with the right password, until the window has passed.
+    blocked = attempt(PASSWORD)
+    assert isinstance(blocked, httpx.Response) and blocked.status_code == 429
+    assert "Too many failed sign-ins" in blocked.text
+    oauth.clock.advance(301)
+    assert isinstance(attempt(PASSWORD), str)
+    # A successful sign-in clears the count.
+    http.cookies.clear()
+    assert isinstance(attempt("guess-again"), httpx.Response)
+    http.cookies.clear()
+    assert isinstance(attempt(PASSWORD), str)

@@ -93,7 +93,9 @@ def test_lifetime_limits() -> None:
         "agent": {"agent_id": "a", "name": "n", "developer": DEV},
         "approved_scopes": [],
     }
-    long_lived = pyjwt.encode(claims, private_key_to_pem(KEY), algorithm="ES256")
+    long_lived = pyjwt.encode(
+        claims, private_key_to_pem(KEY), algorithm="ES256", headers={"typ": "ath-consent+jwt"}
+    )
     assert _reason(long_lived) == "lifetime_too_long"
 
 
@@ -124,5 +126,9 @@ def test_bad_shapes_are_refused() -> None:
         ("agent", {"agent_id": "a", "name": "", "developer": DEV}),
         ("agent", {"agent_id": "a", "name": "n"}),
     ]:
-        token = pyjwt.encode({**base, field: value}, pem, algorithm="ES256")
+        token = pyjwt.encode(
+            {**base, field: value}, pem, algorithm="ES256", headers={"typ": "ath-consent+jwt"}
+        )
         assert _reason(token) == "malformed"
+    # A JWT of another type signed by the same key (an attestation, say) is not a context.
+    assert _reason(pyjwt.encode(base, pem, algorithm="ES256")) == "bad_type"

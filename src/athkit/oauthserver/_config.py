@@ -147,6 +147,8 @@ class OAuthServerConfig(_Model):
     refresh_token_lifetime: int = Field(default=14 * 86400, ge=60)
     session_lifetime: int = Field(default=8 * 3600, ge=60, description="login session, seconds")
     request_lifetime: int = Field(default=600, ge=10, le=3600, description="login+consent time")
+    login_max_failures: int = Field(default=5, ge=1, description="failed sign-ins per window")
+    login_failure_window: int = Field(default=300, ge=1, description="seconds")
     scopes: dict[str, str] = Field(description="scope name → description shown to users")
     users: list[UserConfig] = Field(default_factory=list)
     clients: list[ClientConfig] = Field(default_factory=list)

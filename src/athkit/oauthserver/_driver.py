@@ -139,7 +139,9 @@ def drive_consent(
 ) -> str | httpx.Response:
     """Walk from ``start_url`` through login and consent like a user; see the module docstring.
 
-    ``scopes`` are the checkboxes to leave ticked (default: every available one). Returns the
+    ``scopes`` are the checkboxes to leave ticked (default: every available one); a scope the
+    page does not offer, or shows as unavailable (disabled), cannot be ticked and is ignored, as
+    it would be for a person. After a failed login it returns the login page. Returns the
     first redirect target that starts with ``stop_at`` (not fetched), or else the first page
     that is neither a redirect nor a form the driver knows (an error page, a completion page).
     """

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import delete, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from athkit.oauthserver._tables import auth_requests, codes, tokens
+from athkit.oauthserver._tables import auth_requests, codes, login_failures, tokens
 from athkit.protocol import generate_secret, hash_secret
 
 
@@ -93,6 +93,51 @@ class OAuthStore:
             await conn.execute(delete(auth_requests).where(auth_requests.c.expires_at < now))
             await conn.execute(delete(codes).where(codes.c.expires_at < now - 3600))
             await conn.execute(delete(tokens).where(tokens.c.expires_at < now - 86400))
+            await conn.execute(
+                delete(login_failures).where(login_failures.c.window_start < now - 86400)
+            )
+
+    # --- failed sign-ins ---------------------------------------------------------------------
+
+    async def login_failures(self, username: str, *, now: float, window: int) -> int:
+        """How many sign-ins for ``username`` failed in the current window."""
+        async with self._engine.connect() as conn:
+            row = (
+                (
+                    await conn.execute(
+                        select(login_failures).where(login_failures.c.username == username)
+                    )
+                )
+                .mappings()
+                .first()
+            )
+        if row is None or now - row["window_start"] >= window:
+            return 0
+        return int(row["failures"])
+
+    async def record_login_failure(self, username: str, *, now: float, window: int) -> None:
+        """Count one failed sign-in; a window that has passed starts again at one."""
+        async with self._engine.begin() as conn:
+            counted = await conn.execute(
+                update(login_failures)
+                .where(
+                    login_failures.c.username == username,
+                    login_failures.c.window_start > now - window,
+                )
+                .values(failures=login_failures.c.failures + 1)
+            )
+            if counted.rowcount == 0:
+                await conn.execute(
+                    delete(login_failures).where(login_failures.c.username == username)
+                )
+                await conn.execute(
+                    insert(login_failures).values(username=username, failures=1, window_start=now)
+                )
+
+    async def clear_login_failures(self, username: str) -> None:
+        """Forget the failures of a user who just signed in."""
+        async with self._engine.begin() as conn:
+            await conn.execute(delete(login_failures).where(login_failures.c.username == username))
 
     # --- pending authorization requests ------------------------------------------------------
 

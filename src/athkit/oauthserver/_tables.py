@@ -7,7 +7,7 @@ Unix seconds (floats).
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Float, Index, MetaData, String, Table, Text
+from sqlalchemy import Column, Float, Index, Integer, MetaData, String, Table, Text
 
 metadata = MetaData(
     naming_convention={
@@ -72,4 +72,13 @@ tokens = Table(
     Column("rotated_at", Float, nullable=True),  # refresh tokens: exchanged for a new one
     Index("ix_oauth_tokens_grant_id", "grant_id"),
     Index("ix_oauth_tokens_expires_at", "expires_at"),
+)
+
+# Failed sign-ins per username within the current window (password-guessing brake).
+login_failures = Table(
+    "oauth_login_failures",
+    metadata,
+    Column("username", String(128), primary_key=True),
+    Column("failures", Integer, nullable=False),
+    Column("window_start", Float, nullable=False),
 )

@@ -125,9 +125,10 @@ def verify_consent_context(
 ) -> ConsentContext:
     """Check a consent context against the client's key and *this* request; return its claims.
 
-    Order: ES256 signature by ``public_key``, ``iss`` = ``client_id``, exact ``aud`` (a
-    trailing ``/`` ignored), ``exp``, ``iat``, lifetime ≤ 10 minutes, ``code_challenge`` equal to
-    the request's, then the shape of ``agent`` and ``approved_scopes``.
+    Order: an ES256 header typed ``ath-consent+jwt``, the signature by ``public_key``, ``iss`` =
+    ``client_id``, exact ``aud`` (a trailing ``/`` ignored), ``exp``, ``iat``, lifetime ≤ 10
+    minutes, ``code_challenge`` equal to the request's, then the shape of ``agent`` and
+    ``approved_scopes``.
     """
     if not isinstance(token, str) or not token or len(token) > _MAX_TOKEN_LENGTH:
         raise _fail("malformed", "not a compact JWS of reasonable size")
@@ -140,6 +141,9 @@ def verify_consent_context(
         raise _fail("bad_algorithm", f"alg {header.get('alg')!r} is not allowed; only ES256")
     if "crit" in header:
         raise _fail("bad_header", "critical header parameters are not supported")
+    # Explicit typing (RFC 8725 §3.11): no other JWT signed by the same key passes for a context.
+    if header.get("typ") != CONSENT_CONTEXT_TYPE:
+        raise _fail("bad_type", f"typ must be {CONSENT_CONTEXT_TYPE!r}")
     try:
         decoded = jose_jwt.decode(token, ECKey.import_key(public_key), algorithms=_ALGORITHMS)
     except JoseError as exc:

@@ -16,7 +16,8 @@ def test_infinite_time_claim_is_malformed(claim: str) -> None:
     key = generate_private_key()
     claims = {"iss": "c", "aud": "https://as.example", "exp": 2_000_000_000, "iat": 1}
     raw = json.dumps(claims).replace(str(claims[claim]), "1e400").encode()
-    signing_input = f"{b64url_encode(json.dumps({'alg': 'ES256'}).encode())}.{b64url_encode(raw)}"
+    header = json.dumps({"alg": "ES256", "typ": "ath-consent+jwt"}).encode()
+    signing_input = f"{b64url_encode(header)}.{b64url_encode(raw)}"
     r, s = decode_dss_signature(key.sign(signing_input.encode(), ec.ECDSA(hashes.SHA256())))
     token = f"{signing_input}.{b64url_encode(r.to_bytes(32, 'big') + s.to_bytes(32, 'big'))}"
     with pytest.raises(ATHError) as info:

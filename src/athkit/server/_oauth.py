@@ -76,6 +76,12 @@ def _oauth_error(message: str, **details: Any) -> ATHError:
     return ATHError(ErrorCode.OAUTH_ERROR, message, details=details)
 
 
+def _user_id(value: str) -> str:
+    if len(value) > 256:
+        raise _oauth_error("the provider's user id is longer than 256 characters")
+    return value
+
+
 def add_query(url: str, params: dict[str, str]) -> str:
     """``url`` with ``params`` appended to its query string (existing ones kept)."""
     parts = urlsplit(url)
@@ -180,7 +186,7 @@ class HttpOAuthBridge:
                 )
             value = data.get(provider.user_id_field)
             if isinstance(value, int | str) and not isinstance(value, bool) and str(value):
-                return str(value)
+                return _user_id(str(value))
             raise _oauth_error(f"userinfo has no {provider.user_id_field!r} field")
         if tokens.id_token:
             try:
@@ -189,7 +195,7 @@ class HttpOAuthBridge:
                 raise _oauth_error("the provider's id_token is malformed") from None
             sub = payload.get("sub") if isinstance(payload, dict) else None
             if isinstance(sub, str) and sub:
-                return sub
+                return _user_id(sub)
         raise _oauth_error("cannot learn the user's id: no userinfo endpoint and no id_token sub")
 
     async def _token_request(
@@ -222,9 +228,11 @@ class HttpOAuthBridge:
         refresh = data.get("refresh_token")
         id_token = data.get("id_token")
         token_type = data.get("token_type")
+        if not isinstance(token_type, str) or not 0 < len(token_type) <= 32:
+            token_type = "Bearer"
         return ProviderTokenSet(
             access_token=access,
-            token_type=token_type if isinstance(token_type, str) else "Bearer",
+            token_type=token_type,
             refresh_token=refresh if isinstance(refresh, str) and refresh else None,
             expires_in=int(expires) if isinstance(expires, int | float) and expires > 0 else None,
             scope=tuple(scope.split()) if isinstance(scope, str) else None,

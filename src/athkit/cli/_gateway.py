@@ -77,5 +77,8 @@ def serve(
         http="auto",
         access_log=access_log,
         proxy_headers=False,
+        # The proxy returns the provider's headers unchanged: no second Date or Server.
+        server_header=False,
+        date_header=False,
         log_level="info",
     )

@@ -49,6 +49,20 @@ def _network_error(call: Call, exc: httpx.HTTPError) -> ATHClientError:
     )
 
 
+def _build(http: httpx.Client | httpx.AsyncClient, call: Call) -> httpx.Request:
+    try:
+        return http.build_request(
+            call.method,
+            call.url,
+            json=call.json,
+            content=call.content,
+            params=call.params,
+            headers=call.headers,
+        )
+    except httpx.InvalidURL as exc:
+        raise ValueError(f"cannot send to {call.url!r}: {exc}") from None
+
+
 def _core(
     base_url: str,
     agent_id: str,
@@ -150,14 +164,7 @@ class AsyncATHClient(_Common):
         try:
             call = next(operation)
             while True:
-                request = self._http.build_request(
-                    call.method,
-                    call.url,
-                    json=call.json,
-                    content=call.content,
-                    params=call.params,
-                    headers=call.headers,
-                )
+                request = _build(self._http, call)
                 try:
                     response = await self._http.send(
                         request, auth=call.auth or httpx.USE_CLIENT_DEFAULT
@@ -331,14 +338,7 @@ class ATHClient(_Common):
         try:
             call = next(operation)
             while True:
-                request = self._http.build_request(
-                    call.method,
-                    call.url,
-                    json=call.json,
-                    content=call.content,
-                    params=call.params,
-                    headers=call.headers,
-                )
+                request = _build(self._http, call)
                 try:
                     response = self._http.send(request, auth=call.auth or httpx.USE_CLIENT_DEFAULT)
                 except httpx.HTTPError as exc:

@@ -168,6 +168,10 @@ class ClientCore:
     ) -> None:
         if not base_url.startswith(("http://", "https://")):
             raise ValueError(f"base URL must start with http:// or https://, got {base_url!r}")
+        try:
+            httpx.URL(base_url)
+        except httpx.InvalidURL as exc:
+            raise ValueError(f"base URL {base_url!r} is not a valid URL: {exc}") from None
         if mode not in ("auto", "gateway", "native"):
             raise ValueError(f"mode must be 'auto', 'gateway' or 'native', got {mode!r}")
         self.base_url = base_url.rstrip("/")

@@ -168,6 +168,21 @@ def test_every_server_refusal_is_an_ath_client_error(native: NativeStack) -> Non
         assert (code, status) == ("TOKEN_EXPIRED", None)
         client.close()
 
+        # An agent whose registration waits for an operator's review.
+        waiting_key = generate_key()
+        with serve_identity(waiting_key, name="Reviewed", developer=DEVELOPER) as waiting_id:
+            waiting = ATHClient(native.url, agent_id=waiting_id, private_key=waiting_key)
+            answer = waiting.register(
+                {native.app_id: ["products:read", "orders:write"]}, developer=DEVELOPER
+            )
+            assert answer.agent_status == "pending"
+            assert waiting.status().agent_status == "pending"
+            assert code_of(lambda: waiting.authorize(None, ["products:read"])) == (
+                "AGENT_UNAPPROVED",
+                403,
+            )
+            waiting.close()
+
         unknown = ATHClient(native.url, agent_id=agent_id, private_key=key, mode="native")
         unknown.store.save_client(
             native.url, StoredClient(agent_id=agent_id, client_id="no-such", client_secret="x" * 20)

@@ -300,3 +300,26 @@ async def test_timeout_is_a_network_error(base: str) -> None:
 def test_bad_base_url_is_refused_up_front() -> None:
     with pytest.raises(ValueError, match="http"):
         ATHClient("127.0.0.1:8000", agent_id=AGENT, private_key=generate_key())
+
+
+def test_invalid_urls_are_value_errors_not_tracebacks(base: str) -> None:
+    with pytest.raises(ValueError, match="not a valid URL"):
+        ATHClient("http://127.0.0.1:1\n", agent_id=AGENT, private_key=generate_key())
+    store = _registered_store(base)
+    store.save_token(
+        base,
+        StoredToken(
+            agent_id=AGENT,
+            provider_id="mail",
+            access_token="t",
+            effective_scopes=[],
+            expires_at=time.time() + 60,
+        ),
+    )
+    with (
+        ATHClient(
+            base, agent_id=AGENT, private_key=generate_key(), mode="gateway", store=store
+        ) as client,
+        pytest.raises(ValueError, match="cannot send"),
+    ):
+        client.proxy("mail", "GET", "/a\x00b")

@@ -116,7 +116,9 @@ class ProxyApp:
         tokens and comes with a new ATH token, which must use the new provider token at once (a
         per-grant entry kept serving the old one, with the old scopes, for up to 30 s).
         """
-        now = time.monotonic()
+        # The engine's clock, not a monotonic one: what decides expiry for the engine (and for
+        # tests that move time) decides it here too.
+        now = self.engine.clock.now()
         if not force_refresh and info.grant_id is not None:
             cached = self._credentials.get(info.token_id)
             if cached is not None and cached[0] > now:
@@ -126,13 +128,13 @@ class ProxyApp:
         except ATHError:
             self._credentials.pop(info.token_id, None)
             raise
-        ttl = _CREDENTIALS_TTL
+        valid_until = now + _CREDENTIALS_TTL
         if creds.expires_at is not None:
-            ttl = min(ttl, creds.expires_at - _EXPIRY_MARGIN - self.engine.clock.now())
-        if ttl > 0:
+            valid_until = min(valid_until, creds.expires_at - _EXPIRY_MARGIN)
+        if valid_until > now:
             if len(self._credentials) >= _CREDENTIALS_MAX:
                 self._credentials.clear()
-            self._credentials[info.token_id] = (now + ttl, creds)
+            self._credentials[info.token_id] = (valid_until, creds)
         return creds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

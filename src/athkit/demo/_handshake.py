@@ -30,6 +30,7 @@ class Cast:
     base_url: str
     provider_id: str
     implementer: str  # "the shop", "the gateway"
+    login_site: str  # where the person logs in: "the shop's OAuth server"
     agent_name: str
     agent_id: str
     agent_key: PrivateKey
@@ -209,8 +210,8 @@ class HandshakeStory:
                     raise StoryError("the redirect came back with another state")
                 code = params.get("code", "")
                 consent_detail = [
-                    f"Alice logs in as {self.cast.username!r} at the provider's OAuth server; "
-                    f"its consent page shows {name} from the signed ath_context",
+                    f"Alice logs in as {self.cast.username!r} at {self.cast.login_site}; its "
+                    f"consent page shows {name} from the signed ath_context",
                     f"ticked: {scopes_text(wanted)}; unticked: {self.untick}; pressed Allow",
                 ]
             self.story.record(

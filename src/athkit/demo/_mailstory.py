@@ -35,6 +35,7 @@ class MailStory(HandshakeStory):
             base_url=stack.gateway_url,
             provider_id=MAIL_PROVIDER_ID,
             implementer="the gateway",
+            login_site="Example Mail's OAuth server",
             agent_name=MAILBOT_NAME,
             agent_id=stack.mailbot_id,
             agent_key=stack.mailbot_key,

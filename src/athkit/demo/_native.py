@@ -26,6 +26,7 @@ class NativeStory(HandshakeStory):
             base_url=stack.shop_url,
             provider_id=SHOP_PROVIDER_ID,
             implementer="the shop",
+            login_site="the shop's OAuth server",
             agent_name=SHOPBOT_NAME,
             agent_id=stack.shopbot_id,
             agent_key=stack.shopbot_key,

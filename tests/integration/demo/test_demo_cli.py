@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -163,3 +164,18 @@ def test_gateway_mode_tells_the_same_story(
     assert rows["unregistered_agent"]["code"] == "AGENT_NOT_REGISTERED"
     assert rows["impostor_agent"]["code"] == "INVALID_ATTESTATION"
     assert rows["user_declines"]["code"] == "USER_DENIED"
+
+
+def test_the_readme_excerpt_shows_what_the_demo_measures(
+    native_run: tuple[dict[str, dict[str, Any]], dict[str, Any]],
+) -> None:
+    steps, summary = native_run
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text(encoding="utf-8")
+    excerpt = readme[: readme.index("## Running the tests")]
+    for row in summary["rows"]:
+        if row["code"]:
+            assert row["code"] in excerpt
+    token = steps["token"]["details"]
+    assert f"← effective      : {', '.join(token['effective'])}" in excerpt
+    assert f"← user consented : {', '.join(token['user_consented'])}" in excerpt
+    assert f"← agent approved : {', '.join(token['agent_approved'])}" in excerpt

@@ -31,6 +31,7 @@ class Cast:
     provider_id: str
     implementer: str  # "the shop", "the gateway"
     login_site: str  # where the person logs in: "the shop's OAuth server"
+    login_url: str  # its base URL
     agent_name: str
     agent_id: str
     agent_key: PrivateKey
@@ -56,8 +57,10 @@ class HandshakeStory:
         self.mode = mode
         self.browser = browser
         self.http = httpx.Client(timeout=10.0)
-        # Alice's browser: keeps the cookies of every site she visits.
-        self.alice = httpx.Client(timeout=10.0)
+        # Alice's browser: keeps the cookies of every site she visits, and lets the story read
+        # the pages the login site showed her.
+        self._pages: list[str] = []
+        self.alice = httpx.Client(timeout=10.0, event_hooks={"response": [self._seen]})
         self.agent = ATHClient(
             cast.base_url,
             agent_id=cast.agent_id,
@@ -67,6 +70,13 @@ class HandshakeStory:
         # Where the agent catches the user's browser coming back (RFC 8252 loopback redirect).
         self.redirect_uri = f"{urljoin(cast.agent_id, '/')}callback"
         self.client_id = ""
+
+    def _seen(self, response: httpx.Response) -> None:
+        if str(response.url).startswith(self.cast.login_url) and "html" in response.headers.get(
+            "content-type", ""
+        ):
+            response.read()
+            self._pages.append(response.text)
 
     def run(self) -> None:
         """Every step of the story, in order (each subclass tells its own)."""
@@ -188,6 +198,7 @@ class HandshakeStory:
                 )
             )
             wanted = [s for s in scopes if s != self.untick]
+            self._pages.clear()
             if listener is not None:
                 code = self._consent_in_browser(pending.authorization_url, listener)
                 consent_detail = ["you completed the consent page in your browser"]
@@ -214,13 +225,18 @@ class HandshakeStory:
                     f"consent page shows {name} from the signed ath_context",
                     f"ticked: {scopes_text(wanted)}; unticked: {self.untick}; pressed Allow",
                 ]
+            # Agent-aware consent, measured: the page Alice saw named the agent and developer.
+            named = listener is not None or any(
+                name in page and self.cast.developer["name"] in page for page in self._pages
+            )
             self.story.record(
                 Step(
                     step="consent" + step_suffix,
                     title=consent_title,
-                    ok=bool(code),
+                    ok=bool(code) and named,
                     outcome="allowed",
                     scopes=wanted,
+                    details={"consent_page_named_agent": named},
                     sent=consent_detail,
                     received=[f"redirect to {name} with a one-time ATH code and the same state"],
                     why=f"{where.capitalize()} exchanged the OAuth code server-side, so {name} "

@@ -36,6 +36,7 @@ class MailStory(HandshakeStory):
             provider_id=MAIL_PROVIDER_ID,
             implementer="the gateway",
             login_site="Example Mail's OAuth server",
+            login_url=stack.oauth_url,
             agent_name=MAILBOT_NAME,
             agent_id=stack.mailbot_id,
             agent_key=stack.mailbot_key,

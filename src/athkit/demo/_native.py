@@ -27,6 +27,7 @@ class NativeStory(HandshakeStory):
             provider_id=SHOP_PROVIDER_ID,
             implementer="the shop",
             login_site="the shop's OAuth server",
+            login_url=stack.oauth_url,
             agent_name=SHOPBOT_NAME,
             agent_id=stack.shopbot_id,
             agent_key=stack.shopbot_key,

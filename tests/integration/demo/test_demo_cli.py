@@ -66,6 +66,7 @@ def test_consent_and_token_show_the_intersection(
 ) -> None:
     steps, _ = native_run
     assert steps["consent"]["outcome"] == "allowed"
+    assert steps["consent"]["details"]["consent_page_named_agent"] is True
     assert "cart:read" not in steps["consent"]["scopes"]
     token = steps["token"]
     assert token["scopes"] == SHOP_SCOPES_AFTER_CONSENT

@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from athkit.agent import load_key, serve_identity
 from athkit.cli import app
 from tests.integration.agent.conftest import DEVELOPER, PRODUCTS, NativeStack
+from tests.subprocs import default_sigint
 
 ATH = str(Path(sys.executable).with_name("ath"))
 
@@ -160,6 +161,7 @@ def test_ctrl_c_while_waiting_for_the_browser(
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            preexec_fn=default_sigint,
         )
         assert proc.stderr is not None
         for line in proc.stderr:

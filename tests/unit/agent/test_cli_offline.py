@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from athkit.cli import app
 from athkit.testing import free_port, serve_in_thread
+from tests.subprocs import default_sigint
 from tests.unit.agent.test_client_errors import Double
 
 runner = CliRunner()
@@ -136,6 +137,7 @@ def test_identity_serve_runs_until_interrupted(tmp_path: Path) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=default_sigint,
     )
     try:
         assert proc.stdout is not None

@@ -6,7 +6,7 @@ bridge to the provider, the audit log and a clock. Configuration is ``ServerSett
 ``ProviderSettings`` per provider.
 """
 
-from athkit.server._admin import agent_json, create_admin_routes, token_json
+from athkit.server._admin import agent_json, audit_json, create_admin_routes, token_json
 from athkit.server._app import ath_error_handler, create_native_app
 from athkit.server._audit import AUDIT_LOGGER, AuditLog
 from athkit.server._clock import Clock, ManualClock, SystemClock
@@ -21,6 +21,7 @@ from athkit.server._engine import (
 )
 from athkit.server._fetch import FetchPolicy, IdentityFetcher
 from athkit.server._guard import ATHPrincipal, ATHScopeMiddleware, authenticate, require_scopes
+from athkit.server._isotime import parse_instant, to_iso
 from athkit.server._memory import (
     MemoryAgentStore,
     MemoryAuditStore,
@@ -150,6 +151,7 @@ __all__ = [
     "agent_domain",
     "agent_json",
     "ath_error_handler",
+    "audit_json",
     "authenticate",
     "basic_credentials",
     "create_admin_routes",
@@ -160,8 +162,10 @@ __all__ = [
     "open_sql_stores",
     "openapi_document",
     "overall_status",
+    "parse_instant",
     "redirect_uri_allowed",
     "require_scopes",
     "sql_stores",
+    "to_iso",
     "token_json",
 ]

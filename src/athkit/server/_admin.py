@@ -14,7 +14,8 @@ from starlette.routing import BaseRoute, Route
 
 from athkit.protocol import ATHError, ErrorCode
 from athkit.server._engine import ATHEngine
-from athkit.server._records import AgentRecord, AgentState, TokenRecord
+from athkit.server._isotime import parse_instant, to_iso
+from athkit.server._records import AgentRecord, AgentState, AuditEvent, TokenRecord
 from athkit.server._web import NO_STORE, error_response, invalid_request, parse_model, reject
 
 _Scope = Annotated[str, StringConstraints(min_length=1, max_length=128)]
@@ -69,9 +70,9 @@ def agent_json(agent: AgentRecord) -> dict[str, Any]:
         ],
         "redirect_uris": agent.redirect_uris,
         "purpose": agent.purpose,
-        "created_at": agent.created_at,
-        "updated_at": agent.updated_at,
-        "approval_expires": agent.approval_expires,
+        "created_at": to_iso(agent.created_at),
+        "updated_at": to_iso(agent.updated_at),
+        "approval_expires": to_iso(agent.approval_expires),
     }
 
 
@@ -84,24 +85,31 @@ def token_json(token: TokenRecord) -> dict[str, Any]:
         "user_id": token.user_id,
         "provider_id": token.provider_id,
         "scopes": token.scopes,
-        "created_at": token.created_at,
-        "expires_at": token.expires_at,
-        "revoked_at": token.revoked_at,
+        "created_at": to_iso(token.created_at),
+        "expires_at": to_iso(token.expires_at),
+        "revoked_at": to_iso(token.revoked_at),
         "revoked_by": token.revoked_by,
     }
+
+
+def audit_json(event: AuditEvent) -> dict[str, Any]:
+    """An audit event as the admin API and the console's export show it (ISO 8601 time)."""
+    out = event.to_json()
+    out["timestamp"] = to_iso(event.timestamp)
+    return out
 
 
 _STATES = set(get_args(AgentState))
 
 
-def _float(request: Request, name: str) -> float | None:
+def _instant(request: Request, name: str) -> float | None:
     raw = request.query_params.get(name)
-    if raw is None:
+    if raw is None or raw == "":
         return None
     try:
-        return float(raw)
-    except ValueError:
-        raise invalid_request(f"{name} must be a number (POSIX seconds)", field=name) from None
+        return parse_instant(raw)
+    except ValueError as exc:
+        raise invalid_request(f"{name}: {exc}", field=name) from None
 
 
 def _limit(request: Request) -> int:
@@ -161,14 +169,15 @@ def create_admin_routes(engine: ATHEngine) -> list[BaseRoute]:
         return JSONResponse(agent_json(agent), headers=NO_STORE)
 
     async def deny(request: Request) -> Response:
-        body = await parse_model(request, ReasonRequest, limit)
+        # An empty body is a deny without a reason (never a 400 that leaves the agent in).
+        body = await parse_model(request, ReasonRequest, limit, allow_empty=True)
         agent = await engine.deny_agent(
             request.path_params["client_id"], body.reason or "denied by operator"
         )
         return JSONResponse(agent_json(agent), headers=NO_STORE)
 
     async def suspend(request: Request) -> Response:
-        body = await parse_model(request, ReasonRequest, limit)
+        body = await parse_model(request, ReasonRequest, limit, allow_empty=True)
         agent = await engine.suspend_agent(
             request.path_params["client_id"], body.reason or "suspended by operator"
         )
@@ -207,11 +216,11 @@ def create_admin_routes(engine: ATHEngine) -> list[BaseRoute]:
             user_id=q.get("user_id"),
             provider_id=q.get("provider_id"),
             event=q.get("event"),
-            since=_float(request, "since"),
-            until=_float(request, "until"),
+            since=_instant(request, "since"),
+            until=_instant(request, "until"),
             limit=_limit(request),
         )
-        return JSONResponse({"events": [e.to_json() for e in events]}, headers=NO_STORE)
+        return JSONResponse({"events": [audit_json(e) for e in events]}, headers=NO_STORE)
 
     base = "/ath/admin"
     return [

@@ -31,6 +31,7 @@ from athkit.protocol import (
     origin_of,
 )
 from athkit.server._engine import ATHEngine
+from athkit.server._isotime import to_iso
 from athkit.server._web import (
     NO_STORE,
     binding_cookie_name,
@@ -298,7 +299,7 @@ class _Handlers:
                         "agent_name": g.agent_name,
                         "provider_id": g.provider_id,
                         "scopes": list(g.scopes),
-                        "since": g.since,
+                        "since": to_iso(g.since),
                         "active_tokens": g.active_tokens,
                     }
                     for g in grants

@@ -65,13 +65,21 @@ def _too_large(limit: int) -> ATHError:
 
 
 async def parse_model(
-    request: Request, model: type[_M], limit: int, *, allow_form: bool = False
+    request: Request,
+    model: type[_M],
+    limit: int,
+    *,
+    allow_form: bool = False,
+    allow_empty: bool = False,
 ) -> _M:
     """Read and validate a JSON (or, where allowed, form-encoded) body as ``model``.
 
-    Malformed JSON and schema failures answer 400 ``INVALID_REQUEST`` naming the field.
+    Malformed JSON and schema failures answer 400 ``INVALID_REQUEST`` naming the field. With
+    ``allow_empty``, an empty body (whatever its Content-Type) is read as ``{}``.
     """
     body = await read_body(request, limit)
+    if allow_empty and not body.strip():
+        return validate(model, {})
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     data: Any
     if allow_form and content_type == "application/x-www-form-urlencoded":

@@ -1,24 +1,26 @@
 """The one error type of athkit, and every ATH error code.
 
-Each code, its HTTP status, and when it is raised (ATH §7 plus our decisions):
+Each code, its HTTP status, and when it is raised. The statuses of the codes the protocol lists
+follow the specification's error table exactly (ATH §7); the codes marked "(ours)" are our
+additions for cases the table lacks:
 
     INVALID_REQUEST           400  body malformed or failing the schema (ours)
     INVALID_ATTESTATION       401  attestation JWT unreadable, badly signed, expired, wrong aud/iss,
                                    replayed jti, or identity document unusable
     INVALID_CLIENT            401  wrong client_id / client_secret (ours)
-    AGENT_NOT_REGISTERED      404  no registration for this agent or client_id
+    AGENT_NOT_REGISTERED      403  no registration for this agent or client_id
     AGENT_UNAPPROVED          403  registration pending, denied, suspended or expired
     AGENT_ALREADY_REGISTERED  409  a second registration of the same agent_id (ours)
     PROVIDER_NOT_APPROVED     403  agent not approved for the requested provider
     SCOPE_NOT_APPROVED        403  a requested scope is outside the approved ones, or a proxied
                                    call matches no scope of the token
-    SESSION_NOT_FOUND         404  unknown, foreign or already-consumed ATH session, wrong ATH code
+    SESSION_NOT_FOUND         400  unknown, foreign or already-consumed ATH session, wrong ATH code
     SESSION_EXPIRED           400  the ATH session outlived its 10 minutes
     STATE_MISMATCH            400  OAuth state or browser binding did not match at callback
     TOKEN_INVALID             401  access token unknown or malformed, or no scope intersection
     TOKEN_EXPIRED             401  access token past its lifetime
     TOKEN_REVOKED             401  access token revoked (by agent, user, operator or suspension)
-    AGENT_IDENTITY_MISMATCH   401  attestation sub or X-ATH-Agent-ID differs from the registration
+    AGENT_IDENTITY_MISMATCH   403  attestation sub or X-ATH-Agent-ID differs from the registration
     PROVIDER_MISMATCH         403  token used on another provider's proxy path
     USER_DENIED               403  the user refused consent
     OAUTH_ERROR               502  the provider's OAuth server failed or refused
@@ -70,18 +72,18 @@ _STATUS: dict[ErrorCode, int] = {
     ErrorCode.INVALID_REQUEST: 400,
     ErrorCode.INVALID_ATTESTATION: 401,
     ErrorCode.INVALID_CLIENT: 401,
-    ErrorCode.AGENT_NOT_REGISTERED: 404,
+    ErrorCode.AGENT_NOT_REGISTERED: 403,
     ErrorCode.AGENT_UNAPPROVED: 403,
     ErrorCode.AGENT_ALREADY_REGISTERED: 409,
     ErrorCode.PROVIDER_NOT_APPROVED: 403,
     ErrorCode.SCOPE_NOT_APPROVED: 403,
-    ErrorCode.SESSION_NOT_FOUND: 404,
+    ErrorCode.SESSION_NOT_FOUND: 400,
     ErrorCode.SESSION_EXPIRED: 400,
     ErrorCode.STATE_MISMATCH: 400,
     ErrorCode.TOKEN_INVALID: 401,
     ErrorCode.TOKEN_EXPIRED: 401,
     ErrorCode.TOKEN_REVOKED: 401,
-    ErrorCode.AGENT_IDENTITY_MISMATCH: 401,
+    ErrorCode.AGENT_IDENTITY_MISMATCH: 403,
     ErrorCode.PROVIDER_MISMATCH: 403,
     ErrorCode.USER_DENIED: 403,
     ErrorCode.OAUTH_ERROR: 502,

@@ -126,7 +126,7 @@ def test_every_server_refusal_is_an_ath_client_error(native: NativeStack) -> Non
         pending = client.authorize(native.app_id, ["products:read"])
         assert code_of(lambda: client.exchange_token("wrong-code", pending.ath_session_id)) == (
             "SESSION_NOT_FOUND",
-            404,
+            400,
         )
         # The user refuses: the redirect says so, and no token exists.
         assert code_of(
@@ -156,7 +156,7 @@ def test_every_server_refusal_is_an_ath_client_error(native: NativeStack) -> Non
             thief.store.save_token(native.url, stolen.model_copy(update={"agent_id": other_id}))
             assert code_of(lambda: thief.request("GET", "/products")) == (
                 "AGENT_IDENTITY_MISMATCH",
-                401,
+                403,
             )
             thief.close()
 

@@ -111,7 +111,7 @@ def test_a_token_is_bound_to_its_agent(shop: Shop) -> None:
             "X-ATH-Agent-ID": "http://127.0.0.1:9/.well-known/agent.json",
         },
     )
-    assert (stolen.status_code, stolen.json()["code"]) == (401, "AGENT_IDENTITY_MISMATCH")
+    assert (stolen.status_code, stolen.json()["code"]) == (403, "AGENT_IDENTITY_MISMATCH")
 
 
 def test_a_second_registration_and_an_impostor_are_refused(shop: Shop) -> None:

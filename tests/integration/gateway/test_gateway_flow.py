@@ -73,7 +73,7 @@ def test_full_flow_through_the_proxy_for_both_providers(world: GatewayWorld) -> 
     other = world.call(
         mail["access_token"], None, "GET", "/mail/messages", agent_id=world.new_agent().agent_id
     )
-    assert other.status_code == 401 and other.json()["code"] == "AGENT_IDENTITY_MISMATCH"
+    assert other.status_code == 403 and other.json()["code"] == "AGENT_IDENTITY_MISMATCH"
     # Outside the token's scopes: 403, audited as scope_violation.
     send = world.call(mail["access_token"], agent, "POST", "/mail/messages", content=b"{}")
     assert send.status_code == 403 and send.json()["code"] == "SCOPE_NOT_APPROVED"

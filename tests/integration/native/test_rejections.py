@@ -102,7 +102,7 @@ def test_sub_not_matching_the_client(world: World, approved: tuple[LocalAgent, s
         world.authorize(
             agent, client_id, ["orders:read"], attestation=other.attest(world.base, world.clock)
         ),
-        401,
+        403,
         "AGENT_IDENTITY_MISMATCH",
     )
     world.assert_audited("AGENT_IDENTITY_MISMATCH", "attestation_failed")
@@ -118,14 +118,14 @@ def test_sub_not_matching_the_client(world: World, approved: tuple[LocalAgent, s
             code,
             attestation=other.attest(world.token_endpoint, world.clock),
         ),
-        401,
+        403,
         "AGENT_IDENTITY_MISMATCH",
     )
     # registration whose attestation is for a different agent_id
     fresh = world.new_agent("fresh")
     _err(
         world.register(fresh, ["orders:read"], attestation=other.attest(world.base, world.clock)),
-        401,
+        403,
         "AGENT_IDENTITY_MISMATCH",
     )
 
@@ -148,7 +148,7 @@ def test_duplicate_registration(world: World, approved: tuple[LocalAgent, str, s
 
 def test_unregistered_agent(world: World) -> None:
     agent = world.new_agent("stranger")
-    _err(world.authorize(agent, "ath_ci_unknown", ["orders:read"]), 404, "AGENT_NOT_REGISTERED")
+    _err(world.authorize(agent, "ath_ci_unknown", ["orders:read"]), 403, "AGENT_NOT_REGISTERED")
     world.assert_audited("AGENT_NOT_REGISTERED", "access_denied")
 
 
@@ -265,12 +265,12 @@ def test_session_reused_and_wrong_code(world: World, approved: tuple[LocalAgent,
     code = world.consent(url)["code"]
     _err(
         world.token(agent, client_id, secret, session_id, "ath_code_" + "x" * 43),
-        404,
+        400,
         "SESSION_NOT_FOUND",
     )
     assert world.assert_audited("SESSION_NOT_FOUND")["reason"] == "wrong_code"
     assert world.token(agent, client_id, secret, session_id, code).status_code == 200
-    _err(world.token(agent, client_id, secret, session_id, code), 404, "SESSION_NOT_FOUND")
+    _err(world.token(agent, client_id, secret, session_id, code), 400, "SESSION_NOT_FOUND")
     assert world.assert_audited("SESSION_NOT_FOUND")["reason"] == "session_used"
 
 
@@ -310,7 +310,7 @@ def test_token_of_another_agent(world: World, approved: tuple[LocalAgent, str, s
     agent, client_id, secret = approved
     thief = world.new_agent("thief")
     token = world.full_flow(agent, client_id, secret, ["orders:read"])["access_token"]
-    _err(world.api(token, thief), 401, "AGENT_IDENTITY_MISMATCH")
+    _err(world.api(token, thief), 403, "AGENT_IDENTITY_MISMATCH")
     world.assert_audited("AGENT_IDENTITY_MISMATCH", "attestation_failed")
     _err(world.api("ath_at_" + secrets.token_urlsafe(32)), 401, "TOKEN_INVALID")
     _err(world.http.get(f"{world.base}/api/orders"), 401, "TOKEN_INVALID")  # no token at all
@@ -400,7 +400,7 @@ def test_status_of_another_client_is_refused(
         f"{world.base}/ath/agents/{client_id}",
         headers={"X-ATH-Attestation": other.attest(world.base, world.clock)},
     )
-    _err(by_attestation, 404, "AGENT_NOT_REGISTERED")
+    _err(by_attestation, 403, "AGENT_NOT_REGISTERED")
     world.assert_audited("AGENT_NOT_REGISTERED", "access_denied")
     _err(world.http.get(f"{world.base}/ath/agents/{client_id}"), 401, "INVALID_CLIENT")
 
@@ -473,8 +473,8 @@ def test_hostile_and_out_of_order_input_never_500(
             400,
             "INVALID_REQUEST",
         ),
-        (world.http.get(f"{b}/ath/consent/does-not-exist"), 404, "SESSION_NOT_FOUND"),
-        (world.http.get(f"{b}/ath/consent/%00%ff"), 404, "SESSION_NOT_FOUND"),
+        (world.http.get(f"{b}/ath/consent/does-not-exist"), 400, "SESSION_NOT_FOUND"),
+        (world.http.get(f"{b}/ath/consent/%00%ff"), 400, "SESSION_NOT_FOUND"),
         (world.http.post(f"{b}/ath/register", json={}), 404, "INVALID_REQUEST"),
         (world.http.get(f"{b}/ath/token"), 405, "INVALID_REQUEST"),
         (
@@ -533,12 +533,12 @@ def test_hostile_and_out_of_order_input_never_500(
                     "X-ATH-Agent-ID": "caf\u00e9".encode("latin-1"),
                 },
             ),
-            401,
+            403,
             "AGENT_IDENTITY_MISMATCH",
         ),
         (world.admin("GET", "/audit", params={"limit": "nan"}), 400, "INVALID_REQUEST"),
         (world.admin("GET", "/agents", params={"status": "evil"}), 400, "INVALID_REQUEST"),
-        (world.admin("POST", "/agents/nobody/approve"), 404, "AGENT_NOT_REGISTERED"),
+        (world.admin("POST", "/agents/nobody/approve"), 403, "AGENT_NOT_REGISTERED"),
         (
             world.admin(
                 "PUT",
@@ -552,7 +552,7 @@ def test_hostile_and_out_of_order_input_never_500(
     # Out of order: the token before the user consented; the callback before the consent link.
     url, session_id, _ = world.start(agent, client_id, ["orders:read"])
     cases.append(
-        (world.token(agent, client_id, secret, session_id, "ath_code_x"), 404, "SESSION_NOT_FOUND")
+        (world.token(agent, client_id, secret, session_id, "ath_code_x"), 400, "SESSION_NOT_FOUND")
     )
     for response, status, code in cases:
         assert response.status_code == status, (response.request.url, response.text)

@@ -107,7 +107,7 @@ def test_migrations_match_the_tables() -> None:
 
 
 def test_redirect_uri_matching() -> None:
-    from athkit.oauthserver._authorize import redirect_matches
+    from athkit.protocol import redirect_matches
 
     assert redirect_matches("https://app.example/cb", "https://app.example/cb")
     assert not redirect_matches("https://app.example/cb", "https://app.example/cb/")
@@ -120,5 +120,8 @@ def test_redirect_uri_matching() -> None:
     assert not redirect_matches("http://127.0.0.1/cb", "http://localhost:51234/cb")
     assert not redirect_matches("http://127.0.0.1/cb", "http://u@127.0.0.1:5/cb")
     assert not redirect_matches("http://127.0.0.1/cb", "http://127.0.0.1:99999/cb")
-    assert not redirect_matches("http://127.0.0.1:8000/cb", "http://127.0.0.1:8001/cb")
+    # One rule for the OAuth server and the ATH engine (they disagreed here): RFC 8252 §7.3
+    # says any port, so a loopback URI registered with a port matches another port too.
+    assert redirect_matches("http://127.0.0.1:8000/cb", "http://127.0.0.1:8001/cb")
+    assert not redirect_matches("http://127.0.0.1/cb", "http://127.0.0.1:5/cb#frag")
     assert not redirect_matches("https://127.0.0.1/cb", "https://127.0.0.1:5/cb")

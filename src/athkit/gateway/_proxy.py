@@ -69,9 +69,6 @@ HOP_BY_HOP = frozenset(
 # Never forwarded from the agent: its credentials, and what the gateway sets itself.
 _AGENT_ONLY = frozenset({b"authorization", b"cookie", b"host", b"expect"})
 _BUFFER_LIMIT = 256 * 1024
-_CREDENTIALS_TTL = 30.0
-_CREDENTIALS_MAX = 100_000
-_EXPIRY_MARGIN = 30.0  # the engine refreshes provider tokens this long before they expire
 
 
 class RateRule(Protocol):
@@ -100,42 +97,12 @@ class ProxyApp:
         self.rate = rate
         self.metrics = metrics
         self.audit = audit
-        # ATH token_id → (valid until, credentials): see _credentials_for.
-        self._credentials: dict[str, tuple[float, ProviderCredentials]] = {}
 
     async def _credentials_for(
         self, info: TokenInfo, *, force_refresh: bool = False
     ) -> ProviderCredentials:
-        """The provider token behind ``info``, from the engine or a short in-process cache.
-
-        The cache holds decrypted provider credentials (never ATH token validity: the ATH token
-        is checked against the store on every call) for at most 30 s and never past 30 s before
-        the provider token expires. A provider 401 bypasses it (``force_refresh``).
-
-        Entries are per ATH token, not per grant: a new consent replaces the grant's provider
-        tokens and comes with a new ATH token, which must use the new provider token at once (a
-        per-grant entry kept serving the old one, with the old scopes, for up to 30 s).
-        """
-        # The engine's clock, not a monotonic one: what decides expiry for the engine (and for
-        # tests that move time) decides it here too.
-        now = self.engine.clock.now()
-        if not force_refresh and info.grant_id is not None:
-            cached = self._credentials.get(info.token_id)
-            if cached is not None and cached[0] > now:
-                return cached[1]
-        try:
-            creds = await self.engine.provider_credentials(info, force_refresh=force_refresh)
-        except ATHError:
-            self._credentials.pop(info.token_id, None)
-            raise
-        valid_until = now + _CREDENTIALS_TTL
-        if creds.expires_at is not None:
-            valid_until = min(valid_until, creds.expires_at - _EXPIRY_MARGIN)
-        if valid_until > now:
-            if len(self._credentials) >= _CREDENTIALS_MAX:
-                self._credentials.clear()
-            self._credentials[info.token_id] = (valid_until, creds)
-        return creds
+        """The provider token behind ``info`` (the engine's vault caches it briefly)."""
+        return await self.engine.provider_credentials(info, force_refresh=force_refresh)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
@@ -321,7 +288,7 @@ class ProxyApp:
         if retried.status == 401:
             retried.release()
             if info.grant_id is not None:
-                self._credentials.pop(info.token_id, None)
+                self.engine.vault.forget(info.token_id)
                 await self.engine.mark_grant_needs_user(
                     info.grant_id, "provider answered 401 after a token refresh"
                 )

@@ -20,7 +20,7 @@ from athkit.oauthserver._config import ClientConfig
 from athkit.oauthserver._passwords import verify_password
 from athkit.oauthserver._sessions import BrowserSession
 from athkit.oauthserver._store import PendingRequest
-from athkit.protocol import ATHError, verify_consent_context
+from athkit.protocol import ATHError, redirect_matches, verify_consent_context
 
 # RFC 7636 §4.2: an S256 challenge is 43 base64url characters (32 bytes of SHA-256).
 _S256_CHALLENGE = re.compile(r"^[A-Za-z0-9_-]{43}$")
@@ -80,33 +80,6 @@ async def authorize(srv: ServerState, request: Request) -> Response:
     )
     srv.set_session(response, session)
     return response
-
-
-def redirect_matches(registered: str, presented: str) -> bool:
-    """RFC 6749 §3.1.2.3: exact string match; never redirect anywhere else.
-
-    One exception, RFC 8252 §7.3: a registered loopback URI *without* a port
-    (``http://127.0.0.1/cb``, ``http://[::1]/cb``) matches the same URI on any port, for
-    command-line clients that listen on an ephemeral port.
-    """
-    if registered == presented:
-        return True
-    reg, got = urlsplit(registered), urlsplit(presented)
-    try:
-        reg_port, got_port = reg.port, got.port
-    except ValueError:
-        return False
-    return (
-        reg.scheme == "http"
-        and reg.hostname in ("127.0.0.1", "::1")
-        and reg_port is None
-        and got.scheme == "http"
-        and got.hostname == reg.hostname
-        and got_port is not None
-        and got.username is None
-        and got.password is None
-        and (got.path, got.query, got.fragment) == (reg.path, reg.query, reg.fragment)
-    )
 
 
 def _check_request(

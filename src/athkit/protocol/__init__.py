@@ -65,6 +65,7 @@ from athkit.protocol._pkce import (
     is_valid_code_verifier,
     verify_code_challenge,
 )
+from athkit.protocol._redirects import redirect_matches, redirect_uri_allowed
 from athkit.protocol._scopes import (
     RouteRule,
     ScopeRouteMap,
@@ -129,6 +130,8 @@ __all__ = [
     "public_key_to_jwk",
     "public_key_to_pem",
     "read_unverified_claims",
+    "redirect_matches",
+    "redirect_uri_allowed",
     "save_private_key",
     "secret_matches",
     "verify_attestation",

@@ -6,6 +6,7 @@ bridge to the provider, the audit log and a clock. Configuration is ``ServerSett
 ``ProviderSettings`` per provider.
 """
 
+from athkit.protocol import redirect_uri_allowed
 from athkit.server._admin import agent_json, audit_json, create_admin_routes, token_json
 from athkit.server._app import ath_error_handler, create_native_app
 from athkit.server._audit import AUDIT_LOGGER, AuditLog
@@ -17,7 +18,6 @@ from athkit.server._engine import (
     ATHEngine,
     CallbackResult,
     ConsentStart,
-    redirect_uri_allowed,
 )
 from athkit.server._fetch import FetchPolicy, IdentityFetcher
 from athkit.server._guard import ATHPrincipal, ATHScopeMiddleware, authenticate, require_scopes
@@ -81,6 +81,7 @@ from athkit.server._stores import (
     SessionStore,
     TokenStore,
 )
+from athkit.server._vault import ProviderVault
 from athkit.server._verifier import AttestationVerifier, VerifiedAgent
 
 __all__ = [
@@ -125,6 +126,7 @@ __all__ = [
     "ProviderGrant",
     "ProviderSettings",
     "ProviderTokenSet",
+    "ProviderVault",
     "RedisReplayStore",
     "ReplayStore",
     "ServerSettings",

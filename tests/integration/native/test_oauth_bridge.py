@@ -127,7 +127,9 @@ async def test_exchange_userinfo_refresh_and_dead_refresh_token() -> None:
             # The user withdraws consent at the provider: the refresh token dies.
             grant = await engine.stores.grants.get(info.grant_id or "")
             assert grant is not None and grant.refresh_token_enc is not None
-            refresh_token = engine._cipher.decrypt(grant.refresh_token_enc, bound_to=grant.grant_id)
+            refresh_token = engine.vault._cipher.decrypt(
+                grant.refresh_token_enc, bound_to=grant.grant_id
+            )
             revoked = await http.post(
                 f"{oauth_url}/revoke",
                 data={"token": refresh_token},

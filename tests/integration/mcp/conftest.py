@@ -1,0 +1,141 @@
+"""Real servers on 127.0.0.1 for the MCP tests: a native ATH service serving an ``mcp`` SDK
+server at ``/mcp`` (guarded by ``ATHMcp``), with our OAuth server as its login.
+
+Scopes: ``products:read`` and ``cart:write`` are approved at registration, ``orders:write``
+goes to an operator who never approves it in these tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from mcp.server import MCPServer
+from mcp.server.mcpserver import Context
+
+from athkit.agent import AsyncATHClient, generate_key, serve_identity_async
+from athkit.integrations.mcp import ATHAuth, ATHMcp, ath_caller, mount_mcp
+from athkit.oauthserver import create_oauth_app
+from athkit.protocol import generate_private_key, private_key_to_pem, public_key_to_jwk
+from athkit.server import (
+    AttestationVerifier,
+    FetchPolicy,
+    MemoryReplayStore,
+    ProviderSettings,
+    ServerSettings,
+    create_native_app,
+    memory_stores,
+)
+from athkit.testing import free_port, serve_in_thread
+from tests.integration.agent.conftest import (
+    _PROVIDER_SECRET,
+    APP_ID,
+    DEVELOPER,
+    SCOPES,
+    _Consenting,
+    _oauth_config,
+)
+
+
+@dataclass
+class McpNative(_Consenting):
+    """The running native service; its MCP endpoint is ``mcp_url``."""
+
+    url: str
+    mcp_url: str
+    oauth_url: str
+    app_id: str = APP_ID
+
+
+def build_native_mcp() -> ATHMcp:
+    """The test shop's MCP server, guarded by ATH."""
+    from tests.integration.mcp.tools import add_shop_tools
+
+    server: MCPServer[Any] = MCPServer("Test Shop tools")
+    guard = ATHMcp(server)
+    add_shop_tools(server, guard.tool)
+
+    @guard.tool("products:read")
+    def whoami(ctx: Context) -> dict[str, Any]:
+        """Who is calling, as the server sees it."""
+        caller = ath_caller(ctx)
+        return {"agent_id": caller.agent_id, "user_id": caller.user_id, "scopes": caller.scopes}
+
+    return guard
+
+
+@pytest.fixture(scope="package")
+def mcp_native() -> Iterator[McpNative]:
+    """The native service with its MCP endpoint, and its OAuth server."""
+    oauth_port, service_port = free_port(), free_port()
+    oauth_url = f"http://127.0.0.1:{oauth_port}"
+    service_url = f"http://127.0.0.1:{service_port}"
+    consent_key = generate_private_key()
+    settings = ServerSettings(
+        base_url=service_url,
+        app_id=APP_ID,
+        name="Test Shop",
+        secret_key="s" * 40,
+        allow_loopback=True,
+        allow_http=True,
+        consent_signing_key=private_key_to_pem(consent_key).decode(),
+        providers=[
+            ProviderSettings(
+                provider_id=APP_ID,
+                display_name="Test Shop",
+                authorization_endpoint=f"{oauth_url}/authorize",
+                token_endpoint=f"{oauth_url}/token",
+                userinfo_endpoint=f"{oauth_url}/userinfo",
+                client_id="shop-ath",
+                client_secret=_PROVIDER_SECRET,
+                scopes=list(SCOPES),
+                auto_approve=["products:read", "cart:write"],
+                review=["orders:write"],
+            )
+        ],
+    )
+    verifier = AttestationVerifier(
+        replay_store=MemoryReplayStore(),
+        fetcher=FetchPolicy(allow_http=True, allow_loopback=True),
+    )
+    native = create_native_app(settings, verifier=verifier, stores=memory_stores())
+    app = mount_mcp(native, build_native_mcp())
+    oauth_app = create_oauth_app(
+        _oauth_config(oauth_port, service_url, public_key_to_jwk(consent_key))
+    )
+    with (
+        serve_in_thread(oauth_app, port=oauth_port),
+        serve_in_thread(app, port=service_port),
+    ):
+        yield McpNative(url=service_url, mcp_url=f"{service_url}/mcp", oauth_url=oauth_url)
+
+
+@dataclass
+class Agent:
+    """An agent with a published identity, an ATH client and an ``ATHAuth`` for MCP."""
+
+    client: AsyncATHClient
+    auth: ATHAuth
+
+    @property
+    def agent_id(self) -> str:
+        return self.client.agent_id
+
+
+@pytest.fixture
+async def native_agent(mcp_native: McpNative) -> AsyncIterator[Agent]:
+    """A fresh agent whose person consents to products:read only (unticks cart:write)."""
+    key = generate_key()
+    async with (
+        serve_identity_async(key, name="MCP helper", developer=DEVELOPER) as agent_id,
+        AsyncATHClient(mcp_native.url, agent_id=agent_id, private_key=key) as client,
+    ):
+        auth = ATHAuth(
+            client,
+            scopes=["products:read", "cart:write"],
+            developer=DEVELOPER,
+            opener=mcp_native.opener(scopes=["products:read"]),
+        )
+        yield Agent(client, auth)

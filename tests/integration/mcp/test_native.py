@@ -34,3 +34,109 @@ async def test_allowed_refused_and_listed_tools(mcp_native: McpNative, native_ag
         assert error is not None and (error.code, error.status) == ("SCOPE_NOT_APPROVED", 403)
         assert error.details["tool"] == "add_to_cart"
         assert error.details["required_scopes"] == ["cart:write"]
+
+
+async def test_streamed_result_arrives_while_the_tool_runs(
+    mcp_native: McpNative, native_agent: Agent
+) -> None:
+    from tests.integration.mcp.tools import RELEASED
+
+    RELEASED.clear()
+    seen: list[str | None] = []
+
+    async def progress(done: float, total: float | None, message: str | None) -> None:
+        seen.append(message)
+        RELEASED.set()  # the tool waits for this: only an unbuffered stream can deliver it
+
+    await native_agent.auth.ensure_token()
+    async with Client(ath_streamable_http(mcp_native.mcp_url, native_agent.auth)) as client:
+        result = await client.call_tool("stream_report", {}, progress_callback=progress)
+    assert result.structured_content == {"result": "released"}
+    assert seen[0] == "first half"
+
+
+async def _revoke_behind_the_agents_back(mcp_native: McpNative, agent: Agent) -> None:
+    """Revoke the stored token as the user's "Connected agents" page would: the agent keeps
+    its copy and learns of the revocation only from the next call."""
+    client = agent.client
+    creds = client.store.get_client(client.base_url, client.agent_id)
+    token = client.token(mcp_native.app_id)
+    assert creds is not None and token is not None
+    async with httpx.AsyncClient() as http:
+        revoked = await http.post(
+            f"{mcp_native.url}/ath/revoke",
+            json={
+                "token": token.access_token,
+                "client_id": creds.client_id,
+                "client_secret": creds.client_secret,
+            },
+        )
+    assert revoked.status_code == 200
+
+
+async def test_revoked_token_mid_session_asks_to_authorize_again(
+    mcp_native: McpNative, native_agent: Agent
+) -> None:
+    auth = native_agent.auth
+    first = await auth.ensure_token()
+    async with Client(ath_streamable_http(mcp_native.mcp_url, auth)) as client:
+        assert (await client.call_tool("search_products", {})).is_error is False
+        await _revoke_behind_the_agents_back(mcp_native, native_agent)
+        with pytest.raises(MCPError) as refused:
+            await client.call_tool("search_products", {})
+    error = ath_error(refused.value)
+    assert error is not None and (error.code, error.status) == ("TOKEN_REVOKED", 401)
+    assert "authorize the agent again" in error.message
+    assert auth.last_refusal is not None and auth.last_refusal.code == "TOKEN_REVOKED"
+    assert native_agent.client.token(mcp_native.app_id) is None  # the dead token is forgotten
+
+    # Authorizing again (the person consents once more) gives a working session.
+    second = await auth.ensure_token()
+    assert second.access_token != first.access_token
+    async with Client(ath_streamable_http(mcp_native.mcp_url, auth)) as client:
+        assert (await client.call_tool("search_products", {})).is_error is False
+
+
+async def test_wrong_agent_header_and_missing_token_are_refused(
+    mcp_native: McpNative, native_agent: Agent
+) -> None:
+    token = await native_agent.auth.ensure_token()
+    call = {"jsonrpc": "2.0", "id": 7, "method": "tools/list", "params": {}}
+    headers = {"Accept": "application/json, text/event-stream"}
+    async with httpx.AsyncClient() as http:
+        wrong = await http.post(
+            mcp_native.mcp_url,
+            json=call,
+            headers={
+                **headers,
+                "Authorization": f"Bearer {token.access_token}",
+                "X-ATH-Agent-ID": "https://impostor.example/.well-known/agent.json",
+            },
+        )
+        missing = await http.post(mcp_native.mcp_url, json=call, headers=headers)
+        no_agent = await http.post(
+            mcp_native.mcp_url,
+            json=call,
+            headers={**headers, "Authorization": f"Bearer {token.access_token}"},
+        )
+    for response, code in (
+        (wrong, "AGENT_IDENTITY_MISMATCH"),
+        (missing, "TOKEN_INVALID"),
+        (no_agent, "AGENT_IDENTITY_MISMATCH"),
+    ):
+        body = response.json()
+        assert response.status_code == 401, body
+        assert body["id"] == 7 and body["error"]["data"]["code"] == code
+        assert body["error"]["message"].startswith(code)
+
+
+async def test_unlisted_tool_is_hidden_and_refused(
+    mcp_native: McpNative, native_agent: Agent
+) -> None:
+    await native_agent.auth.ensure_token()
+    async with Client(ath_streamable_http(mcp_native.mcp_url, native_agent.auth)) as client:
+        with pytest.raises(MCPError) as refused:
+            await client.call_tool("unlisted_tool", {})
+    error = ath_error(refused.value)
+    assert error is not None and error.code == "SCOPE_NOT_APPROVED"
+    assert error.details["required_scopes"] == []

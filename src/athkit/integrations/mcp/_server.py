@@ -159,17 +159,27 @@ class ATHMcp:
         """Check the request's ATH token and ``X-ATH-Agent-ID`` (both required)."""
         engine = self._engine_for(scope)
         request = Request(scope)
+        principal = await authenticate(
+            engine, request.headers, provider_id=self._provider(engine)
+        )
         if request.headers.get(AGENT_ID_HEADER) is None:
+            # ATH §4.6 names the header on every API call; an MCP client that has the token
+            # has no reason to leave it out.
             exc = ATHError(
                 ErrorCode.AGENT_IDENTITY_MISMATCH,
                 "send the agent's id as X-ATH-Agent-ID with the ATH token",
                 details={"reason": "missing_agent_id"},
             )
-            await engine.audit("access_denied", reason="missing_agent_id", code=exc.code.value)
+            await engine.audit(
+                "access_denied",
+                agent_id=principal.agent_id,
+                client_id=principal.client_id,
+                user_id=principal.user_id,
+                provider_id=principal.provider_id,
+                reason="missing_agent_id",
+                code=exc.code.value,
+            )
             raise exc
-        principal = await authenticate(
-            engine, request.headers, provider_id=self._provider(engine)
-        )
         return _Call(engine, principal)
 
     # --- the MCP layer -------------------------------------------------------------------------

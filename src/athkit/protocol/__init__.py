@@ -36,6 +36,14 @@ from athkit.protocol._keys import (
     public_key_to_pem,
     save_private_key,
 )
+from athkit.protocol._mcp import (
+    JSONRPC_ATH_ERROR,
+    McpScopeMap,
+    McpTarget,
+    jsonrpc_ath_error,
+    parse_target,
+    target_of,
+)
 from athkit.protocol._models import (
     ATH_VERSION,
     AgentStatus,
@@ -58,14 +66,6 @@ from athkit.protocol._models import (
     ScopeIntersection,
     TokenRequest,
     TokenResponse,
-)
-from athkit.protocol._mcp import (
-    JSONRPC_ATH_ERROR,
-    McpScopeMap,
-    McpTarget,
-    jsonrpc_ath_error,
-    parse_target,
-    target_of,
 )
 from athkit.protocol._pkce import (
     code_challenge_s256,
@@ -146,8 +146,8 @@ __all__ = [
     "redirect_matches",
     "redirect_uri_allowed",
     "save_private_key",
-    "target_of",
     "secret_matches",
+    "target_of",
     "verify_attestation",
     "verify_code_challenge",
     "verify_consent_context",

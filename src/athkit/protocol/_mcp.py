@@ -153,12 +153,11 @@ class McpScopeMap:
 def parse_target(entry: str) -> McpTarget:
     """``"name"`` (a tool), ``"prompt:name"`` or ``"resource:uri"``."""
     text = entry.strip()
-    for prefix, kind in _PREFIXES.items():
-        if text.startswith(prefix):
-            name = text[len(prefix) :].strip()
-            break
-    else:
-        kind, name = "tool", text
+    kind: Kind = "tool"
+    name = text
+    prefix = next((p for p in _PREFIXES if text.startswith(p)), None)
+    if prefix is not None:
+        kind, name = _PREFIXES[prefix], text[len(prefix) :].strip()
     if not name or any(c.isspace() for c in name):
         raise ValueError(f"MCP name {entry!r} must be non-empty and without spaces")
     return McpTarget(kind, name)

@@ -14,11 +14,17 @@ from typing import Any
 import pytest
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
+from starlette.routing import Route
 
 from athkit.agent import AsyncATHClient, generate_key, serve_identity_async
 from athkit.integrations.mcp import ATHAuth, ATHMcp, ath_caller, mount_mcp
 from athkit.oauthserver import create_oauth_app
-from athkit.protocol import generate_private_key, private_key_to_pem, public_key_to_jwk
+from athkit.protocol import (
+    ScopeRouteMap,
+    generate_private_key,
+    private_key_to_pem,
+    public_key_to_jwk,
+)
 from athkit.server import (
     AttestationVerifier,
     FetchPolicy,
@@ -34,8 +40,10 @@ from tests.integration.agent.conftest import (
     APP_ID,
     DEVELOPER,
     SCOPES,
+    _cart,
     _Consenting,
     _oauth_config,
+    _products,
 )
 
 
@@ -100,7 +108,18 @@ def mcp_native() -> Iterator[McpNative]:
         replay_store=MemoryReplayStore(),
         fetcher=FetchPolicy(allow_http=True, allow_loopback=True),
     )
-    native = create_native_app(settings, verifier=verifier, stores=memory_stores())
+    native = create_native_app(
+        settings,
+        verifier=verifier,
+        stores=memory_stores(),
+        routes=[
+            Route("/api/products", _products, methods=["GET"]),
+            Route("/api/cart", _cart, methods=["POST"]),
+        ],
+        scope_map=ScopeRouteMap.from_config(
+            {"products:read": ["GET /api/products"], "cart:write": ["POST /api/cart"]}
+        ),
+    )
     app = mount_mcp(native, build_native_mcp())
     oauth_app = create_oauth_app(
         _oauth_config(oauth_port, service_url, public_key_to_jwk(consent_key))

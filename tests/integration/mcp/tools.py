@@ -8,7 +8,6 @@ progress notification reached the client while the tool was still running.
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any
 
 import anyio
@@ -43,9 +42,7 @@ def add_shop_tools(server: MCPServer[Any], tool: Any) -> None:
     async def stream_report(ctx: Context) -> str:
         """Report progress, then wait for the client to have seen it."""
         await ctx.report_progress(1, 2, "first half")
-        deadline = time.monotonic() + RELEASE_WAIT
-        while not RELEASED.is_set() and time.monotonic() < deadline:
-            await anyio.sleep(0.02)
+        await anyio.to_thread.run_sync(RELEASED.wait, RELEASE_WAIT)
         await ctx.report_progress(2, 2, "done")
         return "released" if RELEASED.is_set() else "not released: progress was held back"
 

@@ -167,7 +167,9 @@ class ATHAuth(httpx2.Auth):
         """Drop ``token`` from the store (when it is still the stored one)."""
         stored = self.agent.token(token.provider_id)
         if stored is not None and stored.access_token == token.access_token:
-            self.agent.store.delete_token(self.agent.base_url, self.agent.agent_id, stored.provider_id)
+            self.agent.store.delete_token(
+                self.agent.base_url, self.agent.agent_id, stored.provider_id
+            )
 
 
 def authorize_again(code: str, provider_id: str | None, message: str = "") -> ATHClientError:

@@ -159,9 +159,7 @@ class ATHMcp:
         """Check the request's ATH token and ``X-ATH-Agent-ID`` (both required)."""
         engine = self._engine_for(scope)
         request = Request(scope)
-        principal = await authenticate(
-            engine, request.headers, provider_id=self._provider(engine)
-        )
+        principal = await authenticate(engine, request.headers, provider_id=self._provider(engine))
         if request.headers.get(AGENT_ID_HEADER) is None:
             # ATH §4.6 names the header on every API call; an MCP client that has the token
             # has no reason to leave it out.
@@ -302,7 +300,9 @@ async def refusal(exc: ATHError, scope: Scope, receive: Receive) -> JSONResponse
     the ATH §7 body (so MCP clients show the code), with ``WWW-Authenticate`` on a 401."""
     headers = dict(NO_STORE)
     if exc.status == 401:
-        headers["WWW-Authenticate"] = f'Bearer error="invalid_token", error_description="{exc.code}"'
+        headers["WWW-Authenticate"] = (
+            f'Bearer error="invalid_token", error_description="{exc.code}"'
+        )
     body = jsonrpc_ath_error(exc, await _request_id(scope, receive))
     return JSONResponse(body, status_code=exc.status, headers=headers)
 

@@ -82,3 +82,62 @@ def serve(
         date_header=False,
         log_level="info",
     )
+
+
+_OUTPUT = typer.Option(
+    None, "--output", "-o", help="Write to this file (mode 0600) instead of stdout."
+)
+
+
+@gateway_app.command("nginx-config")
+def nginx_config_command(
+    config: Path = _CONFIG,
+    listen: str = typer.Option(
+        "80", "--listen", help="nginx's listen argument (e.g. '443 ssl', '127.0.0.1:8080')."
+    ),
+    server_name: str | None = typer.Option(
+        None, "--server-name", help="Default: the host of public_base_url."
+    ),
+    athkit: str | None = typer.Option(
+        None, "--athkit", help="Where athkit listens, HOST:PORT (default: the config's listen)."
+    ),
+    output: Path | None = _OUTPUT,
+) -> None:
+    """Print an nginx configuration that forwards agent calls and lets athkit decide each one.
+
+    It goes in nginx's http context (conf.d/). It holds the [forward_auth] shared secret, so
+    keep the file readable by root only.
+    """
+    import os
+
+    from athkit.gateway import ConfigError, load_config, nginx_config
+    from athkit.gateway._config import read_secret
+
+    try:
+        loaded = load_config(config)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            typer.echo(str(problem), err=True)
+        raise typer.Exit(1) from None
+    forward = loaded.forward_auth
+    secret = read_secret(forward.secret_env, forward.secret_file, os.environ, loaded.base_dir)
+    if secret is None:
+        typer.echo(
+            "error: forward_auth: set forward_auth.secret_env or forward_auth.secret_file "
+            "(the shared secret nginx sends to /ath/check; at least 32 characters)",
+            err=True,
+        )
+        raise typer.Exit(1)
+    try:
+        text = nginx_config(loaded, secret, listen=listen, server_name=server_name, athkit=athkit)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    if output is None:
+        typer.echo(text, nl=False)
+        return
+    fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as file:
+        file.write(text)
+    os.chmod(output, 0o600)
+    typer.echo(f"wrote {output} (mode 0600: it holds the forward-auth secret)", err=True)

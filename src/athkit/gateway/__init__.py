@@ -1,15 +1,18 @@
 """Gateway mode: ATH in front of services that know nothing of ATH (ATH §1, §3, §4.6).
 
 The gateway is the engine (``athkit.server``) plus what only a gateway needs: provider
-configuration, the scope-checked proxy, the catalog, per-agent rate limits, health and metrics.
+configuration, the scope-checked proxy, the forward-auth check endpoint for an existing proxy
+(with an nginx configuration generator), the catalog, per-agent rate limits, health and metrics.
 """
 
 from athkit.gateway._app import GatewayApp, create_gateway_app
 from athkit.gateway._catalog import catalog
+from athkit.gateway._check import CheckApp
 from athkit.gateway._config import (
     ENV_PREFIX,
     ApprovalConfig,
     ConfigError,
+    ForwardAuthConfig,
     GatewayConfig,
     Problem,
     ProviderConfig,
@@ -21,6 +24,7 @@ from athkit.gateway._config import (
     load_config,
 )
 from athkit.gateway._metrics import GatewayMetrics
+from athkit.gateway._nginx import nginx_config
 from athkit.gateway._proxy import HOP_BY_HOP, ProxyApp
 from athkit.gateway._ratelimit import (
     MemoryRateLimiter,
@@ -40,7 +44,9 @@ __all__ = [
     "ENV_PREFIX",
     "HOP_BY_HOP",
     "ApprovalConfig",
+    "CheckApp",
     "ConfigError",
+    "ForwardAuthConfig",
     "GatewayApp",
     "GatewayConfig",
     "GatewayMetrics",
@@ -63,5 +69,6 @@ __all__ = [
     "create_gateway_app",
     "fetch_issuer_metadata",
     "load_config",
+    "nginx_config",
     "resolve_settings",
 ]

@@ -24,6 +24,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from athkit.gateway._catalog import catalog
+from athkit.gateway._check import CHECK_PREFIX, CheckApp
 from athkit.gateway._config import GatewayConfig
 from athkit.gateway._fasttokens import FastSqliteTokenStore, sqlite_file
 from athkit.gateway._metrics import GatewayMetrics
@@ -89,17 +90,25 @@ class GatewayApp:
         proxy: ProxyApp,
         web: Starlette,
         metrics: GatewayMetrics,
+        check: CheckApp | None = None,
     ) -> None:
         self.settings = settings
         self.engine = engine
         self.proxy = proxy
         self.web = web
         self.metrics = metrics
+        self.check = check
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            if scope["path"].startswith(PROXY_PREFIX):
+            path: str = scope["path"]
+            if path.startswith(PROXY_PREFIX):
                 await self.proxy(scope, receive, send)
+                return
+            if self.check is not None and (
+                path == CHECK_PREFIX or path.startswith(CHECK_PREFIX + "/")
+            ):
+                await self.check(scope, receive, send)
                 return
             await self._counted(scope, receive, send)
             return
@@ -263,7 +272,9 @@ def create_gateway_app(
     web = Starlette(
         routes=routes, lifespan=lifespan, exception_handlers={HTTPException: _http_error}
     )
-    return GatewayApp(settings, engine, proxy, web, metrics)
+    secret = settings.forward_auth_secret
+    check = CheckApp(proxy, secret.get_secret_value()) if secret is not None else None
+    return GatewayApp(settings, engine, proxy, web, metrics, check)
 
 
 async def _http_error(_request: Request, exc: Exception) -> Response:

@@ -143,6 +143,17 @@ class VerifierConfig(_Section):
     allow_http: bool = False
 
 
+class ForwardAuthConfig(_Section):
+    """``[forward_auth]``: the check endpoint for an existing proxy (nginx, Envoy).
+
+    ``/ath/check`` answers only requests carrying ``X-ATH-Check-Secret`` with this shared
+    secret (the proxy adds it; agents never see it); without a secret the endpoint is off.
+    """
+
+    secret_env: str | None = None
+    secret_file: str | None = None
+
+
 class GatewayConfig(_Section):
     """The whole ``gateway.toml``, validated (secrets still referenced, not read)."""
 
@@ -171,6 +182,7 @@ class GatewayConfig(_Section):
     verifier: VerifierConfig = Field(default_factory=VerifierConfig)
     rate_limit: RateLimitConfig = Field(default_factory=RateLimitConfig)
     proxy: ProxyConfig = Field(default_factory=ProxyConfig)
+    forward_auth: ForwardAuthConfig = Field(default_factory=ForwardAuthConfig)
     providers: dict[ProviderId, ProviderConfig]
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
 
@@ -569,6 +581,17 @@ def _gateway_problems(
         token = _safe_read(config.admin_token_env, config.admin_token_file, env, base_dir)
         if token is not None and len(token) < 32:
             out.append(Problem("admin_token", "the admin token must be at least 32 characters"))
+    forward = config.forward_auth
+    out.extend(
+        _secret_problems(
+            "forward_auth.secret", forward.secret_env, forward.secret_file, env, base_dir
+        )
+    )
+    check_secret = _safe_read(forward.secret_env, forward.secret_file, env, base_dir)
+    if check_secret is not None and len(check_secret) < 32:
+        out.append(
+            Problem("forward_auth.secret", "the forward-auth secret must be at least 32 characters")
+        )
     if config.consent_signing_key_file is not None:
         file = resolve_path(config.consent_signing_key_file, base_dir)
         if not file.is_file():

@@ -65,6 +65,11 @@ class GatewaySettings(ServerSettings):
     rate_limit: RateLimitConfig = Field(default_factory=RateLimitConfig)
     proxy: ProxyConfig = Field(default_factory=ProxyConfig)
     providers: list[GatewayProviderSettings] = Field(default_factory=list)  # type: ignore[assignment]
+    forward_auth_secret: SecretStr | None = Field(
+        default=None,
+        description="Shared secret a forward-auth proxy sends in X-ATH-Check-Secret; "
+        "/ath/check is off without it.",
+    )
 
 
 def metadata_url(issuer: str) -> str:
@@ -154,6 +159,8 @@ def resolve_settings(
                 dev_secret_path(config),
             )
     admin_token = read_secret(config.admin_token_env, config.admin_token_file, env, base)
+    forward = config.forward_auth
+    check_secret = read_secret(forward.secret_env, forward.secret_file, env, base)
     providers: list[GatewayProviderSettings] = []
     for pid, provider in config.providers.items():
         try:
@@ -187,6 +194,7 @@ def resolve_settings(
         listen_host=config.listen_host,
         listen_port=config.listen_port,
         rate_limit=config.rate_limit,
+        forward_auth_secret=SecretStr(check_secret) if check_secret else None,
         proxy=config.proxy,
         providers=providers,
     )

@@ -51,6 +51,7 @@ ROUTES = {
             "GET /messages/{id}",
             "GET /slow",
             "GET /big",
+            "GET /drip",
             "GET /always-401",
         ],
         "mail:send": ["POST /messages"],
@@ -292,7 +293,7 @@ class GatewayWorld:
         base: str | None = None,
         **kwargs: Any,
     ) -> httpx.Response:
-        headers = {"Authorization": f"Bearer {token}"}
+        headers = {**kwargs.pop("headers", {}), "Authorization": f"Bearer {token}"}
         if agent_id is not None or agent is not None:
             headers["X-ATH-Agent-ID"] = agent_id or agent.agent_id
         return self.http.request(

@@ -15,7 +15,8 @@ TokenCheck = Callable[[str], Awaitable[str | None]]
 
 
 def create_upstream_app(check_token: TokenCheck, *, name: str = "upstream") -> Starlette:
-    """Routes: /messages (GET, POST), /messages/{id} (GET, DELETE), /slow, /big, /echo-auth.
+    """Routes: /messages (GET, POST), /messages/{id} (GET, DELETE), /slow, /big, /drip,
+    /echo-auth, /always-401.
 
     ``check_token(token)`` returns the user id behind a valid provider token, or ``None``.
     Every answer echoes the request headers it saw (never the Authorization value).
@@ -89,6 +90,19 @@ def create_upstream_app(check_token: TokenCheck, *, name: str = "upstream") -> S
 
         return StreamingResponse(chunks(), media_type="application/octet-stream")
 
+    async def drip(request: Request) -> Response:
+        # Three chunks 0.4 s apart: a proxy that streams passes the first one on at once.
+        user = await authenticated(request)
+        if isinstance(user, Response):
+            return user
+
+        async def chunks() -> AsyncIterator[bytes]:
+            for i in range(3):
+                yield f"chunk {i}\n".encode()
+                await asyncio.sleep(0.4)
+
+        return StreamingResponse(chunks(), media_type="text/plain")
+
     async def always_401(request: Request) -> Response:
         # An upstream that refuses every token, even freshly refreshed ones.
         return JSONResponse({"error": "invalid_token"}, status_code=401)
@@ -103,6 +117,7 @@ def create_upstream_app(check_token: TokenCheck, *, name: str = "upstream") -> S
             Route("/messages/{id}", message, methods=["GET", "DELETE"]),
             Route("/slow", slow, methods=["GET"]),
             Route("/big", big, methods=["GET"]),
+            Route("/drip", drip, methods=["GET"]),
             Route("/echo-auth", echo_auth, methods=["GET"]),
             Route("/always-401", always_401, methods=["GET"]),
         ]

@@ -142,7 +142,8 @@ async def test_sql_store_on_a_closed_port_fails_closed(clock: FakeClock) -> None
         with pytest.raises(ATHError) as exc:
             await store.add_if_new("x", AGENT, int(clock.now) + 60)
         assert exc.value.code is ErrorCode.INTERNAL_ERROR
-        assert exc.value.details == {"reason": "replay_store_unavailable"}
+        assert exc.value.details == {"reason": "replay_store_unavailable", "service": "sql"}
+        assert exc.value.status == 503 and "the database" in exc.value.message
         with pytest.raises(ATHError):
             await store.purge_expired()
     finally:
@@ -253,5 +254,6 @@ async def test_redis_store_on_a_closed_port_fails_closed(clock: FakeClock) -> No
         with pytest.raises(ATHError) as exc:
             await store.add_if_new("x", AGENT, int(clock.now) + 60)
         assert exc.value.code is ErrorCode.INTERNAL_ERROR
+        assert exc.value.status == 503 and exc.value.message.startswith("Redis ")
     finally:
         await store.aclose()

@@ -34,6 +34,10 @@ def _register_subcommands() -> None:
 
     app.add_typer(oauth_app)
 
+    from athkit.cli._migrate import native_app
+
+    app.add_typer(native_app)
+
     from athkit.cli._demo import register as register_demo
 
     register_demo(app)

@@ -41,6 +41,34 @@ def check(config: Path = _CONFIG, dev: bool = _DEV) -> None:
     typer.echo(f"{config}: OK")
 
 
+@gateway_app.command("migrate")
+def migrate(
+    config: Path = _CONFIG,
+    check: bool = typer.Option(
+        False, "--check", help="Change nothing: exit 1 unless the schema is at this release's head."
+    ),
+) -> None:
+    """Bring the gateway's database schema to this release (Alembic, under a database lock).
+
+    Run it before starting new instances when ``migrate_on_start = false``; safe while
+    instances run. A schema from a release this one does not know is refused, never touched.
+    """
+    from athkit.cli._migrate import SERVER, migrate_command
+    from athkit.gateway import ConfigError, load_config
+    from athkit.gateway._settings import database_url
+
+    try:
+        loaded = load_config(config)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            typer.echo(str(problem), err=True)
+        raise typer.Exit(1) from None
+    if loaded.database_url.startswith("memory:"):
+        typer.echo(f"{config}: memory:// stores have no schema to migrate", err=True)
+        raise typer.Exit(1)
+    migrate_command(database_url(loaded), SERVER, check=check)
+
+
 @gateway_app.command("serve")
 def serve(
     config: Path = _CONFIG,

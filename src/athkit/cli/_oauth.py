@@ -43,6 +43,28 @@ def serve(config: Path = _CONFIG, host: str = _HOST, port: int | None = _PORT) -
     uvicorn.run(create_oauth_app(settings), host=host, port=port, log_level="info")
 
 
+@oauth_app.command("migrate")
+def migrate(
+    config: Path = _CONFIG,
+    check: bool = typer.Option(
+        False, "--check", help="Change nothing: exit 1 unless the schema is at this release's head."
+    ),
+) -> None:
+    """Bring the OAuth server's database schema to this release (Alembic, under a lock)."""
+    from pydantic import ValidationError
+
+    from athkit.cli._migrate import OAUTH_SERVER, migrate_command
+    from athkit.oauthserver import OAuthServerConfig
+
+    try:
+        settings = OAuthServerConfig.from_toml(config)
+    except (OSError, ValueError) as exc:
+        detail = str(exc) if not isinstance(exc, ValidationError) else _lines(exc)
+        typer.echo(f"{config}: {detail}", err=True)
+        raise typer.Exit(2) from None
+    migrate_command(settings.database_url, OAUTH_SERVER, check=check)
+
+
 def _lines(exc: object) -> str:
     from pydantic import ValidationError
 

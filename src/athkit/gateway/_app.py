@@ -41,18 +41,20 @@ from athkit.server import (
     EngineStores,
     FetchPolicy,
     HttpOAuthBridge,
+    LayeredReplayStore,
     MemoryReplayStore,
     OAuthBridge,
     RedisReplayStore,
     ReplayStore,
     SqlReplayStore,
     SqlTokenStore,
+    check_server_schema,
     create_ath_routes,
     memory_stores,
     migrate_server_schema,
     sql_stores,
 )
-from athkit.storage import create_engine
+from athkit.storage import SchemaError, create_engine
 
 _log = logging.getLogger("athkit.gateway")
 
@@ -155,17 +157,22 @@ def create_gateway_app(
             _log.warning("memory stores: every registration and token is lost at restart")
             stores = memory_stores()
         else:
-            db = create_engine(settings.database_url)
+            db = create_engine(settings.database_url, **settings.database_options())
             stores = sql_stores(db)
-            starters.append(partial(migrate_server_schema, db))
+            starters.append(partial(_prepare_schema, db, migrate=settings.migrate_on_start))
             sqlite_path = sqlite_file(settings.database_url)
             if sqlite_path is not None and isinstance(stores.tokens, SqlTokenStore):
                 fast = FastSqliteTokenStore(stores.tokens, sqlite_path)
                 stores = dataclasses.replace(stores, tokens=fast)
                 closers.append(_async(fast.close))
+    replay_ping: Callable[[], Awaitable[object]] | None = None
     if verifier is None:
+        replay = _replay_store(settings, db, closers)
+        redis_replay = replay.shared if isinstance(replay, LayeredReplayStore) else replay
+        if isinstance(redis_replay, RedisReplayStore):
+            replay_ping = redis_replay.ping
         attestation_verifier = AttestationVerifier(
-            replay_store=_replay_store(settings, db, closers),
+            replay_store=replay,
             fetcher=FetchPolicy(
                 allow_http=settings.allow_http,
                 allow_loopback=settings.allow_loopback,
@@ -198,10 +205,14 @@ def create_gateway_app(
     if limiter is None:
         rate = settings.rate_limit
         redis_url = rate.redis_url or settings.redis_url
-        if rate.backend == "redis":
+        # With a Redis URL the counters are shared by default: N instances counting alone would
+        # allow N times the limit. ``backend = "memory"`` keeps them per instance on purpose.
+        if rate.backend == "redis" or (rate.backend is None and redis_url is not None):
             if redis_url is None:
                 raise ValueError("rate_limit.backend = 'redis' needs redis_url")
-            limiter = RedisRateLimiter(redis_url, key_prefix=rate.key_prefix)
+            limiter = RedisRateLimiter(
+                redis_url, key_prefix=rate.key_prefix, timeout=settings.redis_timeout
+            )
         else:
             limiter = MemoryRateLimiter()
     audit = AuditQueue(engine)
@@ -215,7 +226,7 @@ def create_gateway_app(
         return JSONResponse({"status": "ok"})
 
     async def readyz(_: Request) -> Response:
-        checks = await _readiness(engine, limiter, audit)
+        checks = await _readiness(engine, limiter, audit, replay_ping)
         ready = all(v == "ok" for v in checks.values())
         return JSONResponse(
             {"status": "ready" if ready else "not ready", "checks": checks},
@@ -224,8 +235,9 @@ def create_gateway_app(
 
     async def metrics_endpoint(_: Request) -> Response:
         async def count() -> int:
-            tokens = await engine.stores.tokens.list(active_at=engine.clock.now(), limit=1_000_000)
-            return len(tokens)
+            # One COUNT in the database, bounded in time: never the token rows themselves.
+            async with asyncio.timeout(settings.database_timeout):
+                return await engine.stores.tokens.count_active(engine.clock.now())
 
         try:
             body = await metrics.render(count)
@@ -292,33 +304,58 @@ def _async(close: Callable[[], None]) -> Callable[[], Awaitable[None]]:
     return run
 
 
+async def _prepare_schema(db: AsyncEngine, *, migrate: bool) -> None:
+    try:
+        if migrate:
+            await migrate_server_schema(db)  # under a database lock: replicas may start together
+        else:
+            await check_server_schema(db)
+    except SchemaError as exc:
+        _log.error("the gateway refuses to start: %s", exc)
+        raise
+
+
 def _replay_store(
     settings: GatewaySettings,
     db: AsyncEngine | None,
     closers: list[Callable[[], Awaitable[object]]],
 ) -> ReplayStore:
+    # Replay records live in the database (durable, shared); with Redis, Redis answers first
+    # and the database keeps what Redis may forget (see athkit.server._replay).
+    sql = SqlReplayStore(db, timeout=settings.database_timeout) if db is not None else None
     if settings.redis_url is not None:
-        redis_store = RedisReplayStore.from_url(settings.redis_url)
+        redis_store = RedisReplayStore.from_url(settings.redis_url, timeout=settings.redis_timeout)
         closers.append(redis_store.aclose)
-        return redis_store
-    if db is not None:
-        return SqlReplayStore(db)
+        return LayeredReplayStore(redis_store, sql) if sql is not None else redis_store
+    if sql is not None:
+        return sql
     return MemoryReplayStore()
 
 
-async def _readiness(engine: ATHEngine, limiter: RateLimiter, audit: AuditQueue) -> dict[str, str]:
+async def _readiness(
+    engine: ATHEngine,
+    limiter: RateLimiter,
+    audit: AuditQueue,
+    replay_ping: Callable[[], Awaitable[object]] | None,
+) -> dict[str, str]:
+    """One entry per backing service: ``ok`` or ``failing (reason)``."""
+    timeout = engine.settings.database_timeout
     checks: dict[str, str] = {}
-    checks["store"] = await _check(lambda: engine.stores.tokens.get_by_hash("readyz-probe"))
+    checks["database"] = await _check(
+        lambda: engine.stores.tokens.get_by_hash("readyz-probe"), timeout
+    )
+    if replay_ping is not None:
+        checks["redis"] = await _check(replay_ping, timeout)
     ping = getattr(limiter, "ping", None)
     if ping is not None:
-        checks["rate_limiter"] = await _check(ping)
+        checks["rate_limiter"] = await _check(ping, timeout)
     checks["audit"] = "failing" if audit.failing else "ok"
     return checks
 
 
-async def _check(probe: Callable[[], Awaitable[object]]) -> str:
+async def _check(probe: Callable[[], Awaitable[object]], limit: float) -> str:
     try:
-        async with asyncio.timeout(5):
+        async with asyncio.timeout(limit):
             await probe()
     except Exception as exc:
         _log.warning("readiness probe failed: %s", type(exc).__name__)

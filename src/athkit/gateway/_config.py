@@ -119,7 +119,11 @@ class RateLimitConfig(_Section):
 
     requests: Annotated[int, Field(ge=1)] = 600
     window_seconds: Annotated[float, Field(gt=0, le=86_400)] = 60
-    backend: Literal["memory", "redis"] = "memory"
+    backend: Literal["memory", "redis"] | None = Field(
+        default=None,
+        description="Where the counters live; unset: in Redis when a redis_url is configured "
+        "(shared by every instance), else in this process.",
+    )
     redis_url: str | None = None
     key_prefix: str = "athkit:ratelimit"
     agents: dict[str, Annotated[int, Field(ge=1)]] = Field(
@@ -165,8 +169,24 @@ class GatewayConfig(_Section):
     database_url: str = "sqlite:///ath-gateway.db"
     redis_url: str | None = Field(
         default=None,
-        description="Redis shared by several instances: attestation jti replay records and, "
-        "with rate_limit.backend = 'redis', the rate-limit counters.",
+        description="Redis shared by several instances: attestation jti replay records "
+        "(also kept in the database) and the rate-limit counters (unless rate_limit.backend "
+        "= 'memory').",
+    )
+    redis_timeout_seconds: PositiveSeconds = Field(
+        default=1.0,
+        description="Seconds a request waits for Redis before it is refused with 503.",
+    )
+    database_pool_size: Annotated[int, Field(ge=1, le=1000)] = 10
+    database_max_overflow: Annotated[int, Field(ge=0, le=1000)] = 10
+    database_timeout_seconds: PositiveSeconds = Field(
+        default=5.0,
+        description="Seconds a request waits for the database before it is refused with 503.",
+    )
+    migrate_on_start: bool = Field(
+        default=True,
+        description="Run schema migrations at start-up (under a database lock); false: refuse "
+        "to start unless `ath gateway migrate` has brought the schema to this release.",
     )
     secret_key_env: str | None = None
     secret_key_file: str | None = None
@@ -602,6 +622,15 @@ def _gateway_problems(
         out.append(
             Problem(
                 "rate_limit.redis_url", "redis_url is required when rate_limit.backend = 'redis'"
+            )
+        )
+    if config.rate_limit.backend == "memory" and (config.rate_limit.redis_url or config.redis_url):
+        out.append(
+            Problem(
+                "rate_limit.backend",
+                "'memory' counts per instance: N instances allow N times the limit (leave it "
+                "unset to count in Redis)",
+                True,
             )
         )
     if not (config.database_url.startswith("memory:") or _sql_url_ok(config.database_url)):

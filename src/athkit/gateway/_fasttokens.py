@@ -124,3 +124,7 @@ class FastSqliteTokenStore:
             active_at=active_at,
             limit=limit,
         )
+
+    async def count_active(self, at: float) -> int:
+        """How many tokens are live at ``at``."""
+        return await self._inner.count_active(at)

@@ -60,6 +60,7 @@ class GatewaySettings(ServerSettings):
     mode: Literal["production", "development"] = "production"
     gateway_id: str = "ath-gateway"
     redis_url: str | None = None
+    redis_timeout: float = 1.0
     listen_host: str = "127.0.0.1"
     listen_port: int = 8080
     rate_limit: RateLimitConfig = Field(default_factory=RateLimitConfig)
@@ -179,6 +180,10 @@ def resolve_settings(
         app_id=config.gateway_id,
         name=config.name,
         database_url=database_url(config),
+        database_pool_size=config.database_pool_size,
+        database_max_overflow=config.database_max_overflow,
+        database_timeout=config.database_timeout_seconds,
+        migrate_on_start=config.migrate_on_start,
         secret_key=SecretStr(secret_key),
         admin_token=SecretStr(admin_token) if admin_token else None,
         session_lifetime=config.session_lifetime,
@@ -191,6 +196,7 @@ def resolve_settings(
         mode=config.mode,
         gateway_id=config.gateway_id,
         redis_url=config.redis_url,
+        redis_timeout=config.redis_timeout_seconds,
         listen_host=config.listen_host,
         listen_port=config.listen_port,
         rate_limit=config.rate_limit,

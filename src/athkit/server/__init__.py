@@ -49,13 +49,14 @@ from athkit.server._records import (
     UserGrant,
 )
 from athkit.server._replay import (
+    LayeredReplayStore,
     MemoryReplayStore,
     RedisReplayStore,
     ReplayStore,
     SqlReplayStore,
 )
 from athkit.server._routes import UserAuthenticator, basic_credentials, create_ath_routes
-from athkit.server._schema import migrate_server_schema
+from athkit.server._schema import check_server_schema, migrate_server_schema
 from athkit.server._settings import (
     MAX_SESSION_LIFETIME,
     MAX_TOKEN_LIFETIME,
@@ -113,6 +114,7 @@ __all__ = [
     "GrantStore",
     "HttpOAuthBridge",
     "IdentityFetcher",
+    "LayeredReplayStore",
     "ManualClock",
     "MemoryAgentStore",
     "MemoryAuditStore",
@@ -156,6 +158,7 @@ __all__ = [
     "audit_json",
     "authenticate",
     "basic_credentials",
+    "check_server_schema",
     "create_admin_routes",
     "create_ath_routes",
     "create_native_app",

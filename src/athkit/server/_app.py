@@ -24,7 +24,7 @@ from athkit.server._oauth import HttpOAuthBridge, OAuthBridge
 from athkit.server._ports import AgentVerifier
 from athkit.server._replay import MemoryReplayStore, ReplayStore, SqlReplayStore
 from athkit.server._routes import UserAuthenticator, create_ath_routes
-from athkit.server._schema import migrate_server_schema
+from athkit.server._schema import check_server_schema, migrate_server_schema
 from athkit.server._settings import ServerSettings
 from athkit.server._sql import sql_stores
 from athkit.server._stores import EngineStores
@@ -77,13 +77,13 @@ def create_native_app(
     """
     db = None
     if stores is None:
-        db = create_engine(settings.database_url)
+        db = create_engine(settings.database_url, **settings.database_options())
         stores = sql_stores(db)
     time_source = clock or SystemClock()
     own_verifier: AttestationVerifier | None = None
     if verifier is None:
         replay: ReplayStore = (
-            SqlReplayStore(db, clock=time_source.now)
+            SqlReplayStore(db, clock=time_source.now, timeout=settings.database_timeout)
             if db is not None
             else MemoryReplayStore(clock=time_source.now)
         )
@@ -109,8 +109,10 @@ def create_native_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        if db is not None:
-            await migrate_server_schema(db)  # Alembic migrations at start-up
+        if db is not None and settings.migrate_on_start:
+            await migrate_server_schema(db)  # Alembic, under a database lock (replicas)
+        elif db is not None:
+            await check_server_schema(db)  # migrated by `ath native migrate`: check only
         try:
             yield
         finally:

@@ -156,6 +156,9 @@ class MemoryTokenStore:
         found.sort(key=lambda t: t.created_at, reverse=True)
         return [_copy(t) for t in found[:limit]]
 
+    async def count_active(self, at: float) -> int:
+        return sum(1 for t in self._by_id.values() if t.revoked_at is None and t.expires_at > at)
+
 
 class MemoryGrantStore:
     """Provider grants in a dict."""

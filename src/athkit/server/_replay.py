@@ -1,14 +1,26 @@
 """The jti replay store (ATH §2: keep every seen ``jti`` until its ``exp``; reject a duplicate).
 
-Three implementations of one small interface:
+Four implementations of one small interface:
 
-    MemoryReplayStore  one process, tests and development
-    SqlReplayStore     SQLAlchemy 2 async (SQLite, PostgreSQL); table ``seen_jti``
-    RedisReplayStore   redis.asyncio, ``SET key agent_id NX EXAT exp``; shared by instances
+    MemoryReplayStore   one process, tests and development
+    SqlReplayStore      SQLAlchemy 2 async (SQLite, PostgreSQL); table ``seen_jti``
+    RedisReplayStore    redis.asyncio, ``SET key agent_id NX EXAT exp``; shared by instances
+    LayeredReplayStore  Redis first, then the database: what several instances use
 
 Each answers "was this jti never seen?" atomically, so two concurrent requests carrying the
-same attestation cannot both pass. A store that cannot answer (database or Redis unreachable)
-raises ``ATHError(INTERNAL_ERROR)``: the caller fails closed.
+same attestation cannot both pass. A store that cannot answer (database or Redis unreachable or
+too slow) raises ``ATHError(INTERNAL_ERROR)`` with status 503 and a message naming the service:
+the caller fails closed.
+
+Why the layered store, and not Redis alone: a ``jti`` must stay refused for the whole life of its
+attestation, and Redis may lose its memory within that life — a restart without persistence, a
+``FLUSHALL``, a failover to a replica that had not received the last writes, or eviction under
+``maxmemory``. Checking the Redis start time or requiring persistence covers some of these and
+not others (a flush or an eviction leaves no trace). The database is already the instances'
+shared, durable truth for every other record, and its primary key on ``jti`` is the same atomic
+check, so the replay record is written there too: Redis refuses the common replays without
+touching the database, the database refuses the ones Redis forgot. It costs one indexed insert
+per attestation (handshake steps only; the proxy's token checks carry no attestation).
 """
 
 from __future__ import annotations
@@ -57,12 +69,18 @@ class ReplayStore(Protocol):
         ...
 
 
+_SERVICES = {"sql": "the database", "redis": "Redis"}
+
+
 def _store_fault(store: str, exc: BaseException) -> ATHError:
     logger.error("replay store %s failed: %s: %s", store, type(exc).__name__, exc)
+    service = _SERVICES.get(store, store)
     return ATHError(
         ErrorCode.INTERNAL_ERROR,
-        "the attestation replay store is unavailable; try again later",
-        details={"reason": "replay_store_unavailable"},
+        f"{service} (attestation replay store) is unavailable, so attestations are refused; "
+        "try again later",
+        details={"reason": "replay_store_unavailable", "service": store},
+        status=503,
     )
 
 
@@ -114,7 +132,7 @@ class SqlReplayStore:
         purge_interval: float = 60.0,
         timeout: float = 5.0,
     ) -> None:
-        self._engine = engine
+        self._engine = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._clock = clock
         self._purge_interval = purge_interval
         self._timeout = timeout
@@ -176,7 +194,7 @@ class RedisReplayStore:
 
     @classmethod
     def from_url(
-        cls, url: str, *, prefix: str = "ath:jti:", clock: Clock = time.time, timeout: float = 5.0
+        cls, url: str, *, prefix: str = "ath:jti:", clock: Clock = time.time, timeout: float = 1.0
     ) -> RedisReplayStore:
         """A store on its own client for ``url`` (``redis://host:port/db``), closed by aclose."""
         from redis.asyncio import Redis
@@ -196,7 +214,35 @@ class RedisReplayStore:
             raise _store_fault("redis", exc) from None
         return bool(created)
 
+    async def ping(self) -> None:
+        """Raise unless Redis answers (readiness probes)."""
+        await self._redis.ping()
+
     async def aclose(self) -> None:
         """Close the client if this store created it."""
         if self._owns_client:
             await self._redis.aclose()
+
+
+class LayeredReplayStore:
+    """Redis (shared, fast) in front of the database (shared, durable); see the module docstring.
+
+    A jti is new only if both agree: Redis ``SET NX`` first (a replay Redis still remembers is
+    refused there), then the database insert (a replay Redis forgot is refused there). If Redis
+    has the key but the database insert never happened (a crash between the two), the jti stays
+    refused, which is the safe side. Either service failing fails the check closed.
+    """
+
+    def __init__(self, shared: RedisReplayStore, durable: SqlReplayStore) -> None:
+        self.shared = shared
+        self.durable = durable
+
+    async def add_if_new(self, jti: str, agent_id: str, expires_at: int) -> bool:
+        """True only if neither Redis nor the database has seen ``jti``."""
+        if not await self.shared.add_if_new(jti, agent_id, expires_at):
+            return False
+        return await self.durable.add_if_new(jti, agent_id, expires_at)
+
+    async def aclose(self) -> None:
+        """Close the Redis client if the Redis store owns it."""
+        await self.shared.aclose()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
@@ -87,6 +87,22 @@ class ServerSettings(BaseModel):
     name: str = "ATH service"
     api_base: str | None = Field(default=None, description="Defaults to {base_url}/api.")
     database_url: str = "sqlite:///ath.db"
+    database_pool_size: Annotated[int, Field(ge=1, le=1000)] = Field(
+        default=10, description="Connections kept open to PostgreSQL (per process)."
+    )
+    database_max_overflow: Annotated[int, Field(ge=0, le=1000)] = Field(
+        default=10, description="Extra PostgreSQL connections opened under load, then closed."
+    )
+    database_timeout: Annotated[float, Field(gt=0, le=300)] = Field(
+        default=5.0,
+        description="Seconds a request waits for the database (connect, pool, statement) "
+        "before it is refused with 503.",
+    )
+    migrate_on_start: bool = Field(
+        default=True,
+        description="Run the schema migrations at start-up (under a database lock). False: "
+        "refuse to start unless the schema is already at this release's head.",
+    )
     secret_key: SecretStr = Field(
         description="At least 32 characters; encrypts provider tokens (AES-GCM under an "
         "HKDF-derived key)."
@@ -148,6 +164,14 @@ class ServerSettings(BaseModel):
     def callback_url(self) -> str:
         """``{base}/ath/callback``: the redirect_uri registered with every provider."""
         return f"{self.base_url}/ath/callback"
+
+    def database_options(self) -> dict[str, Any]:
+        """Keyword arguments of ``athkit.storage.create_engine`` for ``database_url``."""
+        return {
+            "pool_size": self.database_pool_size,
+            "max_overflow": self.database_max_overflow,
+            "timeout": self.database_timeout,
+        }
 
     def provider(self, provider_id: str) -> ProviderSettings | None:
         """The provider with this id."""

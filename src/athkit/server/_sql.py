@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from athkit.server._faults import database_call
 from athkit.server._records import (
     AgentRecord,
     AgentState,
@@ -166,16 +167,21 @@ class SqlAgentStore:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
+        # Single statements run in autocommit: no BEGIN/COMMIT round trips around them (each
+        # statement is atomic on its own); several statements that must agree use _engine.
+        self._auto = engine.execution_options(isolation_level="AUTOCOMMIT")
 
+    @database_call
     async def insert(self, agent: AgentRecord) -> None:
         try:
-            async with self._engine.begin() as conn:
+            async with self._auto.begin() as conn:
                 await conn.execute(agents_table.insert().values(**_agent_values(agent)))
         except IntegrityError:
             raise DuplicateAgentError(agent.agent_id) from None
 
+    @database_call
     async def get(self, client_id: str) -> AgentRecord | None:
-        async with self._engine.connect() as conn:
+        async with self._auto.connect() as conn:
             row = (
                 await conn.execute(
                     agents_table.select().where(agents_table.c.client_id == client_id)
@@ -183,28 +189,31 @@ class SqlAgentStore:
             ).first()
         return _load_agent(row) if row is not None else None
 
+    @database_call
     async def get_by_agent_id(self, agent_id: str) -> AgentRecord | None:
-        async with self._engine.connect() as conn:
+        async with self._auto.connect() as conn:
             row = (
                 await conn.execute(agents_table.select().where(agents_table.c.agent_id == agent_id))
             ).first()
         return _load_agent(row) if row is not None else None
 
+    @database_call
     async def update(self, agent: AgentRecord) -> None:
         values = _agent_values(agent)
         del values["client_id"]
-        async with self._engine.begin() as conn:
+        async with self._auto.begin() as conn:
             await conn.execute(
                 agents_table.update()
                 .where(agents_table.c.client_id == agent.client_id)
                 .values(**values)
             )
 
+    @database_call
     async def list(self, status: AgentState | None = None) -> list[AgentRecord]:
         query = agents_table.select().order_by(agents_table.c.created_at)
         if status is not None:
             query = query.where(agents_table.c.status == status)
-        async with self._engine.connect() as conn:
+        async with self._auto.connect() as conn:
             rows = (await conn.execute(query)).all()
         return [_load_agent(r) for r in rows]
 
@@ -214,22 +223,30 @@ class SqlSessionStore:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
+        # Single statements run in autocommit: no BEGIN/COMMIT round trips around them (each
+        # statement is atomic on its own); several statements that must agree use _engine.
+        self._auto = engine.execution_options(isolation_level="AUTOCOMMIT")
 
+    @database_call
     async def insert(self, session: SessionRecord) -> None:
-        async with self._engine.begin() as conn:
+        async with self._auto.begin() as conn:
             await conn.execute(sessions_table.insert().values(**_values(session)))
 
+    @database_call
     async def _one(self, where: sa.ColumnElement[bool]) -> SessionRecord | None:
-        async with self._engine.connect() as conn:
+        async with self._auto.connect() as conn:
             row = (await conn.execute(sessions_table.select().where(where))).first()
         return _load(SessionRecord, row) if row is not None else None
 
+    @database_call
     async def get(self, session_id: str) -> SessionRecord | None:
         return await self._one(sessions_table.c.session_id == session_id)
 
+    @database_call
     async def get_by_state_hash(self, oauth_state_hash: str) -> SessionRecord | None:
         return await self._one(sessions_table.c.oauth_state_hash == oauth_state_hash)
 
+    @database_call
     async def transition(
         self,
         session_id: str,
@@ -237,7 +254,7 @@ class SqlSessionStore:
         to_status: SessionState,
         **fields: Any,
     ) -> bool:
-        async with self._engine.begin() as conn:
+        async with self._auto.begin() as conn:
             result = await conn.execute(
                 sessions_table.update()
                 .where(
@@ -248,8 +265,9 @@ class SqlSessionStore:
             )
         return bool(result.rowcount == 1)
 
+    @database_call
     async def delete_expired(self, before: float) -> int:
-        async with self._engine.begin() as conn:
+        async with self._auto.begin() as conn:
             result = await conn.execute(
                 sessions_table.delete().where(sessions_table.c.expires_at < before)
             )
@@ -261,24 +279,32 @@ class SqlTokenStore:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
+        # Single statements run in autocommit: no BEGIN/COMMIT round trips around them (each
+        # statement is atomic on its own); several statements that must agree use _engine.
+        self._auto = engine.execution_options(isolation_level="AUTOCOMMIT")
 
+    @database_call
     async def insert(self, token: TokenRecord) -> None:
-        async with self._engine.begin() as conn:
+        async with self._auto.begin() as conn:
             await conn.execute(tokens_table.insert().values(**_values(token)))
 
+    @database_call
     async def _one(self, where: sa.ColumnElement[bool]) -> TokenRecord | None:
-        async with self._engine.connect() as conn:
+        async with self._auto.connect() as conn:
             row = (await conn.execute(tokens_table.select().where(where))).first()
         return _load(TokenRecord, row) if row is not None else None
 
+    @database_call
     async def get_by_hash(self, token_hash: str) -> TokenRecord | None:
         return await self._one(tokens_table.c.token_hash == token_hash)
 
+    @database_call
     async def get(self, token_id: str) -> TokenRecord | None:
         return await self._one(tokens_table.c.token_id == token_id)
 
+    @database_call
     async def revoke(self, token_id: str, at: float, by: str) -> bool:
-        async with self._engine.begin() as conn:
+        async with self._auto.begin() as conn:
             result = await conn.execute(
                 tokens_table.update()
                 .where(tokens_table.c.token_id == token_id, tokens_table.c.revoked_at.is_(None))
@@ -286,6 +312,7 @@ class SqlTokenStore:
             )
         return bool(result.rowcount == 1)
 
+    @database_call
     async def revoke_matching(
         self, at: float, by: str, *, client_id: str, user_id: str | None = None
     ) -> int:
@@ -294,10 +321,11 @@ class SqlTokenStore:
         )
         if user_id is not None:
             query = query.where(tokens_table.c.user_id == user_id)
-        async with self._engine.begin() as conn:
+        async with self._auto.begin() as conn:
             result = await conn.execute(query.values(revoked_at=at, revoked_by=by))
         return int(result.rowcount)
 
+    @database_call
     async def list(
         self,
         *,
@@ -317,9 +345,20 @@ class SqlTokenStore:
             query = query.where(t.provider_id == provider_id)
         if active_at is not None:
             query = query.where(t.revoked_at.is_(None), t.expires_at > active_at)
-        async with self._engine.connect() as conn:
+        async with self._auto.connect() as conn:
             rows = (await conn.execute(query)).all()
         return [_load(TokenRecord, r) for r in rows]
+
+    @database_call
+    async def count_active(self, at: float) -> int:
+        t = tokens_table.c
+        query = (
+            sa.select(sa.func.count())
+            .select_from(tokens_table)
+            .where(t.revoked_at.is_(None), t.expires_at > at)
+        )
+        async with self._auto.connect() as conn:
+            return int((await conn.execute(query)).scalar_one())
 
 
 class SqlGrantStore:
@@ -327,7 +366,11 @@ class SqlGrantStore:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
+        # Single statements run in autocommit: no BEGIN/COMMIT round trips around them (each
+        # statement is atomic on its own); several statements that must agree use _engine.
+        self._auto = engine.execution_options(isolation_level="AUTOCOMMIT")
 
+    @database_call
     async def upsert(self, grant: ProviderGrant) -> ProviderGrant:
         g = grants_table.c
         for _attempt in range(2):
@@ -355,25 +398,28 @@ class SqlGrantStore:
                 return ProviderGrant(**values)
         raise RuntimeError("could not store the provider grant")
 
+    @database_call
     async def get(self, grant_id: str) -> ProviderGrant | None:
-        async with self._engine.connect() as conn:
+        async with self._auto.connect() as conn:
             row = (
                 await conn.execute(grants_table.select().where(grants_table.c.grant_id == grant_id))
             ).first()
         return _load(ProviderGrant, row) if row is not None else None
 
+    @database_call
     async def update(self, grant: ProviderGrant) -> None:
         values = _values(grant)
         del values["grant_id"]
-        async with self._engine.begin() as conn:
+        async with self._auto.begin() as conn:
             await conn.execute(
                 grants_table.update()
                 .where(grants_table.c.grant_id == grant.grant_id)
                 .values(**values)
             )
 
+    @database_call
     async def list_for_user(self, user_id: str) -> list[ProviderGrant]:
-        async with self._engine.connect() as conn:
+        async with self._auto.connect() as conn:
             rows = (
                 await conn.execute(
                     grants_table.select()
@@ -383,8 +429,9 @@ class SqlGrantStore:
             ).all()
         return [_load(ProviderGrant, r) for r in rows]
 
+    @database_call
     async def delete(self, grant_id: str) -> None:
-        async with self._engine.begin() as conn:
+        async with self._auto.begin() as conn:
             await conn.execute(grants_table.delete().where(grants_table.c.grant_id == grant_id))
 
 
@@ -393,13 +440,18 @@ class SqlAuditStore:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
+        # Single statements run in autocommit: no BEGIN/COMMIT round trips around them (each
+        # statement is atomic on its own); several statements that must agree use _engine.
+        self._auto = engine.execution_options(isolation_level="AUTOCOMMIT")
 
+    @database_call
     async def append(self, event: AuditEvent) -> None:
         values = _values(event)
         del values["event_id"]
-        async with self._engine.begin() as conn:
+        async with self._auto.begin() as conn:
             await conn.execute(audit_table.insert().values(**values))
 
+    @database_call
     async def append_many(self, events: Sequence[AuditEvent]) -> None:
         """Store several events in one transaction (the gateway batches ``proxy_request``)."""
         if not events:
@@ -412,6 +464,7 @@ class SqlAuditStore:
         async with self._engine.begin() as conn:
             await conn.execute(audit_table.insert(), rows)
 
+    @database_call
     async def query(self, query: AuditQuery) -> Sequence[AuditEvent]:
         a = audit_table.c
         select = audit_table.select().order_by(a.event_id.desc()).limit(query.limit)
@@ -427,7 +480,7 @@ class SqlAuditStore:
             select = select.where(a.timestamp >= query.since)
         if query.until is not None:
             select = select.where(a.timestamp <= query.until)
-        async with self._engine.connect() as conn:
+        async with self._auto.connect() as conn:
             rows = (await conn.execute(select)).all()
         return [_load(AuditEvent, r) for r in rows]
 

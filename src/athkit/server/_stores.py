@@ -123,6 +123,10 @@ class TokenStore(Protocol):
         """Tokens, newest first; with ``active_at``, only those unrevoked and unexpired then."""
         ...
 
+    async def count_active(self, at: float) -> int:
+        """How many tokens are unrevoked and unexpired at ``at`` (one count, no rows read)."""
+        ...
+
 
 class GrantStore(Protocol):
     """The users' provider tokens (encrypted) per agent and provider."""

@@ -6,6 +6,18 @@ uses these helpers to open the database named by one URL setting.
 """
 
 from athkit.storage._database import create_engine, normalize_database_url
-from athkit.storage._migrations import run_migrations, run_migrations_env
+from athkit.storage._migrations import (
+    SchemaError,
+    check_schema,
+    run_migrations,
+    run_migrations_env,
+)
 
-__all__ = ["create_engine", "normalize_database_url", "run_migrations", "run_migrations_env"]
+__all__ = [
+    "SchemaError",
+    "check_schema",
+    "create_engine",
+    "normalize_database_url",
+    "run_migrations",
+    "run_migrations_env",
+]

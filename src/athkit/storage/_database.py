@@ -30,12 +30,33 @@ def _is_memory_sqlite(url: str) -> bool:
     return parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:")
 
 
-def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
-    """An async engine for ``url``; SQLite gets WAL, foreign keys and a busy timeout."""
+def create_engine(
+    url: str,
+    *,
+    pool_size: int = 10,
+    max_overflow: int = 10,
+    timeout: float = 5.0,
+    **kwargs: Any,
+) -> AsyncEngine:
+    """An async engine for ``url``; SQLite gets WAL, foreign keys and a busy timeout.
+
+    On PostgreSQL the pool keeps ``pool_size`` connections (plus up to ``max_overflow`` under
+    load), and ``timeout`` seconds bound each wait: the connection attempt, a pool checkout and
+    each statement, so a hung or unreachable server refuses requests in time rather than holding
+    them. There is no pre-ping (it costs a round trip per checkout): a connection the server
+    dropped fails its statement once, SQLAlchemy then invalidates the pool, and the next request
+    connects afresh.
+    """
     async_url = normalize_database_url(url)
     if make_url(async_url).get_backend_name() != "sqlite":
-        kwargs.setdefault("pool_pre_ping", True)
-        return create_async_engine(async_url, **kwargs)
+        if "poolclass" not in kwargs:
+            kwargs.setdefault("pool_size", pool_size)
+            kwargs.setdefault("max_overflow", max_overflow)
+            kwargs.setdefault("pool_timeout", timeout)
+        connect_args = dict(kwargs.pop("connect_args", {}))
+        connect_args.setdefault("timeout", timeout)
+        connect_args.setdefault("command_timeout", timeout)
+        return create_async_engine(async_url, connect_args=connect_args, **kwargs)
     if _is_memory_sqlite(async_url):
         kwargs.setdefault("poolclass", StaticPool)
     kwargs.setdefault("connect_args", {"timeout": 30})

@@ -1,33 +1,114 @@
-"""Alembic, run programmatically, one migration folder and version table per component."""
+"""Alembic, run programmatically, one migration folder and version table per component.
+
+Several instances may start together on one fresh database (replicas behind a load balancer).
+On PostgreSQL the upgrade therefore runs inside a transaction that first takes a transaction-level
+advisory lock keyed by the component's version table (``pg_advisory_xact_lock``): the first
+instance migrates, the others wait for its commit and then find the schema at head. On SQLite the
+database file's own write lock serialises the upgrades.
+
+A database whose recorded revision this athkit does not know (migrated by a newer release, or by
+something else) is never touched: :class:`SchemaError` is raised and the component refuses to
+start rather than run against a schema it does not understand.
+"""
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import MetaData
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import MetaData, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 
+class SchemaError(Exception):
+    """The database's schema is not one this athkit can run on (unknown, or not migrated)."""
+
+
+def _config(script_location: str, version_table: str, connection: Connection) -> Config:
+    config = Config()
+    config.set_main_option("script_location", script_location)
+    config.attributes["connection"] = connection
+    config.attributes["version_table"] = version_table
+    return config
+
+
+def _lock_key(version_table: str) -> int:
+    # A stable signed 64-bit key per component (the advisory lock space is shared by every
+    # application on the server, so derive it from a name rather than pick a small number).
+    digest = hashlib.sha256(f"athkit-migrations:{version_table}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def _current(connection: Connection, version_table: str) -> tuple[str, ...]:
+    context = MigrationContext.configure(connection, opts={"version_table": version_table})
+    return tuple(context.get_current_heads())
+
+
+def _check_known(script: ScriptDirectory, current: tuple[str, ...], version_table: str) -> None:
+    known = {rev.revision for rev in script.walk_revisions()}
+    unknown = [rev for rev in current if rev not in known]
+    if unknown:
+        raise SchemaError(
+            f"the database's {version_table} is at revision {', '.join(unknown)}, which this "
+            "athkit release does not know (was it migrated by a newer release?); refusing to run "
+            "on it"
+        )
+
+
 async def run_migrations(
     engine: AsyncEngine, script_location: str, version_table: str, revision: str = "head"
-) -> None:
+) -> list[str]:
     """Upgrade the database behind ``engine`` to ``revision`` with the given migration folder.
 
     ``script_location`` is an Alembic location such as ``"athkit.oauthserver:migrations"``.
+    Safe to run from several processes at once (see the module docstring). Returns the
+    revisions the database was at before (empty for a fresh database). Raises
+    :class:`SchemaError` for a revision this release does not know.
     """
 
-    def _upgrade(connection: Connection) -> None:
-        config = Config()
-        config.set_main_option("script_location", script_location)
-        config.attributes["connection"] = connection
-        config.attributes["version_table"] = version_table
+    def _upgrade(connection: Connection) -> list[str]:
+        if connection.dialect.name == "postgresql":
+            connection.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"), {"key": _lock_key(version_table)}
+            )
+        config = _config(script_location, version_table, connection)
+        script = ScriptDirectory.from_config(config)
+        before = _current(connection, version_table)
+        _check_known(script, before, version_table)
         command.upgrade(config, revision)
+        return list(before)
 
     async with engine.begin() as conn:
-        await conn.run_sync(_upgrade)
+        return await conn.run_sync(_upgrade)
+
+
+async def check_schema(engine: AsyncEngine, script_location: str, version_table: str) -> None:
+    """Raise :class:`SchemaError` unless the database is exactly at this release's head.
+
+    For components started with migrations switched off: they run only on a schema they know.
+    """
+
+    def _check(connection: Connection) -> None:
+        config = _config(script_location, version_table, connection)
+        script = ScriptDirectory.from_config(config)
+        current = _current(connection, version_table)
+        _check_known(script, current, version_table)
+        heads = set(script.get_heads())
+        if set(current) != heads:
+            at = ", ".join(current) or "an empty schema"
+            raise SchemaError(
+                f"the database's {version_table} is at {at}, not at this release's "
+                f"{', '.join(sorted(heads))}; run the migrations first (ath gateway migrate, "
+                "ath native migrate or ath oauth migrate)"
+            )
+
+    async with engine.connect() as conn:
+        await conn.run_sync(_check)
 
 
 def run_migrations_env(context: Any, target_metadata: MetaData) -> None:

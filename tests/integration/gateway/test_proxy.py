@@ -374,7 +374,7 @@ def test_catalog_health_and_metrics(gateway: Gateway) -> None:
     assert mail["auth_mode"] == "OAUTH2" and mail["agent_approval_required"] is False
     assert httpx.get(gateway.url + "/healthz").json() == {"status": "ok"}
     ready = httpx.get(gateway.url + "/readyz")
-    assert ready.status_code == 200 and ready.json()["checks"]["store"] == "ok"
+    assert ready.status_code == 200 and ready.json()["checks"]["database"] == "ok"
     gateway.call("GET", "/ath/proxy/mail/messages", token=gateway.tokens["mail"])
     metrics = httpx.get(gateway.url + "/metrics").text
     assert (
@@ -408,7 +408,7 @@ def test_a_failing_store_fails_closed_and_readyz_says_so(upstream_url: str) -> N
     app = create_gateway_app(settings, stores=stores, verifier=RefusingVerifier())
     with serve_in_thread(app) as server:
         ready = httpx.get(server.url + "/readyz")
-        assert ready.status_code == 503 and ready.json()["checks"]["store"].startswith("failing")
+        assert ready.status_code == 503 and ready.json()["checks"]["database"].startswith("failing")
         assert httpx.get(server.url + "/healthz").status_code == 200  # alive, not ready
         r = httpx.get(
             server.url + "/ath/proxy/mail/messages",

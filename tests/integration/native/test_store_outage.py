@@ -1,5 +1,6 @@
 """The database of a running native service becomes unreachable: requests fail closed with
-500 INTERNAL_ERROR (no token issued, no API call allowed), and nothing stored is lost."""
+503 INTERNAL_ERROR naming the database (no token issued, no API call allowed), and nothing
+stored is lost."""
 
 from __future__ import annotations
 
@@ -55,8 +56,9 @@ def test_database_outage_fails_closed_over_http(tmp_path: Path) -> None:
                 world.authorize(agent, client_id, ["orders:read"]),
             ]
             for response in refused:
-                assert response.status_code == 500, response.text
+                assert response.status_code == 503, response.text
                 assert response.json()["code"] == "INTERNAL_ERROR"
+                assert "the database is unavailable" in response.json()["message"]
                 assert "sqlite" not in response.text.lower()
                 assert "Traceback" not in response.text
 

@@ -52,7 +52,9 @@ async def test_unreachable_database_fails_closed_then_recovers(tmp_path: Path) -
     ):
         with pytest.raises(ATHError) as err:
             await attempt
-        assert err.value.code is ErrorCode.INTERNAL_ERROR and err.value.status == 500
+        # 503 naming the service: the client should retry later, not report a bug.
+        assert err.value.code is ErrorCode.INTERNAL_ERROR and err.value.status == 503
+        assert "the database is unavailable" in err.value.message
         assert "disk" not in err.value.message and "sqlite" not in err.value.message.lower()
 
     # The database comes back: everything stored before is intact, the session still usable.

@@ -1,0 +1,100 @@
+"""Schema migrations: replicas migrating one fresh database together all succeed (database
+lock), a schema from an unknown release is refused untouched, and the migrate commands."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from typer.testing import CliRunner
+
+from athkit.cli import app
+from athkit.server import check_server_schema, migrate_server_schema
+from athkit.storage import SchemaError, create_engine
+from tests.services import fresh_postgres_database
+
+
+async def _migrate_together(url: str, replicas: int) -> list[object]:
+    engines = [create_engine(url) for _ in range(replicas)]
+    try:
+        return await asyncio.gather(
+            *(migrate_server_schema(e) for e in engines), return_exceptions=True
+        )
+    finally:
+        for engine in engines:
+            await engine.dispose()
+
+
+@pytest.mark.postgres
+def test_replicas_migrating_a_fresh_postgres_database_together_all_succeed() -> None:
+    with fresh_postgres_database("ath_mig") as url:
+        outcomes = asyncio.run(_migrate_together(url, 4))
+        assert [o for o in outcomes if isinstance(o, BaseException)] == []
+        # Exactly one of them found an empty database; the others waited and found it done.
+        assert sorted(len(o) for o in outcomes if isinstance(o, list)) == [0, 1, 1, 1]
+
+        async def check() -> None:
+            engine = create_engine(url)
+            try:
+                await check_server_schema(engine)
+            finally:
+                await engine.dispose()
+
+        asyncio.run(check())
+
+
+async def _pretend_newer_release(url: str) -> None:
+    engine = create_engine(url)
+    try:
+        await migrate_server_schema(engine)
+        async with engine.begin() as conn:
+            await conn.execute(text("UPDATE server_alembic_version SET version_num = 'e999'"))
+    finally:
+        await engine.dispose()
+
+
+async def _outcome(url: str, check: bool) -> str:
+    engine = create_engine(url)
+    try:
+        await (check_server_schema(engine) if check else migrate_server_schema(engine))
+    except SchemaError as exc:
+        return str(exc)
+    finally:
+        await engine.dispose()
+    return "ok"
+
+
+def test_a_schema_from_an_unknown_release_is_refused(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'ath.db'}"
+    asyncio.run(_pretend_newer_release(url))
+    refused = asyncio.run(_outcome(url, check=False))
+    assert "revision e999, which this athkit release does not know" in refused
+    assert "e999" in asyncio.run(_outcome(url, check=True))
+    result = CliRunner().invoke(app, ["native", "migrate", "--database-url", url])
+    assert result.exit_code == 1 and "does not know" in result.output
+
+
+def test_native_migrate_command_and_check(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'native.db'}"
+    runner = CliRunner()
+    before = runner.invoke(app, ["native", "migrate", "--check", "--database-url", url])
+    assert before.exit_code == 1 and "run the migrations first" in before.output
+    first = runner.invoke(app, ["native", "migrate", "--database-url", url])
+    assert first.exit_code == 0, first.output
+    assert "migrated from an empty database to this release's schema" in first.output
+    again = runner.invoke(app, ["native", "migrate", "--database-url", url])
+    assert again.exit_code == 0 and "nothing to do" in again.output
+    after = runner.invoke(app, ["native", "migrate", "--check", "--database-url", url])
+    assert after.exit_code == 0 and "is at this release's schema" in after.output
+    assert asyncio.run(_outcome(url, check=True)) == "ok"
+
+
+def test_native_migrate_on_an_unreachable_database_exits_2() -> None:
+    from athkit.testing import free_port
+
+    url = f"postgresql://postgres:hunter2@127.0.0.1:{free_port()}/test"
+    result = CliRunner().invoke(app, ["native", "migrate", "--database-url", url])
+    assert result.exit_code == 2 and "cannot reach the database" in result.output
+    assert "hunter2" not in result.output

@@ -42,6 +42,10 @@ def _register_subcommands() -> None:
 
     register_demo(app)
 
+    from athkit.cli._mcp import register as register_mcp
+
+    register_mcp(app)
+
 
 _register_subcommands()
 

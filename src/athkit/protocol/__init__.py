@@ -67,6 +67,11 @@ from athkit.protocol._models import (
     TokenRequest,
     TokenResponse,
 )
+from athkit.protocol._passwords import (
+    check_password_hash_format,
+    hash_password,
+    verify_password,
+)
 from athkit.protocol._pkce import (
     code_challenge_s256,
     generate_code_verifier,
@@ -122,12 +127,14 @@ __all__ = [
     "VerifiedAttestation",
     "b64url_decode",
     "b64url_encode",
+    "check_password_hash_format",
     "code_challenge_s256",
     "create_attestation",
     "create_consent_context",
     "generate_code_verifier",
     "generate_private_key",
     "generate_secret",
+    "hash_password",
     "hash_secret",
     "intersect_scopes",
     "is_valid_code_verifier",
@@ -151,4 +158,5 @@ __all__ = [
     "verify_attestation",
     "verify_code_challenge",
     "verify_consent_context",
+    "verify_password",
 ]

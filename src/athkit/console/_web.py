@@ -1,0 +1,137 @@
+"""What every console page shares: templates, security headers, cookies, CSRF, notices."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+
+from athkit.server import to_iso
+
+# No script at all; styles inline; forms post only to ourselves; never framed.
+SECURITY_HEADERS = {
+    "Cache-Control": "no-store",
+    "Pragma": "no-cache",
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
+        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+}
+
+NOTICES = {
+    "approved": ("Approved.", "ok"),
+    "denied": ("Denied. The agent sees the reason in its status.", "ok"),
+    "suspended": ("Suspended. Its tokens were revoked; its next call fails.", "ok"),
+    "reinstated": ("Reinstated.", "ok"),
+    "scopes": ("Scopes set.", "ok"),
+    "revoked": ("Revoked.", "ok"),
+    "signedout": ("Signed out.", "ok"),
+    "unrevoked": ("That token was already revoked or has expired.", "bad"),
+}
+
+
+def when(ts: float | None) -> str:
+    """POSIX seconds as ``2026-11-29 16:34 UTC`` for tables."""
+    if ts is None:
+        return "—"
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def templates() -> Environment:
+    """The console's Jinja2 environment: package templates, escaping always on."""
+    env = Environment(
+        loader=PackageLoader("athkit.console", "templates"),
+        autoescape=select_autoescape(default=True, default_for_string=True),
+    )
+    env.globals.update(when=when, iso=to_iso)
+    return env
+
+
+@dataclass(frozen=True, slots=True)
+class CookieSpec:
+    """One of the console's cookies: HttpOnly always, Secure on https, scoped to its path."""
+
+    name: str
+    path: str
+    secure: bool
+    samesite: str = "strict"
+
+    def set(self, response: Response, value: str, max_age: int) -> None:
+        """Attach the cookie to ``response``."""
+        response.set_cookie(
+            self.name,
+            value,
+            max_age=max_age,
+            path=self.path,
+            httponly=True,
+            secure=self.secure,
+            samesite=self.samesite,  # type: ignore[arg-type]
+        )
+
+    def clear(self, response: Response) -> None:
+        """Remove the cookie."""
+        response.delete_cookie(
+            self.name,
+            path=self.path,
+            httponly=True,
+            secure=self.secure,
+            samesite=self.samesite,  # type: ignore[arg-type]
+        )
+
+    def read(self, request: Request) -> str | None:
+        """The cookie's value in ``request``."""
+        return request.cookies.get(self.name)
+
+
+def csrf_ok(form: FormData, expected: str) -> bool:
+    """Whether the form carries ``expected`` as its ``csrf`` field (constant-time)."""
+    presented = form.get("csrf")
+    return isinstance(presented, str) and hmac.compare_digest(
+        presented.encode("utf-8", "surrogatepass"), expected.encode("utf-8")
+    )
+
+
+def form_text(form: FormData, name: str, limit: int = 512) -> str:
+    """A text field of a form, stripped and cut to ``limit`` characters ('' if absent)."""
+    value = form.get(name)
+    return value.strip()[:limit] if isinstance(value, str) else ""
+
+
+def local_path(value: str | None, root: str) -> str:
+    """``value`` if it is a path under ``root`` of this site, else ``root``/ (no open redirect)."""
+    if (
+        value
+        and value.startswith(root + "/")
+        and not value.startswith(("//", "/\\"))
+        and "\\" not in value
+        and len(value) <= 512
+    ):
+        return value
+    return root + "/"
+
+
+def render(
+    env: Environment,
+    request: Request,
+    template: str,
+    context: Mapping[str, Any],
+    status_code: int = 200,
+) -> HTMLResponse:
+    """A page with the notice named by ``?n=`` and the security headers."""
+    notice = NOTICES.get(request.query_params.get("n", ""))
+    values: dict[str, Any] = {"notice": None, "notice_kind": "ok", "narrow": False}
+    if notice is not None:
+        values["notice"], values["notice_kind"] = notice
+    values.update(context)
+    html = env.get_template(template).render(values)
+    return HTMLResponse(html, status_code=status_code, headers=SECURITY_HEADERS)

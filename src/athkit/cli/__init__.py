@@ -26,6 +26,10 @@ def _register_subcommands() -> None:
 
     app.add_typer(gateway_app)
 
+    from athkit.cli._console import register as register_console
+
+    register_console(app)
+
     from athkit.cli._agent import register_agent_commands
 
     register_agent_commands(app)

@@ -23,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from athkit.console import Console, Throttle
 from athkit.gateway._catalog import catalog
 from athkit.gateway._check import CHECK_PREFIX, CheckApp
 from athkit.gateway._config import GatewayConfig
@@ -71,6 +72,10 @@ _ENDPOINTS = (
     ("/ath/token", "/ath/token"),
     ("/ath/revoke", "/ath/revoke"),
     ("/ath/admin/", "/ath/admin"),
+    ("/admin", "/admin"),
+    ("/admin/", "/admin"),
+    ("/account", "/account"),
+    ("/account/", "/account"),
 )
 
 
@@ -83,7 +88,8 @@ def endpoint_label(path: str) -> str:
 
 
 class GatewayApp:
-    """The gateway as one ASGI app; ``engine``, ``settings`` and ``metrics`` are public."""
+    """The gateway as one ASGI app; ``engine``, ``settings``, ``metrics`` and ``console`` (the
+    operator and user pages, ``None`` when switched off) are public."""
 
     def __init__(
         self,
@@ -93,8 +99,10 @@ class GatewayApp:
         web: Starlette,
         metrics: GatewayMetrics,
         check: CheckApp | None = None,
+        console: Console | None = None,
     ) -> None:
         self.settings = settings
+        self.console = console
         self.engine = engine
         self.proxy = proxy
         self.web = web
@@ -249,6 +257,20 @@ def create_gateway_app(
             )
         return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
 
+    console: Console | None = None
+    if settings.console.enabled:
+        console = Console(
+            engine,
+            db=db,
+            path="/admin",
+            user_path="/account" if settings.console.user_pages else None,
+            session_lifetime=int(settings.console.session_hours * 3600),
+            throttle=Throttle(
+                max_failures=settings.console.max_failed_sign_ins,
+                window=settings.console.throttle_minutes * 60,
+            ),
+        )
+        closers.append(console.aclose)
     routes: list[BaseRoute] = [
         Route("/.well-known/ath.json", well_known, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
@@ -257,6 +279,8 @@ def create_gateway_app(
         # ATH §8 (register, status, authorize, consent, callback, token, revoke) and, with an
         # admin token, the admin API: the engine's own routes, mounted as they are.
         *create_ath_routes(engine, admin=True, discovery=False, openapi=False),
+        # The console: operators at /admin, users' Connected agents at /account.
+        *(console.routes() if console is not None else []),
     ]
 
     @contextlib.asynccontextmanager
@@ -286,7 +310,7 @@ def create_gateway_app(
     )
     secret = settings.forward_auth_secret
     check = CheckApp(proxy, secret.get_secret_value()) if secret is not None else None
-    return GatewayApp(settings, engine, proxy, web, metrics, check)
+    return GatewayApp(settings, engine, proxy, web, metrics, check, console)
 
 
 async def _http_error(_request: Request, exc: Exception) -> Response:

@@ -112,6 +112,24 @@ class ProviderConfig(_Section):
     )
     connect_timeout_seconds: PositiveSeconds | None = None
     max_connections: Annotated[int, Field(ge=1, le=10_000)] | None = None
+    user_login_scopes: list[str] = Field(
+        default_factory=lambda: ["openid"],
+        description="Scopes asked for when a user signs in here to see their connected agents "
+        "(the gateway only reads who they are). Register {public_base_url}/account/callback "
+        "as a redirect URI of the gateway's client at this provider too.",
+    )
+
+
+class ConsoleConfig(_Section):
+    """``[console]``: the operator pages (``/admin``) and users' Connected agents (``/account``)."""
+
+    enabled: bool = True
+    user_pages: bool = Field(
+        default=True, description="Serve /account: users sign in at a provider, see, revoke."
+    )
+    session_hours: Annotated[float, Field(gt=0, le=24 * 30)] = 8
+    max_failed_sign_ins: Annotated[int, Field(ge=1, le=1000)] = 5
+    throttle_minutes: Annotated[float, Field(gt=0, le=24 * 60)] = 15
 
 
 class RateLimitConfig(_Section):
@@ -203,6 +221,7 @@ class GatewayConfig(_Section):
     rate_limit: RateLimitConfig = Field(default_factory=RateLimitConfig)
     proxy: ProxyConfig = Field(default_factory=ProxyConfig)
     forward_auth: ForwardAuthConfig = Field(default_factory=ForwardAuthConfig)
+    console: ConsoleConfig = Field(default_factory=ConsoleConfig)
     providers: dict[ProviderId, ProviderConfig]
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
 

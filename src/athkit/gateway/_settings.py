@@ -26,6 +26,7 @@ from sqlalchemy.engine import make_url
 
 from athkit.gateway._config import (
     ConfigError,
+    ConsoleConfig,
     GatewayConfig,
     Problem,
     ProviderConfig,
@@ -48,6 +49,7 @@ class GatewayProviderSettings(ProviderSettings):
     timeout: float = 30.0
     connect_timeout: float = 5.0
     max_connections: int = 100
+    user_login_scopes: list[str] = Field(default_factory=lambda: ["openid"])
 
     def route_map(self) -> ScopeRouteMap:
         """The parsed scope → route map (parse once, at start-up)."""
@@ -65,6 +67,7 @@ class GatewaySettings(ServerSettings):
     listen_port: int = 8080
     rate_limit: RateLimitConfig = Field(default_factory=RateLimitConfig)
     proxy: ProxyConfig = Field(default_factory=ProxyConfig)
+    console: ConsoleConfig = Field(default_factory=ConsoleConfig)
     providers: list[GatewayProviderSettings] = Field(default_factory=list)  # type: ignore[assignment]
     forward_auth_secret: SecretStr | None = Field(
         default=None,
@@ -202,6 +205,7 @@ def resolve_settings(
         rate_limit=config.rate_limit,
         forward_auth_secret=SecretStr(check_secret) if check_secret else None,
         proxy=config.proxy,
+        console=config.console,
         providers=providers,
     )
 
@@ -265,6 +269,7 @@ def _provider_settings(
         timeout=provider.timeout_seconds or proxy.timeout_seconds,
         connect_timeout=provider.connect_timeout_seconds or proxy.connect_timeout_seconds,
         max_connections=provider.max_connections or proxy.max_connections,
+        user_login_scopes=provider.user_login_scopes,
     )
 
 

@@ -283,34 +283,56 @@ class BrowserEndpoints(EngineCore):
         )
 
     async def revoke_for_user(
-        self, user_id: str, *, client_id: str | None = None, token_id: str | None = None
+        self,
+        user_id: str,
+        *,
+        client_id: str | None = None,
+        token_id: str | None = None,
+        provider_id: str | None = None,
     ) -> int:
         """ATH §4.7, user side (the service authenticated ``user_id``): revoke one of the
         user's tokens, or disconnect an agent (all its tokens for this user, and the stored
-        provider grant). Returns how many tokens died."""
-        ctx = AuditContext("access_denied", user_id=user_id, client_id=client_id)
-        return await self._run(ctx, self._revoke_for_user(user_id, client_id, token_id))
+        provider grant). With ``provider_id`` (a gateway, where user ids are per provider),
+        only what the user holds at that provider. Returns how many tokens died."""
+        ctx = AuditContext(
+            "access_denied", user_id=user_id, client_id=client_id, provider_id=provider_id
+        )
+        return await self._run(
+            ctx, self._revoke_for_user(user_id, client_id, token_id, provider_id)
+        )
 
     async def _revoke_for_user(
-        self, user_id: str, client_id: str | None, token_id: str | None
+        self, user_id: str, client_id: str | None, token_id: str | None, provider_id: str | None
     ) -> int:
         if token_id is not None:
             token = await self.stores.tokens.get(token_id)
             if token is None or token.user_id != user_id:
+                return 0
+            if provider_id is not None and token.provider_id != provider_id:
                 return 0
             return 1 if await self._revoke_one(token, "user") else 0
         if client_id is None:
             raise ath_error(
                 ErrorCode.INVALID_REQUEST, "name a token_id or a client_id", field="client_id"
             )
+        now = self.clock.now()
         live = await self.stores.tokens.list(
-            client_id=client_id, user_id=user_id, active_at=self.clock.now(), limit=10_000
+            client_id=client_id,
+            user_id=user_id,
+            provider_id=provider_id,
+            active_at=now,
+            limit=10_000,
         )
-        count = await self.stores.tokens.revoke_matching(
-            self.clock.now(), "user", client_id=client_id, user_id=user_id
-        )
+        if provider_id is None:
+            count = await self.stores.tokens.revoke_matching(
+                now, "user", client_id=client_id, user_id=user_id
+            )
+        else:
+            count = 0
+            for token in live:
+                count += await self.stores.tokens.revoke(token.token_id, now, "user")
         for grant in await self.stores.grants.list_for_user(user_id):
-            if grant.client_id == client_id:
+            if grant.client_id == client_id and provider_id in (None, grant.provider_id):
                 await self.stores.grants.delete(grant.grant_id)
         agent_id = live[0].agent_id if live else None
         await self.audit(
@@ -318,6 +340,7 @@ class BrowserEndpoints(EngineCore):
             agent_id=agent_id,
             client_id=client_id,
             user_id=user_id,
+            provider_id=provider_id,
             reason="agent disconnected by the user",
             details={"tokens": count},
         )

@@ -1,0 +1,142 @@
+"""Operator accounts of the console: ``ath gateway admin ...`` and ``ath console ...``.
+
+A gateway names its database and public URL in gateway.toml; a native service (``ath console``)
+names them on the command line. Passwords are prompted for (hidden, twice) or read from standard
+input with ``--password-stdin``; they are stored only as scrypt hashes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from pathlib import Path
+
+import typer
+
+from athkit.cli._gateway import _CONFIG, gateway_app
+
+admin_app = typer.Typer(
+    name="admin",
+    help="Operator accounts of the gateway's console (/admin).",
+    no_args_is_help=True,
+)
+console_app = typer.Typer(
+    name="console",
+    help="Operator accounts of a native service's console (mount_console).",
+    no_args_is_help=True,
+)
+
+_STDIN = typer.Option(
+    False, "--password-stdin", help="Read the password from standard input (one line)."
+)
+_DB = typer.Option(
+    ..., "--database-url", help="The service's database (sqlite:///… or postgresql://…)."
+)
+_BASE = typer.Option(..., "--base-url", help="The service's public base URL (its deployment).")
+
+
+def _password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    return str(typer.prompt("Password", hide_input=True, confirmation_prompt=True))
+
+
+def _gateway_target(config: Path) -> tuple[str, str]:
+    from athkit.gateway import ConfigError, load_config
+    from athkit.gateway._settings import database_url
+
+    try:
+        loaded = load_config(config)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            typer.echo(str(problem), err=True)
+        raise typer.Exit(1) from None
+    return database_url(loaded), loaded.base_url
+
+
+async def _create(url: str, deployment: str, username: str, password: str) -> None:
+    from athkit.console import ConsoleStore
+    from athkit.storage import create_engine
+
+    db = create_engine(url)
+    try:
+        await ConsoleStore(db, time.time).create_operator(deployment, username, password)
+    finally:
+        await db.dispose()
+
+
+async def _list(url: str, deployment: str) -> list[str]:
+    from athkit.console import ConsoleStore
+    from athkit.storage import create_engine
+
+    db = create_engine(url)
+    try:
+        return await ConsoleStore(db, time.time).list_operators(deployment)
+    finally:
+        await db.dispose()
+
+
+def _create_user(url: str, deployment: str, username: str, from_stdin: bool) -> None:
+    from athkit.console import OperatorExists, check_new_operator
+
+    if url.startswith("memory:"):
+        typer.echo(
+            "database_url is memory://: accounts would vanish; use a real database", err=True
+        )
+        raise typer.Exit(2)
+    try:
+        check_new_operator(username, "x" * 64)
+        password = _password(from_stdin)
+        check_new_operator(username, password)
+        asyncio.run(_create(url, deployment, username, password))
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except OperatorExists:
+        typer.echo(f"error: operator {username!r} already exists", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"operator {username} created for {deployment} (sign in at {deployment}/admin)")
+
+
+@admin_app.command("create-user")
+def gateway_create_user(
+    username: str = typer.Argument(..., help="The operator's sign-in name."),
+    config: Path = _CONFIG,
+    password_stdin: bool = _STDIN,
+) -> None:
+    """Create an operator account for the gateway's console."""
+    url, deployment = _gateway_target(config)
+    _create_user(url, deployment, username, password_stdin)
+
+
+@admin_app.command("list-users")
+def gateway_list_users(config: Path = _CONFIG) -> None:
+    """List the operator accounts of the gateway's console."""
+    url, deployment = _gateway_target(config)
+    for name in asyncio.run(_list(url, deployment)):
+        typer.echo(name)
+
+
+@console_app.command("create-user")
+def native_create_user(
+    username: str = typer.Argument(..., help="The operator's sign-in name."),
+    database_url: str = _DB,
+    base_url: str = _BASE,
+    password_stdin: bool = _STDIN,
+) -> None:
+    """Create an operator account for a native service's console."""
+    _create_user(database_url, base_url.rstrip("/"), username, password_stdin)
+
+
+@console_app.command("list-users")
+def native_list_users(database_url: str = _DB, base_url: str = _BASE) -> None:
+    """List the operator accounts of a native service's console."""
+    for name in asyncio.run(_list(database_url, base_url.rstrip("/"))):
+        typer.echo(name)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``ath gateway admin`` and ``ath console``."""
+    gateway_app.add_typer(admin_app)
+    app.add_typer(console_app)

@@ -88,7 +88,8 @@ def oauth_config(
         secret_key=secrets.token_urlsafe(32),
         cookie_name=f"oauth_{pid}",
         access_token_lifetime=access_lifetime,
-        scopes={s: f"Allow {s}" for s in SCOPES[pid]},
+        # "profile": what the gateway asks for when a user signs in to see connected agents.
+        scopes={"profile": "Know who you are", **{s: f"Allow {s}" for s in SCOPES[pid]}},
         users=[
             UserConfig(username=u, password_hash=PASSWORD_HASH, sub=sub, name=u.title())
             for u, sub in USERS.items()
@@ -98,8 +99,8 @@ def oauth_config(
                 client_id=GATEWAY_CLIENT_ID,
                 name="ATH Gateway",
                 client_secret=f"{pid}-gateway-client-secret",
-                redirect_uris=[f"{gateway_base}/ath/callback"],
-                scopes=SCOPES[pid],
+                redirect_uris=[f"{gateway_base}/ath/callback", f"{gateway_base}/account/callback"],
+                scopes=["profile", *SCOPES[pid]],
                 ath_context_key=public_key_to_jwk(context_key.public_key()),
             ),
             ClientConfig(
@@ -166,6 +167,7 @@ def gateway_mapping(
                 "routes": ROUTES["mail"],
                 "timeout_seconds": 1,
                 "approval": {"auto_approve": ["mail:read"], "review": ["mail:send"]},
+                "user_login_scopes": ["profile"],
             },
             "cal": {
                 "display_name": "Test Calendar",
@@ -178,6 +180,7 @@ def gateway_mapping(
                 "api_base": apis["cal"],
                 "routes": ROUTES["cal"],
                 "approval": {"auto_approve": ["cal:read", "cal:write"]},
+                "user_login_scopes": ["profile"],
             },
         },
     }

@@ -1,0 +1,228 @@
+"""The console over plain HTTP: sign-in, sessions, CSRF, throttling, escaping, and one
+deployment's operator against another's data. A real gateway world on 127.0.0.1."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from athkit.console import mount_console
+from athkit.server import ServerSettings, create_native_app, memory_stores
+from athkit.storage import create_engine
+from athkit.testing import free_port, serve_in_thread
+from tests.integration.console.helpers import (
+    MARKUP_DEVELOPER,
+    MARKUP_NAME,
+    MARKUP_PURPOSE,
+    OPERATOR,
+    OPERATOR_PASSWORD,
+    add_operator,
+    csrf_of,
+    hidden,
+    sign_in,
+)
+from tests.integration.gateway.harness import GatewayWorld, running_gateway_world
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayWorld]:
+    with running_gateway_world(tmp_path_factory.mktemp("console-http")) as running:
+        add_operator(running.app.settings.database_url, running.base, OPERATOR, OPERATOR_PASSWORD)
+        yield running
+
+
+def _client() -> httpx.Client:
+    return httpx.Client(timeout=10, follow_redirects=False)
+
+
+def _status(world: GatewayWorld, client_id: str) -> str:
+    return str(world.admin("GET", f"/agents/{client_id}").json()["status"])
+
+
+def _audit(world: GatewayWorld, **query: str) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = world.admin(
+        "GET", "/audit", params={"limit": 200, **query}
+    ).json()["events"]
+    return events
+
+
+def test_without_a_session_every_page_redirects_to_sign_in(world: GatewayWorld) -> None:
+    agent = world.new_agent()
+    client_id = world.register(agent, {"mail": ["mail:read"]})["client_id"]
+    with _client() as http:
+        for path in (
+            "/admin/",
+            "/admin/review",
+            "/admin/agents",
+            "/admin/tokens",
+            "/admin/providers",
+            "/admin/audit?agent_id=x",
+            "/admin/audit.jsonl",
+        ):
+            response = http.get(f"{world.base}{path}")
+            assert response.status_code == 303, path
+            assert response.headers["location"].startswith("/admin/login?next=%2Fadmin%2F")
+        # A forged POST without a session changes nothing.
+        forged = http.post(f"{world.base}/admin/agents/{client_id}/suspend", data={"csrf": "x"})
+        assert forged.status_code == 303 and "/admin/login" in forged.headers["location"]
+    assert _status(world, client_id) == "approved"
+
+
+def test_sign_in_sets_a_strict_httponly_cookie_and_is_audited(world: GatewayWorld) -> None:
+    with _client() as http:
+        signed = sign_in(http, world.base)
+        assert signed.status_code == 303 and signed.headers["location"] == "/admin/"
+        cookie = next(
+            h for h in signed.headers.get_list("set-cookie") if h.startswith("ath_console_")
+        )
+        assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/admin" in cookie
+        home = http.get(f"{world.base}/admin/")
+        assert home.status_code == 200 and "Overview" in home.text
+        assert "script-src" not in home.headers["content-security-policy"]  # no script at all
+        assert home.headers["x-frame-options"] == "DENY"
+        # Sign out: the old cookie no longer opens anything.
+        old = dict(http.cookies)
+        out = http.post(f"{world.base}/admin/logout", data={"csrf": hidden(home.text, "csrf")})
+        assert out.status_code == 303
+    with _client() as replay:
+        for name, value in old.items():
+            replay.cookies.set(name, value, path="/admin")
+        assert replay.get(f"{world.base}/admin/").status_code == 303
+    events = _audit(world, event="operator_signed_in")
+    assert events and events[0]["details"]["operator"] == OPERATOR
+
+
+def test_a_form_without_its_csrf_token_is_refused(world: GatewayWorld) -> None:
+    agent = world.new_agent()
+    client_id = world.register(agent, {"mail": ["mail:read"]})["client_id"]
+    with _client() as http:
+        sign_in(http, world.base)
+        url = f"{world.base}/admin/agents/{client_id}/suspend"
+        for data in ({}, {"csrf": "not-the-token"}, {"csrf": ""}):
+            refused = http.post(url, data=data)
+            assert refused.status_code == 403 and "form has expired" in refused.text
+        assert _status(world, client_id) == "approved"
+        # The same form with the session's token works.
+        token = csrf_of(http, f"{world.base}/admin/agents/{client_id}")
+        done = http.post(url, data={"csrf": token, "reason": "leaked key"})
+        assert done.status_code == 303
+    assert _status(world, client_id) == "suspended"
+    refusals = _audit(world, event="access_denied")
+    assert any(e["reason"] == "console form without its CSRF token" for e in refusals)
+    actions = _audit(world, event="operator_action", agent_id=agent.agent_id)
+    assert actions[0]["details"] == {"operator": OPERATOR, "action": "suspend"}
+
+
+def test_sign_in_is_throttled_after_repeated_failures(world: GatewayWorld) -> None:
+    add_operator(world.app.settings.database_url, world.base, "ops-bob", "bob's long passphrase")
+    with _client() as http:
+        for _ in range(5):
+            wrong = sign_in(http, world.base, "ops-bob", "not the passphrase")
+            assert wrong.status_code == 401 and "Wrong name or password" in wrong.text
+        blocked = sign_in(http, world.base, "ops-bob", "bob's long passphrase")
+        assert blocked.status_code == 429 and "Too many failed sign-ins" in blocked.text
+        # Another operator is not locked out by bob's failures.
+        assert sign_in(http, world.base).status_code == 303
+    failures = [
+        e
+        for e in _audit(world, event="operator_sign_in_failed")
+        if e["details"]["operator"] == "ops-bob"
+    ]
+    assert len(failures) == 6 and failures[0]["reason"] == "too many failed sign-ins; throttled"
+
+
+def test_the_sign_in_form_needs_its_own_csrf_value(world: GatewayWorld) -> None:
+    with _client() as http:
+        refused = http.post(
+            f"{world.base}/admin/login",
+            data={"csrf": "guess", "username": OPERATOR, "password": OPERATOR_PASSWORD},
+        )
+        assert refused.status_code == 403
+        assert not any(c.startswith("ath_console_") and "login" not in c for c in http.cookies)
+
+
+def test_no_page_renders_agent_supplied_markup(world: GatewayWorld) -> None:
+    agent = world.new_agent()
+    world.identities.documents[agent.name]["name"] = MARKUP_NAME
+    response = world.http.post(
+        f"{world.base}/ath/agents/register",
+        json={
+            "agent_id": agent.agent_id,
+            "agent_attestation": agent.attest(world.base, world.clock),
+            "developer": {"name": MARKUP_DEVELOPER, "id": "<dev>"},
+            "requested_providers": [{"provider_id": "mail", "scopes": ["mail:read", "mail:send"]}],
+            "purpose": MARKUP_PURPOSE,
+            "redirect_uris": ["http://127.0.0.1:9/cb"],
+        },
+    )
+    assert response.status_code == 201, response.text
+    client_id = response.json()["client_id"]
+    with _client() as http:
+        sign_in(http, world.base)
+        pages = [
+            "/admin/review",
+            "/admin/agents",
+            f"/admin/agents/{client_id}",
+            "/admin/tokens",
+            f"/admin/audit?agent_id={agent.agent_id}",
+        ]
+        for path in pages:
+            html = http.get(f"{world.base}{path}").text
+            for raw in (MARKUP_NAME, MARKUP_PURPOSE, MARKUP_DEVELOPER, "<script", "<img", "<dev>"):
+                assert raw not in html, f"{raw!r} unescaped on {path}"
+        review = http.get(f"{world.base}/admin/review").text
+        assert "&lt;script&gt;alert(&#34;name&#34;)&lt;/script&gt;" in review
+        assert "&lt;img src=x onerror=alert(1)&gt;" in review
+        assert "&lt;u&gt;Evil&lt;/u&gt; &amp; Co" in review
+
+
+@contextlib.contextmanager
+def _other_deployment(world: GatewayWorld) -> Iterator[str]:
+    """A second deployment (a native service) whose console shares the gateway's database."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    app = create_native_app(
+        ServerSettings(base_url=base, secret_key="n" * 40, name="Other service"),
+        stores=memory_stores(),
+    )
+    db = create_engine(world.app.settings.database_url)
+    mount_console(app, db=db)
+    with serve_in_thread(app, port=port):
+        yield base
+
+
+def test_an_operator_of_one_deployment_cannot_act_on_anothers_data(world: GatewayWorld) -> None:
+    agent = world.new_agent()
+    client_id = world.register(agent, {"mail": ["mail:read"]})["client_id"]
+    with _other_deployment(world) as other:
+        with _client() as http:
+            # The gateway's operator is unknown there, though the accounts share a database.
+            assert sign_in(http, other).status_code == 401
+        add_operator(world.app.settings.database_url, other, "ops-other", "other long passphrase")
+        with _client() as gateway_http, _client() as other_http:
+            assert sign_in(gateway_http, world.base).status_code == 303
+            # The gateway's session cookie, presented to the other deployment, opens nothing.
+            for name, value in gateway_http.cookies.items():
+                other_http.cookies.set(name, value, path="/admin")
+            assert other_http.get(f"{other}/admin/agents").status_code == 303
+            other_http.cookies.clear()
+            assert (
+                sign_in(other_http, other, "ops-other", "other long passphrase").status_code == 303
+            )
+            token = csrf_of(other_http, f"{other}/admin/agents")
+            # The other operator names the gateway's agent: it does not exist there.
+            refused = other_http.post(
+                f"{other}/admin/agents/{client_id}/suspend", data={"csrf": token}
+            )
+            assert refused.status_code == 403 and "unknown client_id" in refused.text
+            assert client_id not in other_http.get(f"{other}/admin/agents").text
+            # And its CSRF token is worthless at the gateway.
+            crossed = gateway_http.post(
+                f"{world.base}/admin/agents/{client_id}/suspend", data={"csrf": token}
+            )
+            assert crossed.status_code == 403
+    assert _status(world, client_id) == "approved"

@@ -8,6 +8,7 @@ from mcp import Client
 from mcp.shared.exceptions import MCPError
 
 from athkit.integrations.mcp import ath_error, ath_streamable_http
+from athkit.protocol import ErrorCode
 from tests.integration.mcp.conftest import Agent, McpNative
 
 
@@ -125,7 +126,8 @@ async def test_wrong_agent_header_and_missing_token_are_refused(
         (no_agent, "AGENT_IDENTITY_MISMATCH"),
     ):
         body = response.json()
-        assert response.status_code == 401, body
+        # ATH §7's table: 401 for token failures, 403 for AGENT_IDENTITY_MISMATCH.
+        assert response.status_code == ErrorCode(code).http_status, body
         assert body["id"] == 7 and body["error"]["data"]["code"] == code
         assert body["error"]["message"].startswith(code)
 

@@ -26,18 +26,18 @@ from athkit.gateway._config import (
 from athkit.gateway._metrics import GatewayMetrics
 from athkit.gateway._nginx import nginx_config
 from athkit.gateway._proxy import HOP_BY_HOP, ProxyApp
-from athkit.gateway._ratelimit import (
-    MemoryRateLimiter,
-    RateDecision,
-    RateLimiter,
-    RateLimiterUnavailable,
-    RedisRateLimiter,
-)
 from athkit.gateway._settings import (
     GatewayProviderSettings,
     GatewaySettings,
     fetch_issuer_metadata,
     resolve_settings,
+)
+from athkit.server._ratelimit import (
+    MemoryRateLimiter,
+    RateDecision,
+    RateLimiter,
+    RateLimiterUnavailable,
+    RedisRateLimiter,
 )
 
 __all__ = [

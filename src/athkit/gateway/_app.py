@@ -30,11 +30,11 @@ from athkit.gateway._config import GatewayConfig
 from athkit.gateway._fasttokens import FastSqliteTokenStore, sqlite_file
 from athkit.gateway._metrics import GatewayMetrics
 from athkit.gateway._proxy import PROXY_PREFIX, AuditQueue, ProxyApp, Receive, Scope, Send
-from athkit.gateway._ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from athkit.gateway._settings import GatewaySettings, resolve_settings
 from athkit.gateway._upstream import Upstream
 from athkit.protocol import ATHError, ErrorCode
 from athkit.server import (
+    AccessCheck,
     AgentVerifier,
     ATHEngine,
     AttestationVerifier,
@@ -55,6 +55,7 @@ from athkit.server import (
     migrate_server_schema,
     sql_stores,
 )
+from athkit.server._ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from athkit.storage import SchemaError, create_engine
 
 _log = logging.getLogger("athkit.gateway")
@@ -224,7 +225,8 @@ def create_gateway_app(
         else:
             limiter = MemoryRateLimiter()
     audit = AuditQueue(engine)
-    proxy = ProxyApp(engine, upstreams, limiter, settings.rate_limit, metrics, audit)
+    access = AccessCheck(engine, limiter=limiter, rate=settings.rate_limit)
+    proxy = ProxyApp(engine, upstreams, access, metrics, audit)
     discovery = catalog(settings).dump()
 
     async def well_known(_: Request) -> Response:

@@ -34,8 +34,7 @@ import time
 from typing import TYPE_CHECKING
 
 from athkit.gateway._nginx import CREDENTIALS_HEADER, ERROR_HEADER, SECRET_HEADER
-from athkit.gateway._proxy import PROXY_PREFIX, Receive, Scope, Send
-from athkit.gateway._ratelimit import RateLimiterUnavailable
+from athkit.gateway._proxy import NO_ROUTES, PROXY_PREFIX, Receive, Scope, Send
 from athkit.protocol import ATHError, ErrorCode
 from athkit.server import TokenInfo
 
@@ -151,72 +150,33 @@ class CheckApp:
     async def _access(
         self, token: str | None, agent: str | None, provider_id: str, method: str, path: str
     ) -> tuple[TokenInfo, str]:
-        """ATH §4.6 steps 1-4 and the rate limit; the scope that allows the call."""
-        if token is None:
-            raise ATHError(
-                ErrorCode.TOKEN_INVALID,
-                "send the ATH access token as 'Authorization: Bearer <token>'",
-                details={"reason": "missing_token"},
-            )
+        """ATH §4.6 steps 1-4 and the rate limit — the proxy's own access check — and the
+        scope that allows the call."""
         proxy = self.proxy
-        info = await proxy.engine.validate_token(
-            token, agent_id=agent or "", provider_id=provider_id
-        )
         upstream = proxy.upstreams.get(provider_id)
+        granted = await proxy.access.check(
+            method=method,
+            path=path,
+            token=token,
+            agent_id=agent,
+            provider_id=provider_id,
+            route_map=upstream.routes if upstream is not None else NO_ROUTES,
+        )
         if upstream is None:
             await self._audit_denied(
-                info, provider_id, method, path, "provider not configured", "PROVIDER_NOT_APPROVED"
+                granted.token,
+                provider_id,
+                method,
+                path,
+                "provider not configured",
+                "PROVIDER_NOT_APPROVED",
             )
             raise ATHError(
                 ErrorCode.PROVIDER_NOT_APPROVED,
                 f"provider {provider_id!r} is not configured on this gateway",
             )
-        scope_used = upstream.routes.allowing_scope(method, path, info.scopes)
-        if scope_used is None:
-            await proxy.engine.audit(
-                "scope_violation",
-                agent_id=info.agent_id,
-                client_id=info.client_id,
-                user_id=info.user_id,
-                provider_id=provider_id,
-                requested_scopes=list(info.scopes),
-                reason=f"{method} {path} is allowed by no scope of the token",
-                code=ErrorCode.SCOPE_NOT_APPROVED.value,
-                details={"method": method, "path": path, "via": "forward_auth"},
-            )
-            raise ATHError(
-                ErrorCode.SCOPE_NOT_APPROVED,
-                f"{method} {path} is not allowed by any scope of this token",
-                details={"method": method, "path": path, "token_scopes": list(info.scopes)},
-            )
-        limit = proxy.rate.agents.get(info.agent_id, proxy.rate.requests)
-        try:
-            decision = await proxy.limiter.hit(info.agent_id, limit, proxy.rate.window_seconds)
-        except RateLimiterUnavailable as exc:
-            refusal = ATHError(
-                ErrorCode.INTERNAL_ERROR,
-                f"rate limiting is unavailable, so calls are refused: {exc}",
-                details={"reason": "rate_limiter_unavailable"},
-                status=503,
-            )
-            await self._audit_denied(
-                info, provider_id, method, path, refusal.message, refusal.code.value
-            )
-            raise refusal from None
-        if not decision.allowed:
-            retry = max(1, int(decision.retry_after + 0.999))
-            refusal = ATHError(
-                ErrorCode.RATE_LIMITED,
-                f"rate limit of {limit} requests per {proxy.rate.window_seconds:g} s reached; "
-                f"retry in {retry} s",
-                details={"retry_after": retry, "limit": limit},
-            )
-            await self._audit_denied(
-                info, provider_id, method, path, refusal.message, refusal.code.value
-            )
-            raise refusal
         proxy.audit.self_check()
-        return info, scope_used
+        return granted.token, granted.scope
 
     async def _credentials(
         self, info: TokenInfo, provider_id: str, method: str, path: str
@@ -271,9 +231,8 @@ async def _send_refusal(send: Send, exc: ATHError) -> None:
         (b"cache-control", b"no-store"),
         (_ERROR_HEADER, error_header(exc)),
     ]
-    if exc.status == 401:
-        headers.append((b"www-authenticate", b'Bearer realm="ath"'))
-    if exc.code is ErrorCode.RATE_LIMITED:
-        headers.append((b"retry-after", str(exc.details.get("retry_after", 1)).encode()))
+    headers.extend(
+        (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in exc.headers.items()
+    )
     await send({"type": "http.response.start", "status": exc.status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

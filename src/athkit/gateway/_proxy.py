@@ -14,11 +14,13 @@ A raw ASGI app, because it runs on every agent API call. Checks, in order:
    ``X-ATH-*`` headers stripped — and the provider's status, headers (minus hop-by-hop) and body
    come back unchanged, streamed both ways.
 
-Steps 1–3 are ``ATHEngine.validate_token`` (one indexed lookup, never cached, so a revocation
-bites on the next call). Upstream unreachable answers 502 ``UPSTREAM_UNAVAILABLE``; no answer in
-time 504 ``UPSTREAM_TIMEOUT``. A provider 401 makes the gateway refresh the provider token and,
-for a request without a body, retry once; a 401 after a refresh answers ``OAUTH_ERROR`` and marks
-the grant as needing the user again. The provider token never reaches the agent: it is only ever
+Steps 1–5 are the one access check of ATH §4.6 (``athkit.server.AccessCheck``), shared with the
+native guard and the forward-auth endpoint: one indexed token lookup, never cached, so a
+revocation bites on the next call. Upstream unreachable answers 502 ``UPSTREAM_UNAVAILABLE``; no
+answer in time 504 ``UPSTREAM_TIMEOUT``. A provider 401 makes the gateway refresh the provider
+token and, for a request without a body, retry once; a 401 after a refresh answers
+``OAUTH_ERROR`` and marks the grant as needing the user again. The provider token never
+reaches the agent: it is only ever
 put in the upstream request, and a response that echoes it is withheld.
 """
 
@@ -30,17 +32,16 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
-from typing import Any, Protocol
+from typing import Any
 
 import aiohttp
 from multidict import CIMultiDict
 from yarl import URL
 
 from athkit.gateway._metrics import GatewayMetrics
-from athkit.gateway._ratelimit import RateLimiter, RateLimiterUnavailable
 from athkit.gateway._upstream import Upstream
-from athkit.protocol import ATHError, ErrorCode
-from athkit.server import ATHEngine, AuditEvent, ProviderCredentials, TokenInfo
+from athkit.protocol import ATHError, ErrorCode, ScopeRouteMap
+from athkit.server import AccessCheck, ATHEngine, AuditEvent, ProviderCredentials, TokenInfo
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -69,14 +70,7 @@ HOP_BY_HOP = frozenset(
 # Never forwarded from the agent: its credentials, and what the gateway sets itself.
 _AGENT_ONLY = frozenset({b"authorization", b"cookie", b"host", b"expect"})
 _BUFFER_LIMIT = 256 * 1024
-
-
-class RateRule(Protocol):
-    """Per-agent limits: a default and overrides by agent_id."""
-
-    requests: int
-    window_seconds: float
-    agents: dict[str, int]
+NO_ROUTES = ScopeRouteMap.from_config({})  # a provider this gateway does not serve
 
 
 class ProxyApp:
@@ -86,15 +80,13 @@ class ProxyApp:
         self,
         engine: ATHEngine,
         upstreams: dict[str, Upstream],
-        limiter: RateLimiter,
-        rate: RateRule,
+        access: AccessCheck,
         metrics: GatewayMetrics,
         audit: AuditQueue,
     ) -> None:
         self.engine = engine
         self.upstreams = upstreams
-        self.limiter = limiter
-        self.rate = rate
+        self.access = access
         self.metrics = metrics
         self.audit = audit
 
@@ -143,62 +135,23 @@ class ProxyApp:
         attempt.provider_id, attempt.method, attempt.path = provider_id, method, path
 
         token, agent_header, forwarded, has_body = _split_headers(scope["headers"])
-        if token is None:
-            raise ATHError(
-                ErrorCode.TOKEN_INVALID,
-                "send the ATH access token as 'Authorization: Bearer <token>'",
-                details={"reason": "missing_token"},
-            )
-        # ATH §4.6 steps 1-3, in this order, inside the engine (audited there on rejection).
-        attempt.audited = True
-        info = await self.engine.validate_token(
-            token, agent_id=agent_header or "", provider_id=provider_id
-        )
-        attempt.info, attempt.audited = info, False
         upstream = self.upstreams.get(provider_id)
+        # ATH §4.6 steps 1-4 and the rate limit: the one access check, audited there.
+        attempt.audited = True
+        granted = await self.access.check(
+            method=method,
+            path=path,
+            token=token,
+            agent_id=agent_header,
+            provider_id=provider_id,
+            route_map=upstream.routes if upstream is not None else NO_ROUTES,
+        )
+        info, scope_used = granted.token, granted.scope
+        attempt.info, attempt.audited = info, False
         if upstream is None or upstream.session is None:
             raise ATHError(
                 ErrorCode.PROVIDER_NOT_APPROVED,
                 f"provider {provider_id!r} is not configured on this gateway",
-            )
-        # ATH §4.6 step 4: a request that matches no mapping of the token's scopes is refused.
-        scope_used = upstream.routes.allowing_scope(method, path, info.scopes)
-        if scope_used is None:
-            attempt.audited = True
-            await self.engine.audit(
-                "scope_violation",
-                agent_id=info.agent_id,
-                client_id=info.client_id,
-                user_id=info.user_id,
-                provider_id=provider_id,
-                requested_scopes=list(info.scopes),
-                reason=f"{method} {path} is allowed by no scope of the token",
-                code=ErrorCode.SCOPE_NOT_APPROVED.value,
-                details={"method": method, "path": path},
-            )
-            raise ATHError(
-                ErrorCode.SCOPE_NOT_APPROVED,
-                f"{method} {path} is not allowed by any scope of this token",
-                details={"method": method, "path": path, "token_scopes": list(info.scopes)},
-            )
-        # ATH §6: rate-limit per agent.
-        limit = self.rate.agents.get(info.agent_id, self.rate.requests)
-        try:
-            decision = await self.limiter.hit(info.agent_id, limit, self.rate.window_seconds)
-        except RateLimiterUnavailable as exc:
-            raise ATHError(
-                ErrorCode.INTERNAL_ERROR,
-                f"rate limiting is unavailable, so calls are refused: {exc}",
-                details={"reason": "rate_limiter_unavailable"},
-                status=503,
-            ) from None
-        if not decision.allowed:
-            retry = max(1, int(decision.retry_after + 0.999))
-            raise ATHError(
-                ErrorCode.RATE_LIMITED,
-                f"rate limit of {limit} requests per {self.rate.window_seconds:g} s reached; "
-                f"retry in {retry} s",
-                details={"retry_after": retry, "limit": limit},
             )
         self.audit.self_check()
 
@@ -440,11 +393,12 @@ async def _send_error(send: Send, exc: ATHError) -> None:
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
         (b"cache-control", b"no-store"),
+        (b"pragma", b"no-cache"),
+        *(
+            (name.lower().encode("latin-1"), value.encode("latin-1"))
+            for name, value in exc.headers.items()
+        ),
     ]
-    if exc.status == 401:
-        headers.append((b"www-authenticate", b'Bearer realm="ath"'))
-    if exc.code is ErrorCode.RATE_LIMITED:
-        headers.append((b"retry-after", str(exc.details.get("retry_after", 1)).encode()))
     try:
         await send({"type": "http.response.start", "status": exc.status, "headers": headers})
         await send({"type": "http.response.body", "body": body})

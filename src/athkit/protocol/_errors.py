@@ -99,7 +99,9 @@ class ATHError(Exception):
 
     ``details`` carries machine-readable specifics (for example ``{"reason": "expired"}`` for an
     attestation, or the offending field for a schema error). ``status`` defaults to the code's
-    own status and may be overridden where the spec says so.
+    own status and may be overridden where the spec says so. ``headers`` are response headers
+    that belong to the error (``WWW-Authenticate`` of RFC 6750, ``Retry-After``): every renderer
+    sends them, so an agent sees the same answer from every athkit endpoint.
     """
 
     def __init__(
@@ -109,12 +111,14 @@ class ATHError(Exception):
         *,
         details: dict[str, Any] | None = None,
         status: int | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.code = ErrorCode(code)
         self.message = message
         self.details: dict[str, Any] = dict(details or {})
         self.status = status if status is not None else self.code.http_status
+        self.headers: dict[str, str] = dict(headers or {})
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON body of ATH §7: ``{"code", "message", "details"}``."""

@@ -7,6 +7,7 @@ bridge to the provider, the audit log and a clock. Configuration is ``ServerSett
 """
 
 from athkit.protocol import redirect_uri_allowed
+from athkit.server._access import AccessCheck, AccessGranted, RateRule, bearer_token
 from athkit.server._admin import agent_json, audit_json, create_admin_routes, token_json
 from athkit.server._app import ath_error_handler, create_native_app
 from athkit.server._audit import AUDIT_LOGGER, AuditLog
@@ -34,6 +35,13 @@ from athkit.server._oauth import HttpOAuthBridge, OAuthBridge, ProviderTokenSet,
 from athkit.server._openapi import openapi_document
 from athkit.server._policy import ApprovalPolicy, agent_domain, overall_status
 from athkit.server._ports import AgentVerifier, ConsentContextFactory, VerifiedAgentLike
+from athkit.server._ratelimit import (
+    MemoryRateLimiter,
+    RateDecision,
+    RateLimiter,
+    RateLimiterUnavailable,
+    RedisRateLimiter,
+)
 from athkit.server._records import (
     AgentRecord,
     AgentState,
@@ -93,6 +101,8 @@ __all__ = [
     "ATHEngine",
     "ATHPrincipal",
     "ATHScopeMiddleware",
+    "AccessCheck",
+    "AccessGranted",
     "AgentRecord",
     "AgentState",
     "AgentStore",
@@ -119,6 +129,7 @@ __all__ = [
     "MemoryAgentStore",
     "MemoryAuditStore",
     "MemoryGrantStore",
+    "MemoryRateLimiter",
     "MemoryReplayStore",
     "MemorySessionStore",
     "MemoryTokenStore",
@@ -129,6 +140,11 @@ __all__ = [
     "ProviderSettings",
     "ProviderTokenSet",
     "ProviderVault",
+    "RateDecision",
+    "RateLimiter",
+    "RateLimiterUnavailable",
+    "RateRule",
+    "RedisRateLimiter",
     "RedisReplayStore",
     "ReplayStore",
     "ServerSettings",
@@ -158,6 +174,7 @@ __all__ = [
     "audit_json",
     "authenticate",
     "basic_credentials",
+    "bearer_token",
     "check_server_schema",
     "create_admin_routes",
     "create_ath_routes",

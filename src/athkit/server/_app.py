@@ -48,7 +48,7 @@ async def ath_error_handler(_request: Request, exc: Exception) -> Response:
     ``require_scopes`` as a dependency there."""
     if not isinstance(exc, ATHError):
         return await _http_error(_request, exc)
-    return error_response(exc, bearer=exc.code.name.startswith("TOKEN_"))
+    return error_response(exc)
 
 
 def create_native_app(

@@ -5,9 +5,10 @@ dependency (``Depends(require_scopes("orders:read"))``); ``ATHScopeMiddleware`` 
 path prefix with a :class:`~athkit.protocol.ScopeRouteMap` (a request no rule allows is refused
 with 403 ``SCOPE_NOT_APPROVED``).
 
-Each check: ``Authorization: Bearer <ath token>`` valid (not unknown, revoked or expired), the
-``X-ATH-Agent-ID`` header, when present, equal to the token's agent, the token's provider the
-service's own, and the token's scopes covering what the route needs.
+Each check is the one access check of ATH §4.6 (``_access.py``), the same as the gateway
+proxy's: ``Authorization: Bearer <ath token>`` valid (not unknown, revoked or expired), the
+``X-ATH-Agent-ID`` header equal to the token's agent, the token's provider the service's own, the
+token's scopes covering what the route needs, and the agent within its rate limit.
 """
 
 from __future__ import annotations
@@ -21,12 +22,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from athkit.protocol import ATHError, ErrorCode, ScopeRouteMap
+from athkit.protocol import ATHError, ScopeRouteMap
+from athkit.server._access import AccessCheck, bearer_token
 from athkit.server._engine import ATHEngine
 from athkit.server._records import TokenInfo
 from athkit.server._web import error_response
 
 ENGINE_STATE_KEY = "ath_engine"
+ACCESS_STATE_KEY = "ath_access"
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,60 +64,30 @@ class ATHPrincipal:
         return self.token.scopes
 
 
-def _bearer(headers: Any) -> str | None:
-    scheme, _, value = (headers.get("authorization") or "").partition(" ")
-    if scheme.lower() != "bearer" or not value.strip():
-        return None
-    return str(value.strip())
-
-
 def _default_provider(engine: ATHEngine) -> str | None:
     providers = engine.policy.providers
     return providers[0].provider_id if len(providers) == 1 else None
 
 
+def access_check_for(app_state: Any, engine: ATHEngine) -> AccessCheck:
+    """The app's :class:`AccessCheck` (``app.state.ath_access``, with the app's rate limit), or
+    a check without a rate limit for an engine used on its own."""
+    access = getattr(app_state, ACCESS_STATE_KEY, None)
+    if isinstance(access, AccessCheck) and access.engine is engine:
+        return access
+    return AccessCheck(engine)
+
+
 async def authenticate(engine: ATHEngine, headers: Any, *, provider_id: str | None) -> ATHPrincipal:
-    """Validate the request's ATH token (and ``X-ATH-Agent-ID`` when present)."""
-    token = _bearer(headers)
-    if token is None:
-        exc = ATHError(
-            ErrorCode.TOKEN_INVALID,
-            "send the ATH access token as Authorization: Bearer <token>",
-            details={"reason": "missing_token"},
-        )
-        await engine.audit("access_denied", reason="missing_token", code=exc.code.value)
-        raise exc
-    info = await engine.validate_token(
-        token, agent_id=headers.get("x-ath-agent-id"), provider_id=provider_id
+    """Validate the request's ATH token and ``X-ATH-Agent-ID`` (ATH §4.6 steps 1–3)."""
+    granted = await AccessCheck(engine).check(
+        method="",
+        path="",
+        token=bearer_token(headers.get("authorization")),
+        agent_id=headers.get("x-ath-agent-id"),
+        provider_id=provider_id,
     )
-    return ATHPrincipal(info)
-
-
-async def _scope_violation(
-    engine: ATHEngine, principal: ATHPrincipal, need: list[str], what: str
-) -> ATHError:
-    exc = ATHError(
-        ErrorCode.SCOPE_NOT_APPROVED,
-        f"the token does not allow {what}",
-        details={
-            "reason": "scope_violation",
-            "required_scopes": need,
-            "token_scopes": list(principal.scopes),
-        },
-    )
-    await engine.audit(
-        "scope_violation",
-        agent_id=principal.agent_id,
-        client_id=principal.client_id,
-        user_id=principal.user_id,
-        provider_id=principal.provider_id,
-        requested_scopes=need,
-        effective_scopes=list(principal.scopes),
-        denied_scopes=[s for s in need if s not in principal.scopes],
-        reason=f"scope_violation: {what}",
-        code=exc.code.value,
-    )
-    return exc
+    return ATHPrincipal(granted.token)
 
 
 class require_scopes:
@@ -144,13 +117,15 @@ class require_scopes:
     async def check(self, request: Request) -> ATHPrincipal:
         """Validate ``request``; raise :class:`ATHError` on failure."""
         engine = self._engine(request)
-        provider = self.provider_id or _default_provider(engine)
-        principal = await authenticate(engine, request.headers, provider_id=provider)
-        missing = [s for s in self.scopes if s not in principal.scopes]
-        if missing:
-            raise await _scope_violation(
-                engine, principal, self.scopes, f"{request.method} {request.url.path}"
-            )
+        granted = await access_check_for(request.app.state, engine).check(
+            method=request.method,
+            path=request.url.path,
+            token=bearer_token(request.headers.get("authorization")),
+            agent_id=request.headers.get("x-ath-agent-id"),
+            provider_id=self.provider_id or _default_provider(engine),
+            required=self.scopes,
+        )
+        principal = ATHPrincipal(granted.token)
         request.state.ath = principal
         return principal
 
@@ -173,7 +148,7 @@ class require_scopes:
             try:
                 await self.check(req)
             except ATHError as exc:
-                return error_response(exc, bearer=True)
+                return error_response(exc)
             return await endpoint(req)
 
         return guarded
@@ -196,8 +171,10 @@ class ATHScopeMiddleware:
         prefix: str = "/api",
         provider_id: str | None = None,
         exempt: Iterable[str] = (),
+        access: AccessCheck | None = None,
     ) -> None:
         self.app = app
+        self.access = access or AccessCheck(engine)
         self.route_map = route_map
         self.engine = engine
         self.prefix = prefix.rstrip("/")
@@ -214,22 +191,20 @@ class ATHScopeMiddleware:
             await self.app(scope, receive, send)
             return
         request = Request(scope)
+        raw_path = scope.get("raw_path")
+        path = raw_path.decode("latin-1") if raw_path else scope["path"]
         try:
-            principal = await authenticate(
-                self.engine, request.headers, provider_id=self.provider_id
+            granted = await self.access.check(
+                method=request.method,
+                path=path.split("?", 1)[0],
+                token=bearer_token(request.headers.get("authorization")),
+                agent_id=request.headers.get("x-ath-agent-id"),
+                provider_id=self.provider_id,
+                route_map=self.route_map,
             )
-            raw_path = scope.get("raw_path")
-            path = raw_path.decode("latin-1") if raw_path else scope["path"]
-            path = path.split("?", 1)[0]
-            if self.route_map.allowing_scope(request.method, path, principal.scopes) is None:
-                raise await _scope_violation(
-                    self.engine,
-                    principal,
-                    self.route_map.scopes_allowing(request.method, path),
-                    f"{request.method} {path}",
-                )
         except ATHError as exc:
-            await error_response(exc, bearer=True)(scope, receive, send)
+            await error_response(exc)(scope, receive, send)
             return
+        principal = ATHPrincipal(granted.token)
         scope.setdefault("state", {})["ath"] = principal
         await self.app(scope, receive, send)

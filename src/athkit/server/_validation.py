@@ -17,13 +17,14 @@ class TokenChecks(EngineCore):
         self, token: str, *, agent_id: str | None = None, provider_id: str | None = None
     ) -> TokenInfo:
         """Check an ATH access token: it exists, is not revoked, not expired, and — when given —
-        belongs to ``agent_id`` (``X-ATH-Agent-ID``) and ``provider_id`` (ATH §4.6 steps 1–3).
+        belongs to ``agent_id`` (``X-ATH-Agent-ID``; ``""`` means the header was missing) and
+        ``provider_id`` (ATH §4.6 steps 1–3).
 
         Raises ``TOKEN_INVALID``, ``TOKEN_REVOKED``, ``TOKEN_EXPIRED``,
         ``AGENT_IDENTITY_MISMATCH`` or ``PROVIDER_MISMATCH``. Never cached: a revocation takes
         effect on the next call.
         """
-        ctx = AuditContext("access_denied", agent_id=agent_id, provider_id=provider_id)
+        ctx = AuditContext("access_denied", agent_id=agent_id or None, provider_id=provider_id)
         return await self._run(ctx, self._validate_token(token, agent_id, provider_id, ctx))
 
     async def _validate_token(
@@ -40,7 +41,7 @@ class TokenChecks(EngineCore):
             raise ath_error(ErrorCode.TOKEN_INVALID, "unknown access token", reason="unknown_token")
         ctx.client_id, ctx.user_id = record.client_id, record.user_id
         ctx.requested = list(record.scopes)
-        if agent_id is None:
+        if not agent_id:
             ctx.agent_id = record.agent_id
         if provider_id is None:
             ctx.provider_id = record.provider_id
@@ -58,6 +59,12 @@ class TokenChecks(EngineCore):
                 reason="token_expired",
             )
         # ATH §4.6 step 2 / §6: a token from one agent is useless for another.
+        if agent_id == "":
+            raise ath_error(
+                ErrorCode.AGENT_IDENTITY_MISMATCH,
+                "send the calling agent's agent_id as the X-ATH-Agent-ID header",
+                reason="missing_agent_id",
+            )
         if agent_id is not None and not hmac.compare_digest(
             agent_id.encode("utf-8", "surrogateescape"), record.agent_id.encode("utf-8")
         ):

@@ -25,14 +25,10 @@ def invalid_request(message: str, **details: Any) -> ATHError:
     return ATHError(ErrorCode.INVALID_REQUEST, message, details=details)
 
 
-def error_response(exc: ATHError, *, bearer: bool = False) -> JSONResponse:
-    """ATH §7: ``{"code","message","details"}`` with the code's status."""
-    headers = dict(NO_STORE)
-    if bearer and exc.status == 401:
-        headers["WWW-Authenticate"] = (
-            f'Bearer error="invalid_token", error_description="{exc.code}"'
-        )
-    return JSONResponse(exc.to_dict(), status_code=exc.status, headers=headers)
+def error_response(exc: ATHError) -> JSONResponse:
+    """ATH §7: ``{"code","message","details"}`` with the code's status and the error's own
+    headers (``WWW-Authenticate``, ``Retry-After``)."""
+    return JSONResponse(exc.to_dict(), status_code=exc.status, headers={**NO_STORE, **exc.headers})
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -129,8 +125,6 @@ async def reject(
     engine: ATHEngine,
     exc: ATHError,
     event: str = "access_denied",
-    *,
-    bearer: bool = False,
     **who: Any,
 ) -> Response:
     """Audit a rejection decided by the adapter itself (bad body, missing credentials), then
@@ -147,7 +141,7 @@ async def reject(
         return error_response(
             ATHError(ErrorCode.INTERNAL_ERROR, "the audit store is unavailable; request refused")
         )
-    return error_response(exc, bearer=bearer)
+    return error_response(exc)
 
 
 def cookie_tag(base_url: str) -> str:

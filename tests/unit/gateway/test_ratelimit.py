@@ -10,7 +10,7 @@ import uuid
 import pytest
 
 from athkit.gateway import MemoryRateLimiter, RateLimiterUnavailable, RedisRateLimiter
-from athkit.gateway._ratelimit import sliding_window
+from athkit.server._ratelimit import sliding_window
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 

@@ -20,6 +20,7 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
+from athkit.console import mount_console
 from athkit.demo.shop._api import api_routes
 from athkit.demo.shop._config import (
     SHOP_APP_ID,
@@ -72,7 +73,8 @@ def server_settings(config: ShopConfig) -> ServerSettings:
 
 
 def create_shop_app(config: ShopConfig) -> Starlette:
-    """The shop: storefront, login, cart, orders, Connected agents, ATH endpoints and ``/api``.
+    """The shop: storefront, login, cart, orders, Connected agents, ATH endpoints, ``/api``
+    and the operator console at ``/admin``.
 
     Migrates (shop and engine) and seeds the catalogue at start-up.
     """
@@ -115,6 +117,8 @@ def create_shop_app(config: ShopConfig) -> Starlette:
         ],
         user_authenticator=logged_in_user,
     )
+    # The operator console at /admin, in the shop's database (accounts: ath console create-user).
+    mount_console(app, db=db, site_name="ATH Shop")
     engine_lifespan = app.router.lifespan_context
 
     @contextlib.asynccontextmanager

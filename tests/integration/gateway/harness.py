@@ -354,39 +354,64 @@ class GatewayWorld:
         assert checked > 0
 
 
-@contextlib.contextmanager
-def running_gateway_world(tmp: Path) -> Iterator[GatewayWorld]:
-    """Start both providers (OAuth server + upstream API), the identity host and the gateway."""
+@dataclass
+class Backends:
+    """Everything but the gateway: providers, identity host, and the gateway's configuration."""
+
+    clock: OffsetClock
+    identities: IdentityHost
+    agents_url: str
+    upstreams: dict[str, ServerHandle]
+    mapping: dict[str, Any]
+
+
+def start_backends(stack: contextlib.ExitStack, tmp: Path, base: str) -> Backends:
+    """Start both providers (OAuth server + upstream API) and the identity host on 127.0.0.1;
+    the gateway configuration for a gateway whose public URL is ``base``."""
     clock = OffsetClock()
     context_key = generate_private_key()
     (tmp / "consent_key.pem").write_bytes(private_key_to_pem(context_key))
-    gw_port = free_port()
-    base = f"http://127.0.0.1:{gw_port}"
     oauth_ports = {"mail": free_port(), "cal": free_port()}
     oauth_urls = {pid: f"http://127.0.0.1:{port}" for pid, port in oauth_ports.items()}
     identities = IdentityHost()
+    for pid, port in oauth_ports.items():
+        lifetime = 300 if pid == "mail" else 3600  # mail's tokens expire: refresh test
+        config = oauth_config(pid, port, base, context_key, lifetime)
+        stack.enter_context(serve_in_thread(create_oauth_app(config, clock=clock), port=port))
+    upstreams = {
+        pid: stack.enter_context(
+            serve_in_thread(create_upstream_app(introspecting_check(pid, url), name=f"{pid}-api"))
+        )
+        for pid, url in oauth_urls.items()
+    }
+    agents = stack.enter_context(serve_in_thread(identities.app))
+    limited_id = f"{agents.url}/agents/{LIMITED_AGENT}/agent.json"
+    mapping = gateway_mapping(
+        base, tmp, oauth_urls, {p: u.url for p, u in upstreams.items()}, limited_id
+    )
+    return Backends(clock, identities, agents.url, upstreams, mapping)
+
+
+def open_world(
+    stack: contextlib.ExitStack, base: str, app: GatewayApp, b: Backends
+) -> GatewayWorld:
+    """The agent's and browser's view of a running gateway at ``base``."""
+    world = GatewayWorld(
+        base, app, b.clock, b.identities, b.agents_url, b.upstreams, httpx.Client()
+    )
+    world.http = stack.enter_context(
+        httpx.Client(timeout=10, event_hooks={"response": [world._record]})
+    )
+    return world
+
+
+@contextlib.contextmanager
+def running_gateway_world(tmp: Path) -> Iterator[GatewayWorld]:
+    """Start both providers (OAuth server + upstream API), the identity host and the gateway."""
+    gw_port = free_port()
+    base = f"http://127.0.0.1:{gw_port}"
     with contextlib.ExitStack() as stack:
-        for pid, port in oauth_ports.items():
-            lifetime = 300 if pid == "mail" else 3600  # mail's tokens expire: refresh test
-            config = oauth_config(pid, port, base, context_key, lifetime)
-            stack.enter_context(serve_in_thread(create_oauth_app(config, clock=clock), port=port))
-        upstreams = {
-            pid: stack.enter_context(
-                serve_in_thread(
-                    create_upstream_app(introspecting_check(pid, url), name=f"{pid}-api")
-                )
-            )
-            for pid, url in oauth_urls.items()
-        }
-        agents = stack.enter_context(serve_in_thread(identities.app))
-        limited_id = f"{agents.url}/agents/{LIMITED_AGENT}/agent.json"
-        mapping = gateway_mapping(
-            base, tmp, oauth_urls, {p: u.url for p, u in upstreams.items()}, limited_id
-        )
-        app = create_gateway_app(config_from_mapping(mapping), clock=clock)
+        backends = start_backends(stack, tmp, base)
+        app = create_gateway_app(config_from_mapping(backends.mapping), clock=backends.clock)
         stack.enter_context(serve_in_thread(app, port=gw_port))
-        world = GatewayWorld(base, app, clock, identities, agents.url, upstreams, httpx.Client())
-        world.http = stack.enter_context(
-            httpx.Client(timeout=10, event_hooks={"response": [world._record]})
-        )
-        yield world
+        yield open_world(stack, base, app, backends)

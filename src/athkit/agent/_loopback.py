@@ -22,10 +22,9 @@ from athkit.agent._errors import (
     USER_DENIED,
     ATHClientError,
 )
+from athkit.pages import PAGE_HEADERS, message_html
 
 CALLBACK_PATH = "/callback"
-_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{title}</title></head>
-<body style="font-family:sans-serif;margin:3em"><h1>{title}</h1><p>{text}</p></body></html>"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +43,12 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         parts = urlsplit(self.path)
         if parts.path != CALLBACK_PATH:
-            self._page(404, "Not found", "This listener only waits for the ATH redirect.")
+            self._page(
+                404,
+                "Page not found",
+                "This address only waits for the agent's authorization redirect.",
+                "Go back to the agent; it prints the link to open.",
+            )
             return
         query = parse_qs(parts.query)
 
@@ -54,23 +58,48 @@ class _Handler(BaseHTTPRequestHandler):
 
         redirect = Redirect(one("code"), one("state"), one("error"), one("error_description"))
         if redirect.error == "access_denied":
-            self._page(200, "Access denied", "You refused access. You can close this window.")
+            self._page(
+                200,
+                "Access not granted",
+                "You did not allow the agent access.",
+                "Nothing was shared. You can close this window.",
+                tone="info",
+            )
         elif redirect.error or not redirect.code:
-            self._page(400, "Authorization failed", "The agent was not authorized.")
+            self._page(
+                400,
+                "Authorization failed",
+                "The agent was not authorized"
+                + (f": {redirect.error}." if redirect.error else "."),
+                "Go back to the agent; it tells you what happened and how to try again.",
+            )
         elif not self.server.state_matches(redirect.state):
-            self._page(400, "Authorization failed", "The state did not match this request.")
+            self._page(
+                400,
+                "Authorization failed",
+                "This answer does not belong to the request the agent is waiting for.",
+                "Go back to the agent and start the authorization again.",
+            )
         else:
-            self._page(200, "Authorization complete", "You can close this window.")
+            self._page(
+                200,
+                "Authorization complete",
+                "The agent is connected.",
+                "You can close this window and go back to the agent.",
+                tone="ok",
+            )
         self.server.deliver(redirect)
 
-    def _page(self, status: int, title: str, text: str) -> None:
-        body = _PAGE.format(title=title, text=text).encode()
+    def _page(
+        self, status: int, title: str, text: str, advice: str, *, tone: str = "error"
+    ) -> None:
+        body = message_html(title, text, advice=advice, status=status, tone=tone).encode()
         self.send_response(status)
         self.send_header("Content-Type", "text/html; charset=utf-8")
         self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
-        # The code is in this page's URL; keep it out of any Referer.
-        self.send_header("Referrer-Policy", "no-referrer")
+        # The code is in this page's URL: PAGE_HEADERS keep it out of any Referer (no-referrer).
+        for name, value in PAGE_HEADERS.items():
+            self.send_header(name, value)
         self.end_headers()
         self.wfile.write(body)
 

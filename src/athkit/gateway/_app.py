@@ -32,7 +32,6 @@ from athkit.gateway._metrics import GatewayMetrics
 from athkit.gateway._proxy import PROXY_PREFIX, AuditQueue, ProxyApp, Receive, Scope, Send
 from athkit.gateway._settings import GatewaySettings, resolve_settings
 from athkit.gateway._upstream import Upstream
-from athkit.protocol import ATHError, ErrorCode
 from athkit.server import (
     AccessCheck,
     AgentVerifier,
@@ -49,6 +48,7 @@ from athkit.server import (
     ReplayStore,
     SqlReplayStore,
     SqlTokenStore,
+    ath_error_handler,
     check_server_schema,
     create_ath_routes,
     memory_stores,
@@ -308,19 +308,11 @@ def create_gateway_app(
                 await db.dispose()
 
     web = Starlette(
-        routes=routes, lifespan=lifespan, exception_handlers={HTTPException: _http_error}
+        routes=routes, lifespan=lifespan, exception_handlers={HTTPException: ath_error_handler}
     )
     secret = settings.forward_auth_secret
     check = CheckApp(proxy, secret.get_secret_value()) if secret is not None else None
     return GatewayApp(settings, engine, proxy, web, metrics, check, console)
-
-
-async def _http_error(_request: Request, exc: Exception) -> Response:
-    # Unknown paths and wrong methods answer ATH §7 JSON too, never Starlette's plain text.
-    status = exc.status_code if isinstance(exc, HTTPException) else 500
-    message = {404: "no such endpoint", 405: "method not allowed"}.get(status, "request refused")
-    code = ErrorCode.INVALID_REQUEST if status < 500 else ErrorCode.INTERNAL_ERROR
-    return JSONResponse(ATHError(code, message, status=status).to_dict(), status_code=status)
 
 
 def _async(close: Callable[[], None]) -> Callable[[], Awaitable[None]]:

@@ -10,6 +10,7 @@ from functools import partial
 
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -18,6 +19,7 @@ from athkit.oauthserver import _authorize, _tokens
 from athkit.oauthserver._common import ServerState, json_response
 from athkit.oauthserver._config import OAuthServerConfig
 from athkit.oauthserver._store import OAuthStore
+from athkit.pages import status_page, wants_html
 from athkit.storage import create_engine, run_migrations
 
 logger = logging.getLogger("athkit.oauthserver")
@@ -68,7 +70,27 @@ def create_oauth_app(
             503,
         )
 
+    async def home(_request: Request) -> Response:
+        return srv.render(
+            "home.html",
+            title="Sign-in server",
+            issuer=config.issuer,
+            metadata=srv.url("/.well-known/oauth-authorization-server"),
+        )
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        # Unknown pages and wrong methods: a page for a browser, RFC 6749-style JSON otherwise.
+        status = exc.status_code if isinstance(exc, HTTPException) else 500
+        if wants_html(request.headers.get("accept")):
+            return status_page(status, site="athkit OAuth", links=[("Home", srv.url("/"))])
+        described = {404: "no such endpoint", 405: "method not allowed"}
+        return json_response(
+            {"error": "invalid_request", "error_description": described.get(status, "refused")},
+            status,
+        )
+
     routes = [
+        Route("/", home, methods=["GET"]),
         Route("/authorize", bind(_authorize.authorize), methods=["GET"]),
         Route("/login", bind(_authorize.login_page), methods=["GET"]),
         Route("/login", bind(_authorize.login_submit), methods=["POST"]),
@@ -84,7 +106,11 @@ def create_oauth_app(
     return Starlette(
         routes=routes,
         lifespan=lifespan,
-        exception_handlers={SQLAlchemyError: store_failed, OSError: store_failed},
+        exception_handlers={
+            SQLAlchemyError: store_failed,
+            OSError: store_failed,
+            HTTPException: http_error,
+        },
     )
 
 

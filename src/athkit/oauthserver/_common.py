@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from jinja2 import Environment, PackageLoader, select_autoescape
+from jinja2 import Environment, PackageLoader
 from starlette.datastructures import FormData, ImmutableMultiDict
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -34,19 +34,10 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from athkit.oauthserver._config import OAuthServerConfig
 from athkit.oauthserver._sessions import BrowserSession, decode_session, encode_session
 from athkit.oauthserver._store import OAuthStore
+from athkit.pages import page_templates, render_page
 
 audit_log = logging.getLogger("athkit.oauthserver.audit")
 
-_HTML_HEADERS = {
-    "Cache-Control": "no-store",
-    "Pragma": "no-cache",
-    "X-Frame-Options": "DENY",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    # No form-action: Chromium applies it to the redirect that follows a consent POST.
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
-    "frame-ancestors 'none'; base-uri 'none'",
-}
 _JSON_HEADERS = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
@@ -82,11 +73,7 @@ class ServerState:
     store: OAuthStore
     clock: Callable[[], float] = time.time
     templates: Environment = field(
-        default_factory=lambda: Environment(
-            loader=PackageLoader("athkit.oauthserver", "templates"),
-            autoescape=select_autoescape(default=True, default_for_string=True),
-            auto_reload=False,
-        )
+        default_factory=lambda: page_templates(PackageLoader("athkit.oauthserver", "templates"))
     )
 
     def now(self) -> float:
@@ -99,8 +86,7 @@ class ServerState:
 
     def render(self, template: str, status: int = 200, **context: Any) -> HTMLResponse:
         """Render an HTML page with the security headers every page carries."""
-        body = self.templates.get_template(template).render(**context)
-        return HTMLResponse(body, status_code=status, headers=_HTML_HEADERS)
+        return render_page(self.templates, template, status=status, **context)
 
     def error_page(self, title: str, message: str, status: int = 400) -> HTMLResponse:
         """The page for errors that must not go back to the client."""

@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
+from athkit.pages import status_page, wants_html
 from athkit.protocol import ATHError, ErrorCode, ScopeRouteMap
 from athkit.server._clock import Clock, SystemClock
 from athkit.server._engine import ATHEngine
@@ -35,8 +36,12 @@ from athkit.storage import create_engine
 _log = logging.getLogger("athkit.server")
 
 
-async def _http_error(_request: Request, exc: Exception) -> Response:
+async def _http_error(request: Request, exc: Exception) -> Response:
+    # Unknown paths and wrong methods: a page for a browser, ATH §7 JSON for everyone else
+    # (never Starlette's plain text).
     status = exc.status_code if isinstance(exc, HTTPException) else 500
+    if wants_html(request.headers.get("accept")):
+        return status_page(status)
     message = {404: "no such endpoint", 405: "method not allowed"}.get(status, "request refused")
     code = ErrorCode.INVALID_REQUEST if status < 500 else ErrorCode.INTERNAL_ERROR
     return error_response(ATHError(code, message, status=status))

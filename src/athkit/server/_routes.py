@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from athkit.pages import ath_error_page, message_page, wants_html
 from athkit.protocol import (
     AppAuth,
     AppDiscovery,
@@ -91,22 +92,18 @@ async def authenticate_user(authenticator: UserAuthenticator, request: Request) 
     return result if isinstance(result, str) and result else None
 
 
-def _completion_page(title: str, body: str) -> HTMLResponse:
-    page = (
-        "<!doctype html><html lang=en><head><meta charset=utf-8>"
-        f"<title>{html.escape(title)}</title>"
-        "<meta name=viewport content='width=device-width'></head>"
-        f"<body><main><h1>{html.escape(title)}</h1>{body}</main></body></html>"
-    )
-    return HTMLResponse(
-        page,
-        headers={
-            **NO_STORE,
-            "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
-            "Referrer-Policy": "no-referrer",
-            "X-Frame-Options": "DENY",
-        },
-    )
+def _completion_page(
+    title: str, message: str, *, tone: str, advice: str, body_html: str | None = None
+) -> HTMLResponse:
+    return message_page(title, message, tone=tone, advice=advice, body_html=body_html)
+
+
+def browser_error(request: Request, exc: ATHError) -> Response:
+    """An endpoint a person opens in a browser: an HTML page when the browser asks for one,
+    the ATH JSON error (ATH §7) for an API client."""
+    if wants_html(request.headers.get("accept")):
+        return ath_error_page(exc)
+    return error_response(exc)
 
 
 class _Handlers:
@@ -190,7 +187,7 @@ class _Handlers:
         try:
             start = await self.engine.begin_consent(session_id, request.cookies.get(cookie))
         except ATHError as exc:
-            return error_response(exc)
+            return browser_error(request, exc)
         response = RedirectResponse(start.redirect_url, status_code=302, headers=NO_STORE)
         response.headers["Referrer-Policy"] = "no-referrer"
         if start.binding_secret is not None:
@@ -216,7 +213,7 @@ class _Handlers:
                 binding_for=lambda sid: request.cookies.get(binding_cookie_name(self.tag, sid)),
             )
         except ATHError as exc:
-            return error_response(exc)
+            return browser_error(request, exc)
         response: Response
         if result.redirect_url is not None:
             response = RedirectResponse(result.redirect_url, status_code=303, headers=NO_STORE)
@@ -224,14 +221,20 @@ class _Handlers:
         elif result.denied:
             response = _completion_page(
                 "Access not granted",
-                "<p>You did not allow the agent access. You can close this window.</p>",
+                "You did not allow the agent access.",
+                tone="info",
+                advice="Nothing was shared. You can close this window.",
             )
         else:
-            name = html.escape(result.agent_name or "the agent")
+            name = result.agent_name or "the agent"
             response = _completion_page(
                 "Authorization complete",
-                f"<p>Give this code to {name} to finish connecting:</p>"
-                f"<p><code id=ath-code>{html.escape(result.code or '')}</code></p>",
+                f"You allowed {name} access.",
+                tone="ok",
+                advice=f"Give this code to {name} to finish connecting; it works once. "
+                "Then you can close this window.",
+                body_html="<p class=code-box><code id=ath-code>"
+                f"{html.escape(result.code or '')}</code></p>",
             )
         response.delete_cookie(
             binding_cookie_name(self.tag, result.session_id),

@@ -21,6 +21,8 @@ def test_redirect_with_matching_state_yields_the_code() -> None:
         assert httpx.get(listener.redirect_uri.replace("/callback", "/x")).status_code == 404
         page = httpx.get(listener.redirect_uri, params={"code": "c0de", "state": "s" * 43})
         assert page.status_code == 200 and "close this window" in page.text
+        assert '<h1 id="page-title">Authorization complete</h1>' in page.text  # the shared look
+        assert page.headers["x-frame-options"] == "DENY"
         assert page.headers["referrer-policy"] == "no-referrer"
         assert listener.wait(5) == "c0de"
     assert _port_closed(listener.port)

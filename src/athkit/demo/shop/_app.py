@@ -15,7 +15,9 @@ from datetime import timedelta
 import httpx
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
@@ -32,7 +34,8 @@ from athkit.demo.shop._login import LoginClient
 from athkit.demo.shop._pages import ShopWeb, page_routes
 from athkit.demo.shop._service import ShopService
 from athkit.demo.shop._sessions import SessionStore
-from athkit.server import ProviderSettings, ServerSettings, create_native_app
+from athkit.pages import status_page, wants_html
+from athkit.server import ProviderSettings, ServerSettings, ath_error_handler, create_native_app
 from athkit.storage import create_engine
 
 
@@ -120,6 +123,14 @@ def create_shop_app(config: ShopConfig) -> Starlette:
     # The operator console at /admin, in the shop's database (accounts: ath console create-user).
     mount_console(app, db=db, site_name="ATH Shop")
     engine_lifespan = app.router.lifespan_context
+
+    async def unknown_page(request: Request, exc: Exception) -> Response:
+        # A person who mistypes a shop address gets a page with the way back to the shop.
+        if isinstance(exc, HTTPException) and wants_html(request.headers.get("accept")):
+            return status_page(exc.status_code, site="ATH Shop", links=[("Back to the shop", "/")])
+        return await ath_error_handler(request, exc)
+
+    app.add_exception_handler(HTTPException, unknown_page)
 
     @contextlib.asynccontextmanager
     async def lifespan(inner: Starlette) -> AsyncIterator[None]:

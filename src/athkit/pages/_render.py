@@ -1,0 +1,175 @@
+"""The project's page look (the consent page's), shared by every page a person opens.
+
+Templates live in ``athkit/pages/templates/athkit/``. A package with pages of its own builds its
+Jinja environment with :func:`page_templates` and its own loader, then writes
+``{% extends "athkit/base.html" %}`` (blocks ``title``, ``style``, ``main_class``, ``content``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from functools import lru_cache
+from typing import Any
+
+from jinja2 import BaseLoader, ChoiceLoader, Environment, PackageLoader, select_autoescape
+from markupsafe import Markup
+from starlette.responses import HTMLResponse
+
+from athkit.pages._messages import Explanation, explain, explain_status
+from athkit.protocol import ATHError
+
+PAGE_HEADERS: Mapping[str, str] = {
+    "Cache-Control": "no-store",
+    "Pragma": "no-cache",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    # No form-action: Chromium applies it to the redirect that follows a consent POST.
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+    "frame-ancestors 'none'; base-uri 'none'",
+}
+"""Security headers every page carries: never cached, never framed, no scripts, no referrer."""
+
+Link = tuple[str, str]
+"""A ``(label, href)`` button under a message."""
+
+
+def page_loader() -> BaseLoader:
+    """The loader for the shared templates (``athkit/base.html``, ``athkit/message.html``)."""
+    return PackageLoader("athkit.pages", "templates")
+
+
+def page_templates(*loaders: BaseLoader) -> Environment:
+    """A Jinja environment (autoescaping on) that finds ``loaders``' templates first, then the
+    shared ones."""
+    return Environment(
+        loader=ChoiceLoader([*loaders, page_loader()]),
+        autoescape=select_autoescape(default=True, default_for_string=True),
+        auto_reload=False,
+    )
+
+
+@lru_cache(maxsize=1)
+def _shared() -> Environment:
+    return page_templates()
+
+
+def render_page(
+    env: Environment | None,
+    template: str,
+    *,
+    status: int = 200,
+    headers: Mapping[str, str] | None = None,
+    **context: Any,
+) -> HTMLResponse:
+    """Render ``template`` from ``env`` (the shared environment when ``None``) with the security
+    headers of :data:`PAGE_HEADERS` (plus ``headers``)."""
+    body = (env or _shared()).get_template(template).render(**context)
+    return HTMLResponse(body, status_code=status, headers={**PAGE_HEADERS, **(headers or {})})
+
+
+def message_html(
+    title: str,
+    message: str,
+    *,
+    advice: str | None = None,
+    status: int = 200,
+    tone: str = "info",
+    code: str | None = None,
+    links: Sequence[Link] = (),
+    body_html: str | None = None,
+    site: str | None = None,
+) -> str:
+    """The HTML text of a message page (see :func:`message_page`), for servers that are not
+    Starlette apps (the agent's loopback listener)."""
+    if tone not in ("error", "ok", "info"):
+        raise ValueError(f"tone must be error, ok or info, not {tone!r}")
+    return (
+        _shared()
+        .get_template("athkit/message.html")
+        .render(
+            title=title,
+            message=message,
+            advice=advice,
+            tone=tone,
+            code=code,
+            links=list(links),
+            body_html=Markup(body_html) if body_html else None,  # noqa: S704 - trusted, documented
+            site=site,
+            http_status=status if status >= 400 else None,
+        )
+    )
+
+
+def message_page(
+    title: str,
+    message: str,
+    *,
+    advice: str | None = None,
+    status: int = 200,
+    tone: str = "info",
+    code: str | None = None,
+    links: Sequence[Link] = (),
+    body_html: str | None = None,
+    site: str | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> HTMLResponse:
+    """A page saying what happened (``message``, in a box coloured by ``tone``: ``"error"``,
+    ``"ok"`` or ``"info"``) and what to do next (``advice``, ``links``). ``body_html`` is trusted
+    markup placed under the advice (escape anything you put in it)."""
+    body = message_html(
+        title,
+        message,
+        advice=advice,
+        status=status,
+        tone=tone,
+        code=code,
+        links=links,
+        body_html=body_html,
+        site=site,
+    )
+    return HTMLResponse(body, status_code=status, headers={**PAGE_HEADERS, **(headers or {})})
+
+
+def _explained(
+    text: Explanation,
+    status: int,
+    code: str | None,
+    links: Sequence[Link],
+    site: str | None,
+    headers: Mapping[str, str] | None,
+) -> HTMLResponse:
+    return message_page(
+        text.title,
+        text.message,
+        advice=text.advice,
+        status=status,
+        tone="error",
+        code=code,
+        links=links,
+        site=site,
+        headers=headers,
+    )
+
+
+def ath_error_page(
+    exc: ATHError,
+    *,
+    links: Sequence[Link] = (),
+    site: str | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> HTMLResponse:
+    """The page a browser gets for ``exc``: same status as the JSON error, the code in small
+    print, and in words what happened and what to do."""
+    return _explained(explain(exc), exc.status, exc.code.value, links, site, headers)
+
+
+def status_page(
+    status: int,
+    *,
+    links: Sequence[Link] = (),
+    site: str | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> HTMLResponse:
+    """The page a browser gets for a bare HTTP error (unknown address, wrong method)."""
+    return _explained(explain_status(status), status, None, links, site, headers)

@@ -15,6 +15,7 @@ import pytest
 from athkit.agent import ATHClient
 from athkit.demo import NativeStack, native_stack
 from athkit.demo.shop import SHOP_PROVIDER_ID
+from athkit.protocol import ErrorCode
 from tests.screenshots import screenshot
 
 if TYPE_CHECKING:
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.browser
 
 SCOPES = ["products:read", "cart:write"]
+NOT_FOUND = ErrorCode.SESSION_NOT_FOUND.http_status  # the spec's table
 
 
 @pytest.fixture(scope="module")
@@ -67,13 +69,13 @@ def test_completion_page_then_the_used_link(
     assert set(token.effective_scopes) == set(SCOPES)  # the code on the page is the real one
 
     response = page.goto(pending.authorization_url)  # the same link, a second time
-    assert response is not None and response.status == 404
+    assert response is not None and response.status == NOT_FOUND
     assert _title(page) == "This link was already used"
     assert "SESSION_NOT_FOUND" in page.locator("#page-meta").inner_text()
     screenshot(page, "error-used-link.png", tmp_path)
     with httpx.Client(timeout=10) as api:
         answer = api.get(pending.authorization_url, headers={"Accept": "application/json"})
-    assert answer.status_code == 404
+    assert answer.status_code == NOT_FOUND  # the same status as the page
     assert answer.json()["code"] == "SESSION_NOT_FOUND"
 
 
@@ -95,7 +97,7 @@ def test_unknown_consent_link_shop_page_and_oauth_home(
 ) -> None:
     page = browser_page
     response = page.goto(f"{stack.shop_url}/ath/consent/not-a-session")
-    assert response is not None and response.status == 404
+    assert response is not None and response.status == NOT_FOUND
     assert _title(page) == "This link is not valid"
     assert "ask it to connect again" in page.locator("#page-advice").inner_text()
     screenshot(page, "error-unknown-link.png", tmp_path)

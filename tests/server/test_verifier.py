@@ -410,3 +410,38 @@ async def test_trusted_identity_document_and_engine_clock(
         with pytest.raises(ATHError) as exc:
             await verifier.verify(stale, audience=AUDIENCE)
         assert reason(exc) == "expired"
+
+
+@pytest.mark.parametrize(
+    ("spelling", "problem"),
+    [
+        ("{base}/../{path}", "dot_segment"),
+        ("{base}//{path}", "empty_segment"),
+        ("{base}/{path}#me", "fragment"),
+        ("HTTP://127.0.0.1:{port}{rest}", "not_canonical"),
+    ],
+)
+async def test_a_non_canonical_agent_id_is_refused_before_fetching(
+    verifier: AttestationVerifier,
+    document_host: DocumentHost,
+    agent_key: PrivateKey,
+    clock: FakeClock,
+    spelling: str,
+    problem: str,
+) -> None:
+    # ATH §2: only the canonical form of an agent_id is an identity.
+    agent_id = document_host.publish(agent_key)
+    base, _, path = agent_id.rpartition("/")
+    port, _, rest = agent_id.split(":")[2].partition("/")
+    other = spelling.format(base=base, path=path, port=port, rest="/" + rest)
+    with pytest.raises(ATHError) as exc:
+        await verifier.verify(attest(agent_key, other, clock), audience=AUDIENCE)
+    assert exc.value.code is ErrorCode.INVALID_ATTESTATION
+    assert exc.value.details["reason"] == "agent_id_not_canonical"
+    assert exc.value.details["problem"] == problem
+    assert document_host.hits[document_host.path_of(agent_id)] == 0
+    if problem == "not_canonical":
+        assert exc.value.details["canonical"] == agent_id
+        # The canonical spelling of the same agent verifies.
+        found = await verifier.verify(attest(agent_key, agent_id, clock), audience=AUDIENCE)
+        assert found.agent_id == agent_id

@@ -4,6 +4,13 @@ Messages (§2–§5, §7), the error type, P-256 keys, attestation JWTs, PKCE an
 other part of athkit speaks these types.
 """
 
+from athkit.protocol._agent_id import (
+    AgentIdError,
+    canonical_agent_id,
+    check_agent_id,
+    is_loopback_host,
+    same_agent_id,
+)
 from athkit.protocol._attestation import (
     DEFAULT_LIFETIME,
     MAX_CLOCK_SKEW_SECONDS,
@@ -96,6 +103,7 @@ __all__ = [
     "MAX_CONSENT_CONTEXT_LIFETIME",
     "ATHError",
     "ATHModel",
+    "AgentIdError",
     "AgentStatus",
     "AgentStatusResponse",
     "AppAuth",
@@ -127,6 +135,8 @@ __all__ = [
     "VerifiedAttestation",
     "b64url_decode",
     "b64url_encode",
+    "canonical_agent_id",
+    "check_agent_id",
     "check_password_hash_format",
     "code_challenge_s256",
     "create_attestation",
@@ -137,6 +147,7 @@ __all__ = [
     "hash_password",
     "hash_secret",
     "intersect_scopes",
+    "is_loopback_host",
     "is_valid_code_verifier",
     "jsonrpc_ath_error",
     "jwk_thumbprint",
@@ -152,6 +163,7 @@ __all__ = [
     "read_unverified_claims",
     "redirect_matches",
     "redirect_uri_allowed",
+    "same_agent_id",
     "save_private_key",
     "secret_matches",
     "target_of",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hmac
 
-from athkit.protocol import ErrorCode, hash_secret
+from athkit.protocol import ErrorCode, hash_secret, same_agent_id
 from athkit.server._audit import AuditContext
 from athkit.server._core import ACCESS_TOKEN_PREFIX, EngineCore, ath_error
 from athkit.server._records import TokenInfo
@@ -65,8 +65,12 @@ class TokenChecks(EngineCore):
                 "send the calling agent's agent_id as the X-ATH-Agent-ID header",
                 reason="missing_agent_id",
             )
-        if agent_id is not None and not hmac.compare_digest(
-            agent_id.encode("utf-8", "surrogateescape"), record.agent_id.encode("utf-8")
+        # ATH §2: the header is compared in canonical form (the record's agent_id is canonical).
+        if agent_id is not None and not (
+            hmac.compare_digest(
+                agent_id.encode("utf-8", "surrogateescape"), record.agent_id.encode("utf-8")
+            )
+            or same_agent_id(agent_id, record.agent_id, allow_query=True)
         ):
             raise ath_error(
                 ErrorCode.AGENT_IDENTITY_MISMATCH,

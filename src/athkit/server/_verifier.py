@@ -2,7 +2,9 @@
 
 Order of :meth:`AttestationVerifier.verify`:
 
-1. read the *unverified* ``sub``, only to know whose identity document to fetch;
+1. read the *unverified* ``sub``, only to know whose identity document to fetch; it must be a
+   canonical agent_id (:mod:`athkit.protocol._agent_id`), so no other spelling of an identity
+   is ever fetched, registered or compared;
 2. if the caller knows which agent it expects (a registered client), a different ``sub`` is
    refused with ``AGENT_IDENTITY_MISMATCH`` *before* any fetch, so an attacker cannot make us
    fetch URLs of their choosing by presenting someone else's ``client_id``;
@@ -23,6 +25,7 @@ from typing import Any, cast
 from urllib.parse import urlsplit
 
 from athkit.protocol import (
+    AgentIdError,
     ATHError,
     Developer,
     ErrorCode,
@@ -30,6 +33,7 @@ from athkit.protocol import (
     PublicKey,
     VerificationKey,
     VerifiedAttestation,
+    check_agent_id,
     load_public_key,
     public_key_to_jwk,
     read_unverified_claims,
@@ -88,6 +92,8 @@ class AttestationVerifier:
     ``identity`` is a stand-in document named after the agent's host, with developer
     ``{"name": "development (unverified)", "id": "development"}``. The signature, claims and
     replay checks still run.
+
+    ``allow_agent_id_query`` lets agent_ids carry a query string (off by default, ATH §2).
     """
 
     def __init__(
@@ -99,7 +105,9 @@ class AttestationVerifier:
         trusted_keys: Mapping[str, TrustedKey] | None = None,
         cache_seconds: float = MAX_CACHE_SECONDS,
         refetch_interval: float = REFETCH_INTERVAL_SECONDS,
+        allow_agent_id_query: bool = False,
     ) -> None:
+        self._allow_query = allow_agent_id_query
         if isinstance(fetcher, IdentityFetcher):
             self._fetcher, self._owns_fetcher = fetcher, False
         else:
@@ -146,6 +154,16 @@ class AttestationVerifier:
         ``AGENT_IDENTITY_MISMATCH`` before anything is fetched.
         """
         sub = _unverified_sub(token)
+        try:
+            # ATH §2: an agent_id is an identity; only its canonical form is accepted.
+            check_agent_id(sub, allow_query=self._allow_query)
+        except AgentIdError as exc:
+            details = {"reason": "agent_id_not_canonical", "problem": exc.reason}
+            if exc.canonical is not None:
+                details["canonical"] = exc.canonical
+            raise ATHError(
+                ErrorCode.INVALID_ATTESTATION, f"invalid attestation: {exc}", details=details
+            ) from None
         if expected_agent_id is not None and sub != expected_agent_id:
             raise ATHError(
                 ErrorCode.AGENT_IDENTITY_MISMATCH,

@@ -294,6 +294,22 @@ def test_rejections(
     assert PROVIDER_TOKENS["mail"] not in r.text
 
 
+def test_agent_header_is_compared_in_canonical_form(gateway: Gateway) -> None:
+    # ATH §2: another spelling of the same identity URL is the same agent; a look-alike is not.
+    same = "HTTPS://Agent.Example:443/.well-known/agent.json"
+    r = gateway.call("GET", "/ath/proxy/mail/messages", token=gateway.tokens["mail"], agent=same)
+    assert r.status_code == 200, r.text
+    for other in (
+        "https://agent.example/.well-known/../.well-known/agent.json",
+        "https://agent.example@agent.example/.well-known/agent.json",
+        "https://agent.example/.well-known/agent.json#x",
+    ):
+        r = gateway.call(
+            "GET", "/ath/proxy/mail/messages", token=gateway.tokens["mail"], agent=other
+        )
+        assert (r.status_code, r.json()["code"]) == (403, "AGENT_IDENTITY_MISMATCH")
+
+
 def test_scope_miss_is_audited_as_scope_violation(gateway: Gateway) -> None:
     r = gateway.call(
         "POST", "/ath/proxy/mail/messages", token=gateway.tokens["mail_ro"], content=b"{}"

@@ -15,6 +15,7 @@ from athkit.agent._core import (
     Discovery,
     Mode,
     PendingAuthorization,
+    check_default_headers,
     is_ath_error,
     new_state,
 )
@@ -88,6 +89,7 @@ __all__ = [
     "authorize_interactive",
     "authorize_interactive_async",
     "build_identity_document",
+    "check_default_headers",
     "config_dir",
     "default_config_dir",
     "generate_key",

@@ -49,7 +49,7 @@ def _network_error(call: Call, exc: httpx.HTTPError) -> ATHClientError:
     )
 
 
-def _build(http: httpx.Client | httpx.AsyncClient, call: Call) -> httpx.Request:
+def _build(http: httpx.Client | httpx.AsyncClient, call: Call, core: ClientCore) -> httpx.Request:
     try:
         return http.build_request(
             call.method,
@@ -57,7 +57,7 @@ def _build(http: httpx.Client | httpx.AsyncClient, call: Call) -> httpx.Request:
             json=call.json,
             content=call.content,
             params=call.params,
-            headers=call.headers,
+            headers={**core.default_headers_for(call.url), **call.headers},
         )
     except httpx.InvalidURL as exc:
         raise ValueError(f"cannot send to {call.url!r}: {exc}") from None
@@ -71,6 +71,7 @@ def _core(
     store: MemoryCredentialStore | None,
     attestation_lifetime: timedelta,
     capabilities: list[str] | None,
+    headers: Mapping[str, str] | None,
 ) -> ClientCore:
     key = private_key if isinstance(private_key, PrivateKey) else load_key(private_key)
     return ClientCore(
@@ -81,6 +82,7 @@ def _core(
         store=store,
         attestation_lifetime=attestation_lifetime,
         capabilities=capabilities,
+        headers=headers,
     )
 
 
@@ -123,6 +125,11 @@ class AsyncATHClient(_Common):
     a fresh attestation with the audience its endpoint expects. Failures raise
     :class:`ATHClientError`. Use as ``async with AsyncATHClient(...) as client:`` so that the
     connection pool is reused and closed.
+
+    ``headers`` are sent on every request to the server's own origin (the ATH endpoints and the
+    gateway proxy), for gateways that want a header of their own on each call; they are never
+    sent to another origin (a native service's separate ``api_base`` or token endpoint host).
+    ``Authorization``, ``Host``, framing headers and ``X-ATH-*`` are the protocol's and refused.
     """
 
     def __init__(
@@ -137,9 +144,17 @@ class AsyncATHClient(_Common):
         attestation_lifetime: timedelta = DEFAULT_LIFETIME,
         capabilities: list[str] | None = None,
         http_client: httpx.AsyncClient | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         self._core = _core(
-            base_url, agent_id, private_key, mode, store, attestation_lifetime, capabilities
+            base_url,
+            agent_id,
+            private_key,
+            mode,
+            store,
+            attestation_lifetime,
+            capabilities,
+            headers,
         )
         self._owns_http = http_client is None
         self._http = http_client or httpx.AsyncClient(timeout=timeout, cookies=_no_cookies())
@@ -164,7 +179,7 @@ class AsyncATHClient(_Common):
         try:
             call = next(operation)
             while True:
-                request = _build(self._http, call)
+                request = _build(self._http, call, self._core)
                 try:
                     response = await self._http.send(
                         request, auth=call.auth or httpx.USE_CLIENT_DEFAULT
@@ -311,9 +326,17 @@ class ATHClient(_Common):
         attestation_lifetime: timedelta = DEFAULT_LIFETIME,
         capabilities: list[str] | None = None,
         http_client: httpx.Client | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         self._core = _core(
-            base_url, agent_id, private_key, mode, store, attestation_lifetime, capabilities
+            base_url,
+            agent_id,
+            private_key,
+            mode,
+            store,
+            attestation_lifetime,
+            capabilities,
+            headers,
         )
         self._owns_http = http_client is None
         self._http = http_client or httpx.Client(timeout=timeout, cookies=_no_cookies())
@@ -338,7 +361,7 @@ class ATHClient(_Common):
         try:
             call = next(operation)
             while True:
-                request = _build(self._http, call)
+                request = _build(self._http, call, self._core)
                 try:
                     response = self._http.send(request, auth=call.auth or httpx.USE_CLIENT_DEFAULT)
                 except httpx.HTTPError as exc:

@@ -25,6 +25,8 @@ class ServerEntry(BaseModel):
 
     url: str
     mode: Literal["auto", "gateway", "native"] = "auto"
+    # Sent on every request to this server (for gateways that want a header of their own).
+    headers: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("url")
     @classmethod
@@ -74,6 +76,20 @@ class AgentConfig(BaseModel):
     def resolve_key_path(self, directory: Path | None = None) -> Path:
         """The configured key file, else ``agent.pem`` in the config directory."""
         return Path(self.key_path) if self.key_path else (directory or config_dir()) / KEY_FILE
+
+    def server_headers(self, name_or_url: str | None) -> dict[str, str]:
+        """The configured extra headers of a named server (or of the entry with this URL)."""
+        choice = name_or_url or self.default_server
+        if choice is None:
+            return {}
+        if "://" not in choice:
+            entry = self.servers.get(choice)
+            return dict(entry.headers) if entry else {}
+        url = choice.rstrip("/")
+        for entry in self.servers.values():
+            if entry.url == url:
+                return dict(entry.headers)
+        return {}
 
     def resolve_server(self, name_or_url: str | None) -> tuple[str, str]:
         """``(url, mode)`` for a server name or URL (the default server when ``None``).

@@ -46,6 +46,7 @@ from athkit.protocol import (
     TokenRequest,
     TokenResponse,
     create_attestation,
+    origin_of,
 )
 
 Mode = Literal["gateway", "native"]
@@ -83,6 +84,30 @@ class PendingAuthorization(AuthorizeResponse):
     state: str
     provider_id: str
     user_redirect_uri: str | None = None
+
+
+# Headers the protocol (or HTTP framing) sets itself; a default header must not replace them.
+_RESERVED_HEADERS = frozenset(
+    {"authorization", "host", "content-length", "content-type", "transfer-encoding", "connection"}
+)
+_TOKEN_CHARS = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyz")
+
+
+def check_default_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """Validated extra headers for every call; ``ValueError`` naming what is wrong."""
+    checked: dict[str, str] = {}
+    for name, value in headers.items():
+        lower = name.lower()
+        if not name or not set(lower) <= _TOKEN_CHARS:
+            raise ValueError(f"header name {name!r} is not a valid HTTP header name")
+        if lower in _RESERVED_HEADERS or lower.startswith("x-ath-"):
+            raise ValueError(
+                f"header {name!r} is set by the ATH client itself; it cannot be a default"
+            )
+        if any(c in value for c in "\r\n\0"):
+            raise ValueError(f"the value of header {name!r} contains a line break")
+        checked[name] = value.strip()
+    return checked
 
 
 def new_state() -> str:
@@ -165,6 +190,7 @@ class ClientCore:
         store: MemoryCredentialStore | None = None,
         attestation_lifetime: timedelta = DEFAULT_LIFETIME,
         capabilities: list[str] | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         if not base_url.startswith(("http://", "https://")):
             raise ValueError(f"base URL must start with http:// or https://, got {base_url!r}")
@@ -182,6 +208,18 @@ class ClientCore:
         self.discovery: Discovery | None = None
         self._lifetime = attestation_lifetime
         self._capabilities = capabilities
+        self.default_headers = check_default_headers(headers or {})
+        self._origin = origin_of(self.base_url)
+
+    def default_headers_for(self, url: str) -> dict[str, str]:
+        """The default headers for a request to ``url``: only on the server's own origin."""
+        if not self.default_headers:
+            return {}
+        try:
+            same = origin_of(url) == self._origin
+        except ValueError:
+            same = False
+        return dict(self.default_headers) if same else {}
 
     # --- helpers ---------------------------------------------------------------------------
 

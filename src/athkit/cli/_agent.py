@@ -30,6 +30,7 @@ from athkit.agent import (
     Mode,
     ServerEntry,
     build_identity_document,
+    check_default_headers,
     config_dir,
     generate_key,
     load_key,
@@ -66,6 +67,15 @@ AgentOpt = Annotated[
 KeyOpt = Annotated[
     Path | None,
     typer.Option("--key", envvar="ATH_KEY", help="Private key PEM (default: from config)."),
+]
+HeaderOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--header",
+        "-H",
+        help="'Name: value' sent on every request to the server (repeatable; added to the "
+        "server's headers from `ath config set-server --header`).",
+    ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document (for scripts).")]
 ProviderOpt = Annotated[
@@ -105,8 +115,11 @@ class _Setup:
         key_path: Path | None,
         *,
         anonymous: bool = False,
+        headers: list[str] | dict[str, str] | None = None,
     ) -> ATHClient:
         url, configured_mode = self.config.resolve_server(server)
+        given = headers if isinstance(headers, dict) else _parse_headers(headers)
+        extra = {**self.config.server_headers(server), **given}
         chosen = mode or configured_mode
         if chosen not in ("auto", "gateway", "native"):
             raise ValueError(f"--mode must be auto, gateway or native, not {chosen!r}")
@@ -121,6 +134,7 @@ class _Setup:
             private_key=key,
             mode=cast(Mode | Literal["auto"], chosen),
             store=CredentialStore(self.directory),
+            headers=extra,
         )
 
 
@@ -226,10 +240,15 @@ def identity(
 
 
 @handles_errors()
-def discover(server: ServerOpt = None, mode: ModeOpt = None, json_output: JsonOpt = False) -> None:
+def discover(
+    server: ServerOpt = None,
+    mode: ModeOpt = None,
+    header: HeaderOpt = None,
+    json_output: JsonOpt = False,
+) -> None:
     """Show what the gateway or service offers (ath.json or ath-app.json)."""
     setup = _Setup.load()
-    with setup.client(server, mode, None, None, anonymous=True) as client:
+    with setup.client(server, mode, None, None, anonymous=True, headers=header) as client:
         found = client.discover()
         data = {"mode": client.mode, "discovery": found.dump()}
 
@@ -298,6 +317,7 @@ def register(
     mode: ModeOpt = None,
     agent_id: AgentOpt = None,
     key: KeyOpt = None,
+    header: HeaderOpt = None,
     json_output: JsonOpt = False,
 ) -> None:
     """Register the agent (Phase A); the client credentials are stored, never printed."""
@@ -308,7 +328,7 @@ def register(
         if not sep or not name or not _scopes([scopes]):
             raise ValueError(f"--provider wants PROVIDER=scope1,scope2, got {entry!r}")
         requested[name] = _scopes([scopes])
-    with setup.client(server, mode, agent_id, key) as client:
+    with setup.client(server, mode, agent_id, key, headers=header) as client:
         if not requested:
             if not scope:
                 raise ValueError("say what to ask for: --provider P=scopes or --scope (native)")
@@ -345,11 +365,12 @@ def status(
     mode: ModeOpt = None,
     agent_id: AgentOpt = None,
     key: KeyOpt = None,
+    header: HeaderOpt = None,
     json_output: JsonOpt = False,
 ) -> None:
     """Show the agent's registration as the server sees it."""
     setup = _Setup.load()
-    with setup.client(server, mode, agent_id, key) as client:
+    with setup.client(server, mode, agent_id, key, headers=header) as client:
         result = client.status()
 
     def render(console: Console) -> None:
@@ -423,6 +444,7 @@ def authorize(
     mode: ModeOpt = None,
     agent_id: AgentOpt = None,
     key: KeyOpt = None,
+    header: HeaderOpt = None,
     json_output: JsonOpt = False,
 ) -> None:
     """Get the user's consent and a token (Phase B); the token is stored.
@@ -433,7 +455,7 @@ def authorize(
     out = Output(json_output)
     if (code is None) != (session is None):
         raise ValueError("--code and --session go together")
-    with setup.client(server, mode, agent_id, key) as client:
+    with setup.client(server, mode, agent_id, key, headers=header) as client:
         if code is not None and session is not None:
             token = client.exchange_token(code, session)
             out.result(_token_summary(token), _render_token(token))
@@ -573,9 +595,6 @@ def call(
     data: Annotated[
         str | None, typer.Option("--data", "-d", help="Request body; @file or @- for stdin.")
     ] = None,
-    header: Annotated[
-        list[str] | None, typer.Option("--header", "-H", help="'Name: value' (repeatable).")
-    ] = None,
     query: Annotated[
         list[str] | None, typer.Option("--query", "-q", help="name=value (repeatable).")
     ] = None,
@@ -583,13 +602,16 @@ def call(
     mode: ModeOpt = None,
     agent_id: AgentOpt = None,
     key: KeyOpt = None,
+    header: HeaderOpt = None,
     json_output: JsonOpt = False,
 ) -> None:
     """Call the protected API: the gateway proxy, or the native service's api_base."""
     setup = _Setup.load()
-    headers = _parse_headers(header)
+    # -H goes on every request to the server; a Content-Type only on the API call itself.
+    every = _parse_headers(header)
+    headers = {k: every.pop(k) for k in list(every) if k.lower() == "content-type"}
     body = _read_data(data)
-    if body is not None and not any(h.lower() == "content-type" for h in headers):
+    if body is not None and not headers:
         try:
             json.loads(body)
             headers["Content-Type"] = "application/json"
@@ -601,7 +623,7 @@ def call(
         if not sep:
             raise ValueError(f"--query wants name=value, got {item!r}")
         params.append((name, value))
-    with setup.client(server, mode, agent_id, key) as client:
+    with setup.client(server, mode, agent_id, key, headers=every) as client:
         if client.mode is None:
             client.discover()
         target = provider
@@ -645,11 +667,12 @@ def revoke(
     mode: ModeOpt = None,
     agent_id: AgentOpt = None,
     key: KeyOpt = None,
+    header: HeaderOpt = None,
     json_output: JsonOpt = False,
 ) -> None:
     """Revoke the stored token for a provider and forget it."""
     setup = _Setup.load()
-    with setup.client(server, mode, agent_id, key) as client:
+    with setup.client(server, mode, agent_id, key, headers=header) as client:
         if provider is None and client.mode == "gateway":
             raise ValueError("name the PROVIDER whose token to revoke")
         client.revoke(provider)
@@ -679,6 +702,9 @@ def _show_config(out: Output, setup: _Setup) -> None:
     cfg = setup.config
     data = cfg.model_dump(mode="json", exclude_none=True)
     data["config_dir"] = str(setup.directory)
+    for entry in data.get("servers", {}).values():
+        # Header values may be credentials (a gateway's session header): names only.
+        entry["headers"] = sorted(entry.get("headers", {}))
 
     def render(console: Console) -> None:
         console.print(f"Config directory: [bold]{escape(str(setup.directory))}[/]")
@@ -686,11 +712,12 @@ def _show_config(out: Output, setup: _Setup) -> None:
             value = getattr(cfg, attr)
             console.print(f"  {setting:15} {escape(str(value)) if value else '[dim]unset[/]'}")
         table = Table(title="Servers")
-        for column in ("name", "url", "mode", ""):
+        for column in ("name", "url", "mode", "headers", ""):
             table.add_column(column)
         for name, entry in sorted(cfg.servers.items()):
             mark = "default" if name == cfg.default_server else ""
-            table.add_row(escape(name), escape(entry.url), entry.mode, mark)
+            names = ", ".join(sorted(entry.headers))
+            table.add_row(escape(name), escape(entry.url), entry.mode, escape(names), mark)
         console.print(table)
 
     out.result(data, render)
@@ -710,15 +737,22 @@ def config_set_server(
     url: Annotated[str, typer.Argument(help="The base URL.")],
     mode: Annotated[str, typer.Option("--mode", help="auto | gateway | native")] = "auto",
     default: Annotated[bool, typer.Option("--default", help="Make it the default.")] = False,
+    header: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--header", "-H", help="'Name: value' to send on every request to it (repeatable)."
+        ),
+    ] = None,
     json_output: JsonOpt = False,
 ) -> None:
-    """Add or change a named server."""
+    """Add or change a named server (``--header`` replaces its saved headers)."""
     if "://" in name:
         raise ValueError("the NAME comes first, then the URL")
     setup = _Setup.load()
+    headers = check_default_headers(_parse_headers(header))
     setup.config.servers = {
         **setup.config.servers,
-        name: ServerEntry.model_validate({"url": url, "mode": mode}),
+        name: ServerEntry.model_validate({"url": url, "mode": mode, "headers": headers}),
     }
     if default or setup.config.default_server is None:
         setup.config.default_server = name

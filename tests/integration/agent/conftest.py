@@ -7,12 +7,14 @@ provider, plus a tiny protected API under ``/api``. Every request stays on 127.0
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -122,6 +124,13 @@ def _oauth_config(
 @pytest.fixture(scope="package")
 def native() -> Iterator[NativeStack]:
     """The service and its OAuth server, shared by the package's tests (agents differ per test)."""
+    with run_native() as stack:
+        yield stack
+
+
+@contextlib.contextmanager
+def run_native(wrap: Callable[[Any], Any] | None = None) -> Iterator[NativeStack]:
+    """Start the native service (its ASGI app passed through ``wrap``) and its OAuth server."""
     oauth_port, service_port = free_port(), free_port()
     oauth_url = f"http://127.0.0.1:{oauth_port}"
     service_url = f"http://127.0.0.1:{service_port}"
@@ -170,7 +179,7 @@ def native() -> Iterator[NativeStack]:
     )
     with (
         serve_in_thread(oauth_app, port=oauth_port),
-        serve_in_thread(app, port=service_port),
+        serve_in_thread(wrap(app) if wrap else app, port=service_port),
     ):
         yield NativeStack(url=service_url, oauth_url=oauth_url)
 

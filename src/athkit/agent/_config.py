@@ -26,7 +26,7 @@ class ServerEntry(BaseModel):
     url: str
     mode: Literal["auto", "gateway", "native"] = "auto"
     # Sent on every request to this server (for gateways that want a header of their own).
-    headers: dict[str, str] = Field(default_factory=dict)
+    headers: dict[str, str] | None = None
 
     @field_validator("url")
     @classmethod
@@ -84,11 +84,11 @@ class AgentConfig(BaseModel):
             return {}
         if "://" not in choice:
             entry = self.servers.get(choice)
-            return dict(entry.headers) if entry else {}
+            return dict(entry.headers or {}) if entry else {}
         url = choice.rstrip("/")
         for entry in self.servers.values():
             if entry.url == url:
-                return dict(entry.headers)
+                return dict(entry.headers or {})
         return {}
 
     def resolve_server(self, name_or_url: str | None) -> tuple[str, str]:

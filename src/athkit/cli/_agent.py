@@ -703,8 +703,8 @@ def _show_config(out: Output, setup: _Setup) -> None:
     data = cfg.model_dump(mode="json", exclude_none=True)
     data["config_dir"] = str(setup.directory)
     for entry in data.get("servers", {}).values():
-        # Header values may be credentials (a gateway's session header): names only.
-        entry["headers"] = sorted(entry.get("headers", {}))
+        if "headers" in entry:  # values may be credentials (a gateway's session header)
+            entry["headers"] = sorted(entry["headers"])
 
     def render(console: Console) -> None:
         console.print(f"Config directory: [bold]{escape(str(setup.directory))}[/]")
@@ -716,7 +716,7 @@ def _show_config(out: Output, setup: _Setup) -> None:
             table.add_column(column)
         for name, entry in sorted(cfg.servers.items()):
             mark = "default" if name == cfg.default_server else ""
-            names = ", ".join(sorted(entry.headers))
+            names = ", ".join(sorted(entry.headers or {}))
             table.add_row(escape(name), escape(entry.url), entry.mode, escape(names), mark)
         console.print(table)
 
@@ -752,7 +752,7 @@ def config_set_server(
     headers = check_default_headers(_parse_headers(header))
     setup.config.servers = {
         **setup.config.servers,
-        name: ServerEntry.model_validate({"url": url, "mode": mode, "headers": headers}),
+        name: ServerEntry.model_validate({"url": url, "mode": mode, "headers": headers or None}),
     }
     if default or setup.config.default_server is None:
         setup.config.default_server = name

@@ -166,7 +166,7 @@ class RedisRateLimiter:
             )
         except (RedisError, OSError) as exc:
             raise RateLimiterUnavailable(
-                f"the rate-limit store at {_redact(self._url)} is unreachable "
+                f"Redis (rate-limit counters, {_redact(self._url)}) is unavailable "
                 f"({type(exc).__name__})"
             ) from None
         if allowed:

@@ -240,6 +240,13 @@ class OperatorConsole:
 
     async def login(self, request: Request) -> Response:
         """POST sign-in: CSRF (double submit), throttle, password check, new session."""
+        try:
+            return await self._login(request)
+        except Exception:
+            # Fail closed: a store that is down signs nobody in.
+            return self._failure(request, None)
+
+    async def _login(self, request: Request) -> Response:
         form = await request.form(max_files=0, max_fields=20)
         username = form_text(form, "username", 64)
         password = form.get("password")

@@ -172,12 +172,23 @@ class ConsoleStore:
                 .where(where, login_failures.c.window_start > now - window)
                 .values(failures=login_failures.c.failures + 1)
             )
-            if not bumped.rowcount:
-                await conn.execute(delete(login_failures).where(where))
+            if bumped.rowcount:
+                return
+            await conn.execute(delete(login_failures).where(where))
+        try:
+            async with self.db.begin() as conn:
                 await conn.execute(
                     insert(login_failures).values(
                         deployment=deployment, username=name, failures=1, window_start=now
                     )
+                )
+        except IntegrityError:
+            # A concurrent failure started the new window first: count this one in it.
+            async with self.db.begin() as conn:
+                await conn.execute(
+                    update(login_failures)
+                    .where(where)
+                    .values(failures=login_failures.c.failures + 1)
                 )
 
     async def clear_failures(self, deployment: str, username: str) -> None:

@@ -97,7 +97,8 @@ async def test_redis_limiter_fails_closed_when_redis_is_down() -> None:
         port = s.getsockname()[1]
     limiter = RedisRateLimiter(f"redis://127.0.0.1:{port}/0")
     try:
-        with pytest.raises(RateLimiterUnavailable, match="unreachable"):
+        named = r"Redis \(rate-limit counters, redis://127.0.0.1:\d+\) is unavailable"
+        with pytest.raises(RateLimiterUnavailable, match=named):
             await limiter.hit("agent", 5, 30)
     finally:
         await limiter.aclose()

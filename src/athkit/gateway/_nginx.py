@@ -31,12 +31,10 @@ from __future__ import annotations
 import json
 from urllib.parse import urlsplit
 
+from athkit.gateway._check import CREDENTIALS_HEADER
 from athkit.gateway._config import GatewayConfig
+from athkit.server._forward_auth import CHECK_PATH, ERROR_HEADER, SECRET_HEADER
 
-CHECK_PATH = "/ath/check"
-SECRET_HEADER = "X-ATH-Check-Secret"
-CREDENTIALS_HEADER = "X-ATH-Upstream-Authorization"
-ERROR_HEADER = "X-ATH-Error"
 # Every status the check may refuse with (ATH §7 table plus our additions).
 DENY_STATUSES = (400, 401, 403, 404, 409, 413, 415, 429, 500, 502, 503, 504)
 CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"  # Debian's ca-certificates

@@ -69,11 +69,6 @@ class GatewaySettings(ServerSettings):
     proxy: ProxyConfig = Field(default_factory=ProxyConfig)
     console: ConsoleConfig = Field(default_factory=ConsoleConfig)
     providers: list[GatewayProviderSettings] = Field(default_factory=list)  # type: ignore[assignment]
-    forward_auth_secret: SecretStr | None = Field(
-        default=None,
-        description="Shared secret a forward-auth proxy sends in X-ATH-Check-Secret; "
-        "/ath/check is off without it.",
-    )
 
 
 def metadata_url(issuer: str) -> str:

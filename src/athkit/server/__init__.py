@@ -21,6 +21,7 @@ from athkit.server._engine import (
     ConsentStart,
 )
 from athkit.server._fetch import FetchPolicy, IdentityFetcher
+from athkit.server._forward_auth import NativeCheckApp
 from athkit.server._guard import ATHPrincipal, ATHScopeMiddleware, authenticate, require_scopes
 from athkit.server._isotime import parse_instant, to_iso
 from athkit.server._memory import (
@@ -133,6 +134,7 @@ __all__ = [
     "MemoryReplayStore",
     "MemorySessionStore",
     "MemoryTokenStore",
+    "NativeCheckApp",
     "OAuthBridge",
     "ProviderApproval",
     "ProviderCredentials",

@@ -13,13 +13,15 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute
+from starlette.routing import BaseRoute, Route
 
 from athkit.pages import status_page, wants_html
 from athkit.protocol import ATHError, ErrorCode, ScopeRouteMap
+from athkit.server._access import AccessCheck
 from athkit.server._clock import Clock, SystemClock
 from athkit.server._engine import ATHEngine
 from athkit.server._fetch import FetchPolicy
+from athkit.server._forward_auth import CHECK_PATH, NativeCheckApp
 from athkit.server._guard import ENGINE_STATE_KEY, ATHScopeMiddleware
 from athkit.server._oauth import HttpOAuthBridge, OAuthBridge
 from athkit.server._ports import AgentVerifier
@@ -78,7 +80,8 @@ def create_native_app(
     the app starts. Without ``verifier``, an :class:`AttestationVerifier` is built from the
     settings' fetch policy, with its jti replay store in the same database (or in memory when
     ``stores`` are given). The engine is ``app.state.ath_engine`` (so ``require_scopes`` finds
-    it).
+    it). With ``settings.forward_auth_secret``, ``/ath/check`` answers a proxy that forwards the
+    API itself (:class:`NativeCheckApp`, deciding by ``scope_map``).
     """
     db = None
     if stores is None:
@@ -134,11 +137,27 @@ def create_native_app(
             Middleware(ATHScopeMiddleware, route_map=scope_map, engine=engine, prefix=api_prefix)
         )
     exception_handlers: dict[Any, Any] = {HTTPException: _http_error, ATHError: ath_error_handler}
+    all_routes = [*create_ath_routes(engine, user_authenticator=user_authenticator), *routes]
+    if settings.forward_auth_secret is not None:
+        # Forward-auth: a proxy in front of the API asks /ath/check about each call.
+        if scope_map is None:
+            raise ValueError("forward_auth_secret needs scope_map: /ath/check decides by it")
+        check = NativeCheckApp(
+            AccessCheck(engine),
+            settings.forward_auth_secret.get_secret_value(),
+            scope_map,
+            provider_id=_single_provider(settings),
+        )
+        all_routes[:0] = [Route(CHECK_PATH, check), Route(CHECK_PATH + "/{path:path}", check)]
     app = Starlette(
-        routes=[*create_ath_routes(engine, user_authenticator=user_authenticator), *routes],
+        routes=all_routes,
         middleware=stack,
         lifespan=lifespan,
         exception_handlers=exception_handlers,
     )
     setattr(app.state, ENGINE_STATE_KEY, engine)
     return app
+
+
+def _single_provider(settings: ServerSettings) -> str | None:
+    return settings.providers[0].provider_id if len(settings.providers) == 1 else None

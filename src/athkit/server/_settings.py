@@ -110,6 +110,11 @@ class ServerSettings(BaseModel):
     admin_token: SecretStr | None = Field(
         default=None, description="Bearer token of the admin API; the admin API is off without it."
     )
+    forward_auth_secret: SecretStr | None = Field(
+        default=None,
+        description="Shared secret (at least 32 characters) a forward-auth proxy sends in "
+        "X-ATH-Check-Secret; /ath/check is off without it.",
+    )
     session_lifetime: Annotated[int, Field(ge=30, le=MAX_SESSION_LIFETIME)] = MAX_SESSION_LIFETIME
     token_lifetime: Annotated[int, Field(ge=30, le=MAX_TOKEN_LIFETIME)] = MAX_TOKEN_LIFETIME
     allow_loopback: bool = Field(
@@ -141,6 +146,13 @@ class ServerSettings(BaseModel):
     def _long_secret(cls, value: SecretStr) -> SecretStr:
         if len(value.get_secret_value()) < 32:
             raise ValueError("secret_key must be at least 32 characters")
+        return value
+
+    @field_validator("forward_auth_secret")
+    @classmethod
+    def _long_check_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError("forward_auth_secret must be at least 32 characters")
         return value
 
     @model_validator(mode="after")

@@ -56,6 +56,8 @@ class ServiceConfig:
     database_url: str
     consent_key_pem: str
     secret_key: str = "service-secret-key-for-tests-0123456789abcdef"
+    # /ath/check for a proxy in front of the API (forward-auth)
+    forward_auth_secret: str = "native-forward-auth-secret-0123456789abcdef"
 
     def to_json(self) -> str:
         return json.dumps(self.__dict__)
@@ -70,6 +72,7 @@ def service_settings(config: ServiceConfig) -> ServerSettings:
         database_url=config.database_url,
         secret_key=config.secret_key,
         admin_token=ADMIN_TOKEN,
+        forward_auth_secret=config.forward_auth_secret,
         allow_http=True,  # development: agents and their documents live on 127.0.0.1
         allow_loopback=True,
         consent_signing_key=config.consent_key_pem,

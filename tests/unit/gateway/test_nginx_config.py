@@ -15,9 +15,9 @@ from typer.testing import CliRunner
 
 from athkit.cli import app as cli_app
 from athkit.gateway import load_config, nginx_config
-from athkit.gateway._check import error_header
-from athkit.gateway._nginx import CREDENTIALS_HEADER, ERROR_HEADER, SECRET_HEADER
+from athkit.gateway._check import CREDENTIALS_HEADER
 from athkit.protocol import ATHError, ErrorCode
+from athkit.server._forward_auth import ERROR_HEADER, SECRET_HEADER, error_header
 from tests.docs import code_blocks
 
 ROOT = Path(__file__).resolve().parents[3]

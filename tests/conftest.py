@@ -8,6 +8,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# Property tests stay bounded in the default run; ATH_LONG_PROPERTIES=1 runs many more examples.
+settings.register_profile(
+    "athkit",
+    max_examples=60,
+    deadline=None,  # each test bounds its own request time, measured on the server's answer
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+settings.register_profile("athkit-long", parent=settings.get_profile("athkit"), max_examples=2000)
+settings.load_profile("athkit-long" if os.environ.get("ATH_LONG_PROPERTIES") == "1" else "athkit")
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page

@@ -30,6 +30,7 @@ from athkit.protocol._consent_context import (
     verify_consent_context,
 )
 from athkit.protocol._errors import ATHError, ErrorCode
+from athkit.protocol._json import JSONLimits, JSONRejected, loads_bounded
 from athkit.protocol._keys import (
     PrivateKey,
     PublicKey,
@@ -118,6 +119,8 @@ __all__ = [
     "GatewayDiscovery",
     "GatewayProvider",
     "IdentityDocument",
+    "JSONLimits",
+    "JSONRejected",
     "McpScopeMap",
     "McpTarget",
     "PrivateKey",
@@ -154,6 +157,7 @@ __all__ = [
     "key_id",
     "load_private_key",
     "load_public_key",
+    "loads_bounded",
     "normalize_request_path",
     "origin_of",
     "parse_target",

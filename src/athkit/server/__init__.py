@@ -93,6 +93,7 @@ from athkit.server._stores import (
 )
 from athkit.server._vault import ProviderVault
 from athkit.server._verifier import AttestationVerifier, VerifiedAgent
+from athkit.server._web import read_json_object
 
 __all__ = [
     "ACCESS_TOKEN_PREFIX",
@@ -187,6 +188,7 @@ __all__ = [
     "openapi_document",
     "overall_status",
     "parse_instant",
+    "read_json_object",
     "redirect_uri_allowed",
     "require_scopes",
     "sql_stores",

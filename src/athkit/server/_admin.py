@@ -16,7 +16,14 @@ from athkit.protocol import ATHError, ErrorCode
 from athkit.server._engine import ATHEngine
 from athkit.server._isotime import parse_instant, to_iso
 from athkit.server._records import AgentRecord, AgentState, AuditEvent, TokenRecord
-from athkit.server._web import NO_STORE, error_response, invalid_request, parse_model, reject
+from athkit.server._web import (
+    NO_STORE,
+    error_response,
+    fail_closed,
+    invalid_request,
+    parse_model,
+    reject,
+)
 
 _Scope = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 
@@ -151,7 +158,7 @@ def create_admin_routes(engine: ATHEngine) -> list[BaseRoute]:
             except ATHError as exc:
                 return error_response(exc)
 
-        return endpoint
+        return fail_closed(endpoint)
 
     async def list_agents(request: Request) -> Response:
         status = request.query_params.get("status")

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import json
 import logging
 import socket
 import ssl
@@ -48,7 +47,7 @@ from typing import Any
 import httpcore
 import httpx
 
-from athkit.protocol import ATHError, ErrorCode
+from athkit.protocol import ATHError, ErrorCode, JSONLimits, JSONRejected, loads_bounded
 
 logger = logging.getLogger("athkit.server.fetch")
 
@@ -441,9 +440,11 @@ class IdentityFetcher:
             body = await self._read_capped(url, response)
             max_age = _parse_max_age(response.headers.get("cache-control"))
         try:
-            data = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
-            raise _error("identity_document_invalid", f"{url} is not valid JSON") from None
+            data = loads_bounded(body, JSONLimits(max_bytes=self.policy.max_bytes))
+        except JSONRejected as exc:
+            raise _error(
+                "identity_document_invalid", f"{url} is not acceptable JSON: {exc.message}"
+            ) from None
         if not isinstance(data, dict):
             raise _error("identity_document_invalid", f"{url} is not a JSON object")
         return FetchedDocument(url=url, data=data, max_age=max_age)

@@ -8,7 +8,6 @@ the userinfo endpoint or the ``sub`` of the ``id_token``.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -16,7 +15,14 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import httpx
 
-from athkit.protocol import ATHError, ErrorCode, b64url_decode
+from athkit.protocol import (
+    ATHError,
+    ErrorCode,
+    JSONLimits,
+    JSONRejected,
+    b64url_decode,
+    loads_bounded,
+)
 from athkit.server._settings import ProviderSettings
 
 _MAX_RESPONSE_BYTES = 256 * 1024
@@ -190,7 +196,7 @@ class HttpOAuthBridge:
             raise _oauth_error(f"userinfo has no {provider.user_id_field!r} field")
         if tokens.id_token:
             try:
-                payload = json.loads(b64url_decode(tokens.id_token.split(".")[1]))
+                payload = loads_bounded(b64url_decode(tokens.id_token.split(".")[1]))
             except (ValueError, IndexError):
                 raise _oauth_error("the provider's id_token is malformed") from None
             sub = payload.get("sub") if isinstance(payload, dict) else None
@@ -244,8 +250,8 @@ class HttpOAuthBridge:
         if len(response.content) > _MAX_RESPONSE_BYTES:
             raise _oauth_error(f"the provider's {what} response is too large")
         try:
-            data = response.json()
-        except ValueError:
+            data = loads_bounded(response.content, JSONLimits(max_bytes=_MAX_RESPONSE_BYTES))
+        except JSONRejected:
             raise _oauth_error(
                 f"the provider's {what} response is not JSON", status=response.status_code
             ) from None

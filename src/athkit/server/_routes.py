@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-import functools
 import html
 import inspect
-import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -38,36 +36,15 @@ from athkit.server._web import (
     binding_cookie_name,
     cookie_tag,
     error_response,
+    fail_closed,
     invalid_request,
     parse_model,
     reject,
 )
 
-_log = logging.getLogger("athkit.server")
-
 UserAuthenticator = Callable[[Request], "Awaitable[str | None] | str | None"]
 """Returns the id of the service's logged-in user for a request (e.g. from its session cookie),
 or ``None``. The id must be the provider's user id (what ``userinfo`` returns)."""
-
-Endpoint = Callable[[Request], Awaitable[Response]]
-
-
-def fail_closed(endpoint: Endpoint) -> Endpoint:
-    """Turn any unexpected exception into a JSON ``INTERNAL_ERROR`` (no stack trace out)."""
-
-    @functools.wraps(endpoint)
-    async def wrapper(request: Request) -> Response:
-        try:
-            return await endpoint(request)
-        except ATHError as exc:
-            return error_response(exc)
-        except Exception:
-            _log.exception("unhandled error in %s", request.url.path)
-            return error_response(
-                ATHError(ErrorCode.INTERNAL_ERROR, "the server could not complete the request")
-            )
-
-    return wrapper
 
 
 def basic_credentials(request: Request) -> tuple[str, str] | None:

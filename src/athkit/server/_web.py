@@ -3,8 +3,10 @@ ATH §7 error rendering, and audited rejections."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
-import json
+import logging
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
@@ -12,12 +14,35 @@ from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from athkit.protocol import ATHError, ErrorCode
+from athkit.protocol import ATHError, ErrorCode, JSONLimits, JSONRejected, loads_bounded
+from athkit.protocol._json import check_bounded
 from athkit.server._engine import ATHEngine
 
 _M = TypeVar("_M", bound=BaseModel)
 
+_log = logging.getLogger("athkit.server")
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+def fail_closed(endpoint: Endpoint) -> Endpoint:
+    """Turn any unexpected exception into a JSON ``INTERNAL_ERROR`` (no stack trace out)."""
+
+    @functools.wraps(endpoint)
+    async def wrapper(request: Request) -> Response:
+        try:
+            return await endpoint(request)
+        except ATHError as exc:
+            return error_response(exc)
+        except Exception:
+            _log.exception("unhandled error in %s", request.url.path)
+            return error_response(
+                ATHError(ErrorCode.INTERNAL_ERROR, "the server could not complete the request")
+            )
+
+    return wrapper
 
 
 def invalid_request(message: str, **details: Any) -> ATHError:
@@ -60,6 +85,80 @@ def _too_large(limit: int) -> ATHError:
     )
 
 
+def _media_type(request: Request) -> tuple[str, str | None]:
+    """The Content-Type's media type (lower case) and its ``charset`` parameter, if any."""
+    media, _, params = request.headers.get("content-type", "").partition(";")
+    charset = None
+    for param in params.split(";"):
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "charset":
+            charset = value.strip().strip('"').lower()
+    return media.strip().lower(), charset
+
+
+def _unsupported(message: str) -> ATHError:
+    return ATHError(
+        ErrorCode.INVALID_REQUEST,
+        message,
+        details={"reason": "unsupported_media_type"},
+        status=415,
+    )
+
+
+def decode_json(body: bytes, limit: int) -> Any:
+    """Parse a JSON request body within :class:`~athkit.protocol.JSONLimits` (``limit`` bytes):
+    400 ``INVALID_REQUEST`` naming the bound that was hit, 413 when it is too large."""
+    try:
+        return loads_bounded(body, JSONLimits(max_bytes=limit))
+    except JSONRejected as exc:
+        if exc.reason == "too_large":
+            raise _too_large(limit) from None
+        raise invalid_request(f"body refused: {exc.message}", reason=f"json_{exc.reason}") from None
+
+
+def decode_form(body: bytes, limit: int) -> dict[str, str]:
+    """Parse an ``application/x-www-form-urlencoded`` body: UTF-8, each name once, values within
+    the same bounds as JSON strings."""
+    try:
+        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=256)
+    except UnicodeDecodeError:
+        raise invalid_request("form body is not UTF-8", reason="malformed_body") from None
+    except ValueError:
+        raise invalid_request("form body has too many fields", reason="malformed_body") from None
+    data = dict(pairs)
+    if len(data) != len(pairs):
+        raise invalid_request("form body names a field twice", reason="duplicate_field")
+    try:
+        check_bounded(data, JSONLimits(max_bytes=limit))
+    except JSONRejected as exc:
+        raise invalid_request(f"body refused: {exc.message}", reason=f"form_{exc.reason}") from None
+    return data
+
+
+async def read_json_object(
+    request: Request, limit: int, *, allow_form: bool = False, allow_empty: bool = False
+) -> Any:
+    """The request body as a JSON object (or, where allowed, a form), bounded in every way:
+    size (413), media type and charset (415), then :func:`decode_json` (400). With
+    ``allow_empty``, an empty body (whatever its Content-Type) is ``{}``."""
+    body = await read_body(request, limit)
+    if allow_empty and not body.strip():
+        return {}
+    media, charset = _media_type(request)
+    if charset not in (None, "utf-8", "utf8"):
+        raise _unsupported(f"the body must be UTF-8, not {charset}")
+    form = allow_form and media == "application/x-www-form-urlencoded"
+    if not form and media not in ("application/json", "") and not media.endswith("+json"):
+        accepted = "application/json" + (
+            " or application/x-www-form-urlencoded" if allow_form else ""
+        )
+        raise _unsupported(f"Content-Type must be {accepted}, not {media}")
+    data = decode_form(body, limit) if form else decode_json(body, limit)
+    if not isinstance(data, dict):
+        raise invalid_request("body must be a JSON object", reason="not_an_object")
+    return data
+
+
 async def parse_model(
     request: Request,
     model: type[_M],
@@ -70,35 +169,11 @@ async def parse_model(
 ) -> _M:
     """Read and validate a JSON (or, where allowed, form-encoded) body as ``model``.
 
-    Malformed JSON and schema failures answer 400 ``INVALID_REQUEST`` naming the field. With
-    ``allow_empty``, an empty body (whatever its Content-Type) is read as ``{}``.
+    Every bound of :func:`read_json_object` applies; schema failures answer 400
+    ``INVALID_REQUEST`` naming the field. With ``allow_empty``, an empty body (whatever its
+    Content-Type) is read as ``{}``.
     """
-    body = await read_body(request, limit)
-    if allow_empty and not body.strip():
-        return validate(model, {})
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    data: Any
-    if allow_form and content_type == "application/x-www-form-urlencoded":
-        try:
-            data = dict(parse_qsl(body.decode("utf-8"), strict_parsing=False))
-        except UnicodeDecodeError:
-            raise invalid_request("form body is not UTF-8", reason="malformed_body") from None
-    else:
-        if content_type not in ("application/json", "") and not content_type.endswith("+json"):
-            raise ATHError(
-                ErrorCode.INVALID_REQUEST,
-                f"Content-Type must be application/json, not {content_type}",
-                details={"reason": "unsupported_media_type"},
-                status=415,
-            )
-        try:
-            data = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise invalid_request(
-                f"body is not valid JSON: {exc}", reason="malformed_json"
-            ) from None
-    if not isinstance(data, dict):
-        raise invalid_request("body must be a JSON object", reason="not_an_object")
+    data = await read_json_object(request, limit, allow_form=allow_form, allow_empty=allow_empty)
     return validate(model, data)
 
 

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
+from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry
 
 _ASYNC_DRIVERS = {
     "sqlite": "sqlite+aiosqlite",
@@ -58,7 +58,16 @@ def create_engine(
         connect_args.setdefault("command_timeout", timeout)
         return create_async_engine(async_url, connect_args=connect_args, **kwargs)
     if _is_memory_sqlite(async_url):
-        kwargs.setdefault("poolclass", StaticPool)
+        # An in-memory database lives and dies with its one connection. Sharing that connection
+        # between concurrent requests (StaticPool) interleaves their transactions on it, so one
+        # request's commit or rollback ends another's half-done work and writes are lost. A
+        # pool of exactly one connection, never recycled, hands it to one user at a time;
+        # the others wait their turn (pool_timeout) like writers of a SQLite file do.
+        kwargs.setdefault("poolclass", AsyncAdaptedQueuePool)
+        kwargs.setdefault("pool_size", 1)
+        kwargs.setdefault("max_overflow", 0)
+        kwargs.setdefault("pool_recycle", -1)
+        kwargs.setdefault("pool_timeout", 30)
     kwargs.setdefault("connect_args", {"timeout": 30})
     engine = create_async_engine(async_url, **kwargs)
 

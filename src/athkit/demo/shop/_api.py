@@ -15,7 +15,6 @@ The user is the one the token was issued for; an order records the agent that pl
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -25,7 +24,7 @@ from starlette.routing import Route
 
 from athkit.demo.shop._errors import ShopError
 from athkit.demo.shop._service import ShopService
-from athkit.server import ATHPrincipal, require_scopes
+from athkit.server import ATHPrincipal, read_json_object, require_scopes
 
 _MAX_BODY = 16 * 1024
 _NO_STORE = {"Cache-Control": "no-store"}
@@ -38,19 +37,9 @@ def _invalid(message: str, field: str | None = None) -> ShopError:
 
 
 async def _json_body(request: Request) -> dict[str, Any]:
-    if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
-        raise _invalid("send a JSON body with Content-Type: application/json")
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > _MAX_BODY:
-            raise ShopError("INVALID_REQUEST", "the body is too large", 413)
-    try:
-        data = json.loads(body)
-    except ValueError:
-        raise _invalid("the body is not valid JSON") from None
-    if not isinstance(data, dict):
-        raise _invalid("the body must be a JSON object")
+    # The engine's bounded reader: 413 too large, 415 not JSON, 400 malformed or hostile JSON,
+    # each an ATH-shaped INVALID_REQUEST (rendered by the app's ATHError handler).
+    data: dict[str, Any] = await read_json_object(request, _MAX_BODY)
     return data
 
 

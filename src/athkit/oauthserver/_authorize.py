@@ -15,7 +15,14 @@ import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from athkit.oauthserver._common import ServerState, audit, duplicated, redirect_with
+from athkit.oauthserver._common import (
+    OAuthError,
+    ServerState,
+    audit,
+    duplicated,
+    read_form,
+    redirect_with,
+)
 from athkit.oauthserver._config import ClientConfig
 from athkit.oauthserver._passwords import verify_password
 from athkit.oauthserver._sessions import BrowserSession
@@ -213,7 +220,10 @@ async def _read_form(srv: ServerState, request: Request) -> dict[str, Any] | Non
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != "application/x-www-form-urlencoded":
         return None
-    form = await request.form(max_files=0, max_fields=_MAX_FORM_FIELDS)
+    try:
+        form = await read_form(request, max_fields=_MAX_FORM_FIELDS)
+    except OAuthError:
+        return None
     if any(k != "scope" for k in duplicated(form)):
         return None
     return {

@@ -120,6 +120,33 @@ def audit(event: str, **fields: Any) -> None:
     audit_log.info("%s %s", event, shown)
 
 
+MAX_FORM_BYTES = 32 * 1024
+
+
+async def read_form(request: Request, *, max_fields: int) -> FormData:
+    """An ``application/x-www-form-urlencoded`` body, read at most ``MAX_FORM_BYTES`` far
+    (Starlette's own form parser buffers a urlencoded body of any size). Too large is a 413
+    ``invalid_request``; more than ``max_fields`` fields, bytes that are not UTF-8 or a NUL in
+    a value (which no honest form sends and PostgreSQL cannot store) are a 400."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_FORM_BYTES:
+        raise OAuthError("invalid_request", "the form is too large", status=413)
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM_BYTES:
+            raise OAuthError("invalid_request", "the form is too large", status=413)
+    try:
+        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=max_fields)
+    except UnicodeDecodeError:
+        raise OAuthError("invalid_request", "the form is not UTF-8") from None
+    except ValueError:
+        raise OAuthError("invalid_request", "the form has too many fields") from None
+    if any("\x00" in name or "\x00" in value for name, value in pairs):
+        raise OAuthError("invalid_request", "the form holds a NUL character")
+    return FormData([(name, value) for name, value in pairs])
+
+
 def duplicated(params: ImmutableMultiDict[str, Any] | FormData) -> list[str]:
     """Parameter names given more than once (RFC 6749 §3.1: MUST NOT)."""
     return sorted({k for k in params if len(params.getlist(k)) > 1})

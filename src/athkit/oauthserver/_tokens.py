@@ -11,7 +11,14 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
 
-from athkit.oauthserver._common import OAuthError, ServerState, audit, duplicated, json_response
+from athkit.oauthserver._common import (
+    OAuthError,
+    ServerState,
+    audit,
+    duplicated,
+    json_response,
+    read_form,
+)
 from athkit.oauthserver._config import ClientConfig
 from athkit.oauthserver._store import TokenRecord
 from athkit.protocol import hash_secret, verify_code_challenge
@@ -27,7 +34,7 @@ async def _form(request: Request) -> FormData:
     # RFC 6749 §4.1.3 / §3.2: the token request is application/x-www-form-urlencoded.
     if content_type != "application/x-www-form-urlencoded":
         raise OAuthError("invalid_request", "the body must be application/x-www-form-urlencoded")
-    form = await request.form(max_files=0, max_fields=_MAX_FIELDS)
+    form = await read_form(request, max_fields=_MAX_FIELDS)
     dupes = duplicated(form)
     if dupes:
         raise OAuthError("invalid_request", f"parameters given twice: {', '.join(dupes)}")

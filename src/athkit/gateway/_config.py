@@ -526,7 +526,7 @@ def _is_loopback_host(host: str | None) -> bool:
 
 def _split_listen(listen: str) -> tuple[str, int]:
     host, sep, port = listen.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+    if not sep or not host or not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
         raise ValueError(f"listen must be HOST:PORT, got {listen!r}")
     return host.strip("[]"), int(port)
 

@@ -129,7 +129,7 @@ async def read_form(request: Request, *, max_fields: int) -> FormData:
     ``invalid_request``; more than ``max_fields`` fields, bytes that are not UTF-8 or a NUL in
     a value (which no honest form sends and PostgreSQL cannot store) are a 400."""
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_FORM_BYTES:
+    if declared.isascii() and declared.isdigit() and int(declared) > MAX_FORM_BYTES:
         raise OAuthError("invalid_request", "the form is too large", status=413)
     body = bytearray()
     async for chunk in request.stream():

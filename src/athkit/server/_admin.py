@@ -121,7 +121,7 @@ def _instant(request: Request, name: str) -> float | None:
 
 def _limit(request: Request) -> int:
     raw = request.query_params.get("limit", "100")
-    if not raw.isdigit() or not 1 <= int(raw) <= 1000:
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= 1000:
         raise invalid_request("limit must be an integer from 1 to 1000", field="limit")
     return int(raw)
 

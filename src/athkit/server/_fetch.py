@@ -455,7 +455,12 @@ class IdentityFetcher:
             "identity_document_invalid", f"{url} is larger than {limit} bytes", limit=limit
         )
         declared = response.headers.get("content-length")
-        if declared is not None and declared.strip().isdigit() and int(declared) > limit:
+        if (
+            declared is not None
+            and declared.strip().isascii()
+            and declared.strip().isdigit()
+            and int(declared) > limit
+        ):
             raise too_large
         chunks: list[bytes] = []
         received = 0

@@ -191,11 +191,25 @@ class BrowserEndpoints(EngineCore):
                 reason="browser_binding",
             )
         agent, provider = await self._session_parties(session)
+        if error is None and not code:
+            raise ath_error(
+                ErrorCode.INVALID_REQUEST,
+                "the callback carries no code",
+                field="code",
+                reason="missing_code",
+            )
+        # ATH §4.5 single-use: claim the session before anything irreversible. The same callback
+        # arriving twice at once (a double click, a browser retry) races here, and exactly one
+        # request moves it bound → exchanging. Exchanging the provider's code first would let
+        # both reach the provider, which sees the second exchange as code reuse and revokes the
+        # grant the first one stores.
+        if not await self.stores.sessions.transition(session.session_id, "bound", "exchanging"):
+            raise session_used("this authorization is already being completed")
         if error is not None:
             denied = error == "access_denied"
             await self.stores.sessions.transition(
                 session.session_id,
-                "bound",
+                "exchanging",
                 "denied" if denied else "failed",
                 failure_reason=error[:128],
             )
@@ -226,15 +240,9 @@ class BrowserEndpoints(EngineCore):
                 agent.agent_name,
                 session.provider_id,
             )
-        if not code:
-            raise ath_error(
-                ErrorCode.INVALID_REQUEST,
-                "the callback carries no code",
-                field="code",
-                reason="missing_code",
-            )
         # ATH §4.4: exchange server-side, form-encoded, with the PKCE verifier (and resource).
         try:
+            assert code is not None
             tokens = await self.oauth.exchange_code(
                 provider,
                 code=code,
@@ -243,9 +251,12 @@ class BrowserEndpoints(EngineCore):
                 resource=session.resource,
             )
             user_id = await self.oauth.user_id(provider, tokens)
-        except ATHError as exc:
+        except Exception as exc:
+            # Whatever went wrong (the provider refused, a store failed), the claimed session
+            # ends failed: the provider's code cannot be exchanged twice anyway.
+            reason = exc.message if isinstance(exc, ATHError) else type(exc).__name__
             await self.stores.sessions.transition(
-                session.session_id, "bound", "failed", failure_reason=exc.message[:128]
+                session.session_id, "exchanging", "failed", failure_reason=reason[:128]
             )
             raise
         ctx.user_id = user_id
@@ -257,7 +268,7 @@ class BrowserEndpoints(EngineCore):
         ath_code = generate_secret(ATH_CODE_PREFIX)
         won = await self.stores.sessions.transition(
             session.session_id,
-            "bound",
+            "exchanging",
             "consented",
             ath_code_hash=hash_secret(ath_code),
             user_id=user_id,

@@ -13,7 +13,9 @@ from typing import Any, Literal
 AgentState = Literal["approved", "pending", "denied", "suspended"]
 """``agent_status`` of ATH §4.1 plus ``suspended`` (ours: an operator stopped the agent)."""
 
-SessionState = Literal["created", "bound", "consented", "denied", "failed", "consumed"]
+SessionState = Literal[
+    "created", "bound", "exchanging", "consented", "denied", "failed", "consumed"
+]
 """Life of an ATH session: created at ``/ath/authorize``; ``bound`` once a browser opened the
 consent link; ``consented``/``denied``/``failed`` after the provider's callback; ``consumed`` after
 the token exchange (ATH §4.5: single-use)."""

@@ -113,7 +113,8 @@ def decode_json(body: bytes, limit: int) -> Any:
     except JSONRejected as exc:
         if exc.reason == "too_large":
             raise _too_large(limit) from None
-        raise invalid_request(f"body refused: {exc.message}", reason=f"json_{exc.reason}") from None
+        reason = "malformed_json" if exc.reason == "malformed" else f"json_{exc.reason}"
+        raise invalid_request(f"body refused: {exc.message}", reason=reason) from None
 
 
 def decode_form(body: bytes, limit: int) -> dict[str, str]:

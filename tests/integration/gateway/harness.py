@@ -406,12 +406,19 @@ def open_world(
 
 
 @contextlib.contextmanager
-def running_gateway_world(tmp: Path) -> Iterator[GatewayWorld]:
-    """Start both providers (OAuth server + upstream API), the identity host and the gateway."""
+def running_gateway_world(
+    tmp: Path, database_url: str | None = None, *, mail_timeout: float = 1
+) -> Iterator[GatewayWorld]:
+    """Start both providers (OAuth server + upstream API), the identity host and the gateway
+    (on a SQLite file in ``tmp``, or on ``database_url``; the mail upstream answers within
+    ``mail_timeout`` seconds or times out)."""
     gw_port = free_port()
     base = f"http://127.0.0.1:{gw_port}"
     with contextlib.ExitStack() as stack:
         backends = start_backends(stack, tmp, base)
+        if database_url is not None:
+            backends.mapping["database_url"] = database_url
+        backends.mapping["providers"]["mail"]["timeout_seconds"] = mail_timeout
         app = create_gateway_app(config_from_mapping(backends.mapping), clock=backends.clock)
         stack.enter_context(serve_in_thread(app, port=gw_port))
         yield open_world(stack, base, app, backends)

@@ -28,6 +28,7 @@ from athkit.gateway._catalog import catalog
 from athkit.gateway._check import CHECK_PREFIX, CheckApp
 from athkit.gateway._config import GatewayConfig
 from athkit.gateway._fasttokens import FastSqliteTokenStore, sqlite_file
+from athkit.gateway._mcp import McpGate
 from athkit.gateway._metrics import GatewayMetrics
 from athkit.gateway._proxy import PROXY_PREFIX, AuditQueue, ProxyApp, Receive, Scope, Send
 from athkit.gateway._settings import GatewaySettings, resolve_settings
@@ -208,6 +209,7 @@ def create_gateway_app(
             connect_timeout=p.connect_timeout,
             timeout=p.timeout,
             max_connections=p.max_connections,
+            mcp=McpGate.from_config(p.mcp) if p.mcp is not None else None,
         )
         for p in settings.providers
     }

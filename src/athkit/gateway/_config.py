@@ -40,6 +40,7 @@ from pydantic import (
     field_validator,
 )
 
+from athkit.gateway._mcp import McpUpstreamConfig
 from athkit.protocol import RouteRule
 
 ENV_PREFIX = "ATH_GATEWAY__"
@@ -117,6 +118,11 @@ class ProviderConfig(_Section):
         description="Scopes asked for when a user signs in here to see their connected agents "
         "(the gateway only reads who they are). Register {public_base_url}/account/callback "
         "as a redirect URI of the gateway's client at this provider too.",
+    )
+    mcp: McpUpstreamConfig | None = Field(
+        default=None,
+        description="The upstream is an MCP server (streamable HTTP): its endpoint path and "
+        'scope → tools map, {path = "/mcp", tools = {"products:read" = ["search_products"]}}.',
     )
 
 
@@ -752,8 +758,11 @@ def _provider_problems(
                 RouteRule.parse(methods.split(","), pattern.strip())
             except ValueError as exc:
                 out.append(Problem(f"{where}[{i}]", str(exc)))
+    mcp_scopes = set(provider.mcp.tools) if provider.mcp is not None else set()
+    for scope in mcp_scopes - offered:
+        out.append(Problem(f"{at}.mcp.tools", f"scope {scope!r} is not in {at}.scopes"))
     for scope in provider.scopes:
-        if scope not in provider.routes:
+        if scope not in provider.routes and scope not in mcp_scopes:
             out.append(
                 Problem(
                     f"{at}.routes",

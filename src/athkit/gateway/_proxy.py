@@ -38,6 +38,7 @@ import aiohttp
 from multidict import CIMultiDict
 from yarl import URL
 
+from athkit.gateway._mcp import MAX_LISTING_BYTES, McpCall, McpGate, send_jsonrpc_error
 from athkit.gateway._metrics import GatewayMetrics
 from athkit.gateway._upstream import Upstream
 from athkit.protocol import ATHError, ErrorCode, ScopeRouteMap
@@ -105,7 +106,10 @@ class ProxyApp:
             outcome = exc.code.value
             if not attempt.audited:
                 await self._audit_rejection(attempt, exc)
-            await _send_error(send, exc)
+            if attempt.mcp is not None:
+                await _send_mcp_error(send, exc, attempt, receive)
+            else:
+                await _send_error(send, exc)
         self.metrics.proxy_done(attempt.provider_id, outcome, time.perf_counter() - started)
 
     async def _audit_rejection(self, attempt: _Attempt, exc: ATHError) -> None:
@@ -133,6 +137,9 @@ class ProxyApp:
         path = "/" + sub.decode("latin-1") if slash else "/"
         method: str = scope["method"]
         attempt.provider_id, attempt.method, attempt.path = provider_id, method, path
+        known = self.upstreams.get(provider_id)
+        if known is not None and known.mcp is not None and known.mcp.covers(path):
+            attempt.mcp = known.mcp  # refusals answer as JSON-RPC errors from here on
 
         token, agent_header, forwarded, has_body = _split_headers(scope["headers"])
         upstream = self.upstreams.get(provider_id)
@@ -144,7 +151,10 @@ class ProxyApp:
             token=token,
             agent_id=agent_header,
             provider_id=provider_id,
-            route_map=upstream.routes if upstream is not None else NO_ROUTES,
+            # An MCP endpoint's messages are checked per tool below, once the token is good.
+            route_map=None
+            if attempt.mcp is not None
+            else (upstream.routes if upstream is not None else NO_ROUTES),
         )
         info, scope_used = granted.token, granted.scope
         attempt.info, attempt.audited = info, False
@@ -153,6 +163,11 @@ class ProxyApp:
                 ErrorCode.PROVIDER_NOT_APPROVED,
                 f"provider {provider_id!r} is not configured on this gateway",
             )
+        call: McpCall | None = None
+        if attempt.mcp is not None:
+            # ATH §4.6 step 4 for an MCP endpoint: the tool named in the message, not the path.
+            call, mcp_scope = await self._mcp_check(attempt.mcp, receive, info, attempt)
+            scope_used = mcp_scope or ""
         self.audit.self_check()
 
         attempt.audited = True  # the engine audits provider-grant failures
@@ -164,13 +179,21 @@ class ProxyApp:
             encoded=True,
         )
         body: Any = _body_stream(receive) if has_body else None
+        if call is not None:
+            body = call.body
+            # The listing is read whole and rewritten: ask for it uncompressed.
+            forwarded = [(n, v) for n, v in forwarded if n.lower() != "accept-encoding"]
         response = await self._forward(upstream, method, url, forwarded, creds, body)
         if response.status == 401:
             response = await self._after_401(
                 upstream, method, url, forwarded, info, response, body, attempt
             )
         try:
-            await _relay(response, send, creds.access_token)
+            if call is not None and call.is_listing and response.status == 200:
+                assert attempt.mcp is not None
+                await _relay_listing(response, send, creds.access_token, attempt.mcp, call, info)
+            else:
+                await _relay(response, send, creds.access_token)
         finally:
             response.release()
             await self.audit.put(
@@ -179,10 +202,47 @@ class ProxyApp:
                 client_id=info.client_id,
                 user_id=info.user_id,
                 provider_id=provider_id,
-                effective_scopes=[scope_used],
-                details={"method": method, "path": path, "status": response.status},
+                effective_scopes=[scope_used] if scope_used else [],
+                details={
+                    "method": method,
+                    "path": path,
+                    "status": response.status,
+                    **(call.audit_details() if call is not None else {}),
+                },
             )
         return _status_class(response.status)
+
+    async def _mcp_check(
+        self, gate: McpGate, receive: Receive, info: TokenInfo, attempt: _Attempt
+    ) -> tuple[McpCall | None, str | None]:
+        """Step 4 for an MCP endpoint: the tool (prompt, resource) against the token's scopes."""
+        if attempt.method != "POST":
+            return None, None  # the event stream (GET) or the end of a session (DELETE)
+        try:
+            call = await gate.read(receive)
+        except ATHError:
+            attempt.mcp_call = McpCall(b"")  # the body is consumed: no second read for its id
+            raise
+        attempt.mcp_call = call
+        refusal = gate.check(call, info.scopes)
+        if refusal is not None:
+            assert call.target is not None
+            attempt.audited = True
+            await self.engine.audit(
+                "scope_violation",
+                agent_id=info.agent_id,
+                client_id=info.client_id,
+                user_id=info.user_id,
+                provider_id=attempt.provider_id,
+                requested_scopes=refusal.details["required_scopes"],
+                effective_scopes=list(info.scopes),
+                denied_scopes=refusal.details["required_scopes"],
+                reason=f"{call.method} {call.target} is allowed by no scope of the token",
+                code=ErrorCode.SCOPE_NOT_APPROVED.value,
+                details={"method": "POST", "path": attempt.path, **call.audit_details()},
+            )
+            raise refusal
+        return call, call.scope
 
     async def _forward(
         self,
@@ -257,9 +317,11 @@ class ProxyApp:
 class _Attempt:
     """What is known about one proxy call so far (for audit and metrics)."""
 
-    __slots__ = ("audited", "info", "method", "path", "provider_id")
+    __slots__ = ("audited", "info", "mcp", "mcp_call", "method", "path", "provider_id")
 
     def __init__(self) -> None:
+        self.mcp: McpGate | None = None
+        self.mcp_call: McpCall | None = None
         self.provider_id = "-"
         self.method = ""
         self.path = ""
@@ -404,6 +466,63 @@ async def _send_error(send: Send, exc: ATHError) -> None:
         await send({"type": "http.response.body", "body": body})
     except Exception:
         _log.warning("could not send error %s to the agent", exc.code.value)
+
+
+async def _send_mcp_error(send: Send, exc: ATHError, attempt: _Attempt, receive: Receive) -> None:
+    request_id = attempt.mcp_call.request_id if attempt.mcp_call is not None else None
+    if attempt.mcp_call is None and attempt.method == "POST" and attempt.mcp is not None:
+        # Refused before the message was read: read it (bounded) for its id.
+        with contextlib.suppress(Exception):
+            request_id = (await attempt.mcp.read(receive)).request_id
+    try:
+        await send_jsonrpc_error(send, exc, request_id)
+    except Exception:
+        _log.warning("could not send error %s to the agent", exc.code.value)
+
+
+async def _relay_listing(
+    response: aiohttp.ClientResponse,
+    send: Send,
+    secret: str,
+    gate: McpGate,
+    call: McpCall,
+    info: TokenInfo,
+) -> None:
+    """A ``tools/list`` (…) answer, read whole (bounded) and cut to what the token allows."""
+    chunks: list[bytes] = []
+    total = 0
+    try:
+        async for chunk in response.content.iter_any():
+            total += len(chunk)
+            if total > MAX_LISTING_BYTES:
+                raise ATHError(
+                    ErrorCode.UPSTREAM_UNAVAILABLE,
+                    f"the MCP server's listing is larger than {MAX_LISTING_BYTES} bytes",
+                )
+            chunks.append(chunk)
+    except (TimeoutError, aiohttp.ClientError):
+        raise ATHError(
+            ErrorCode.UPSTREAM_UNAVAILABLE, "the MCP server's listing broke off"
+        ) from None
+    body = b"".join(chunks)
+    if secret.encode("latin-1", "replace") in body:
+        raise _leak()
+    encoding = response.headers.get("content-encoding", "identity").lower()
+    if encoding != "identity":
+        raise ATHError(
+            ErrorCode.UPSTREAM_UNAVAILABLE,
+            f"the MCP server compressed its listing ({encoding}); it cannot be filtered",
+        )
+    content_type = response.headers.get("content-type", "").lower()
+    filtered = gate.filter_body(call, body, content_type, info.scopes)
+    headers = [
+        (name, value)
+        for name, value in _response_headers(response)
+        if name.lower() != b"content-length"
+    ]
+    headers.append((b"content-length", str(len(filtered)).encode()))
+    await send({"type": "http.response.start", "status": response.status, "headers": headers})
+    await send({"type": "http.response.body", "body": filtered})
 
 
 class AuditQueue:

@@ -35,6 +35,7 @@ from athkit.gateway._config import (
     read_secret,
     resolve_path,
 )
+from athkit.gateway._mcp import McpUpstreamConfig
 from athkit.protocol import ScopeRouteMap
 from athkit.server import ProviderSettings, ServerSettings
 
@@ -50,6 +51,9 @@ class GatewayProviderSettings(ProviderSettings):
     connect_timeout: float = 5.0
     max_connections: int = 100
     user_login_scopes: list[str] = Field(default_factory=lambda: ["openid"])
+    mcp: McpUpstreamConfig | None = Field(
+        default=None, description="The provider is an MCP server: its endpoint and tool scopes."
+    )
 
     def route_map(self) -> ScopeRouteMap:
         """The parsed scope → route map (parse once, at start-up)."""
@@ -248,6 +252,7 @@ def _provider_settings(
         token_endpoint=token_endpoint,
         userinfo_endpoint=userinfo_endpoint,
         user_id_field=provider.user_id_field,
+        mcp=provider.mcp,
         client_id=provider.client_id,
         client_secret=SecretStr(client_secret),
         scopes=provider.scopes,

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
+from athkit.gateway._mcp import McpGate
 from athkit.protocol import ScopeRouteMap
 
 
@@ -24,6 +25,7 @@ class Upstream:
     connect_timeout: float
     timeout: float
     max_connections: int = 100
+    mcp: McpGate | None = None
     session: aiohttp.ClientSession | None = field(default=None, repr=False)
 
     async def start(self) -> None:

@@ -11,8 +11,11 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import pytest
 from mcp.server import MCPServer
+from mcp.server.auth.provider import AccessToken
+from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import Context
 from starlette.routing import Route
 
@@ -156,5 +159,137 @@ async def native_agent(mcp_native: McpNative) -> AsyncIterator[Agent]:
             scopes=["products:read", "cart:write"],
             developer=DEVELOPER,
             opener=mcp_native.opener(scopes=["products:read"]),
+        )
+        yield Agent(client, auth)
+
+
+# --- gateway mode: an MCP server that knows nothing of ATH, behind the gateway ----------------
+
+GATEWAY_TOOLS = {
+    "products:read": ["search_products", "stream_report"],
+    "cart:write": ["add_to_cart"],
+    "orders:write": ["place_order"],
+}
+
+
+class _UserinfoVerifier:
+    """The upstream MCP server's own OAuth check (the SDK's ``TokenVerifier``): a bearer token
+    is good when the provider's userinfo endpoint accepts it."""
+
+    def __init__(self, oauth_url: str) -> None:
+        self.oauth_url = oauth_url
+
+    async def verify_token(self, token: str) -> AccessToken | None:
+        async with httpx.AsyncClient(timeout=10) as http:
+            info = await http.get(
+                f"{self.oauth_url}/userinfo", headers={"Authorization": f"Bearer {token}"}
+            )
+        if info.status_code != 200:
+            return None
+        return AccessToken(token=token, client_id="gateway", scopes=[], subject=info.json()["sub"])
+
+
+def _upstream_mcp(oauth_url: str, port: int) -> Any:
+    from tests.integration.mcp.tools import add_shop_tools
+
+    server: MCPServer[Any] = MCPServer(
+        "Example Shop MCP",
+        token_verifier=_UserinfoVerifier(oauth_url),
+        auth=AuthSettings(
+            issuer_url=oauth_url,  # type: ignore[arg-type]
+            resource_server_url=f"http://127.0.0.1:{port}/mcp",  # type: ignore[arg-type]
+            validate_token_resource=False,
+        ),
+    )
+    add_shop_tools(server, lambda _scope: server.tool())
+    return server.streamable_http_app()
+
+
+@dataclass
+class McpGateway(_Consenting):
+    """The gateway in front of an MCP server (provider ``shop``)."""
+
+    url: str
+    mcp_url: str
+    upstream_url: str
+    oauth_url: str
+    stores: Any
+    app_id: str = APP_ID
+
+
+@pytest.fixture(scope="package")
+def mcp_gateway() -> Iterator[McpGateway]:
+    """Gateway + OAuth server + an ``mcp`` SDK server (with its own OAuth check) upstream."""
+    from pydantic import SecretStr
+
+    from athkit.gateway import GatewayProviderSettings, GatewaySettings, create_gateway_app
+    from athkit.gateway._mcp import McpUpstreamConfig
+
+    oauth_port, gateway_port, upstream_port = free_port(), free_port(), free_port()
+    oauth_url = f"http://127.0.0.1:{oauth_port}"
+    gateway_url = f"http://127.0.0.1:{gateway_port}"
+    consent_key = generate_private_key()
+    oauth_app = create_oauth_app(
+        _oauth_config(oauth_port, gateway_url, public_key_to_jwk(consent_key))
+    )
+    settings = GatewaySettings(
+        base_url=gateway_url,
+        secret_key=SecretStr("g" * 40),
+        gateway_id="test-gateway",
+        allow_loopback=True,
+        allow_http=True,
+        consent_signing_key=private_key_to_pem(consent_key).decode(),
+        providers=[
+            GatewayProviderSettings(
+                provider_id=APP_ID,
+                display_name="Example Shop",
+                authorization_endpoint=f"{oauth_url}/authorize",
+                token_endpoint=f"{oauth_url}/token",
+                userinfo_endpoint=f"{oauth_url}/userinfo",
+                client_id="shop-ath",
+                client_secret=SecretStr(_PROVIDER_SECRET),
+                scopes=list(SCOPES),
+                auto_approve=["products:read", "cart:write"],
+                review=["orders:write"],
+                api_base=f"http://127.0.0.1:{upstream_port}",
+                routes={},
+                mcp=McpUpstreamConfig(path="/mcp", tools=GATEWAY_TOOLS),
+            )
+        ],
+    )
+    verifier = AttestationVerifier(
+        replay_store=MemoryReplayStore(),
+        fetcher=FetchPolicy(allow_http=True, allow_loopback=True),
+    )
+    stores = memory_stores()
+    app = create_gateway_app(settings, stores=stores, verifier=verifier)
+    with (
+        serve_in_thread(oauth_app, port=oauth_port),
+        serve_in_thread(_upstream_mcp(oauth_url, upstream_port), port=upstream_port) as upstream,
+        serve_in_thread(app, port=gateway_port),
+    ):
+        yield McpGateway(
+            url=gateway_url,
+            mcp_url=f"{gateway_url}/ath/proxy/{APP_ID}/mcp",
+            upstream_url=upstream.url,
+            oauth_url=oauth_url,
+            stores=stores,
+        )
+
+
+@pytest.fixture
+async def gateway_agent(mcp_gateway: McpGateway) -> AsyncIterator[Agent]:
+    """A fresh agent at the gateway whose person consents to products:read only."""
+    key = generate_key()
+    async with (
+        serve_identity_async(key, name="MCP gateway helper", developer=DEVELOPER) as agent_id,
+        AsyncATHClient(mcp_gateway.url, agent_id=agent_id, private_key=key) as client,
+    ):
+        auth = ATHAuth(
+            client,
+            APP_ID,
+            scopes=["products:read", "cart:write"],
+            developer=DEVELOPER,
+            opener=mcp_gateway.opener(scopes=["products:read"]),
         )
         yield Agent(client, auth)

@@ -36,7 +36,7 @@ from athkit.protocol import (
     parse_target,
     target_of,
 )
-from athkit.server import ATHEngine, ATHPrincipal, authenticate
+from athkit.server import AccessCheck, ATHEngine, ATHPrincipal, bearer_token
 from athkit.server._web import NO_STORE
 
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -156,28 +156,19 @@ class ATHMcp:
         return providers[0].provider_id if len(providers) == 1 else None
 
     async def authenticate(self, scope: Scope) -> _Call:
-        """Check the request's ATH token and ``X-ATH-Agent-ID`` (both required)."""
+        """Check the request's ATH token and ``X-ATH-Agent-ID`` (both required, ATH §4.6)."""
         engine = self._engine_for(scope)
         request = Request(scope)
-        principal = await authenticate(engine, request.headers, provider_id=self._provider(engine))
-        if request.headers.get(AGENT_ID_HEADER) is None:
-            # ATH §4.6 names the header on every API call; an MCP client that has the token
-            # has no reason to leave it out.
-            exc = ATHError(
-                ErrorCode.AGENT_IDENTITY_MISMATCH,
-                "send the agent's id as X-ATH-Agent-ID with the ATH token",
-                details={"reason": "missing_agent_id"},
-            )
-            await engine.audit(
-                "access_denied",
-                agent_id=principal.agent_id,
-                client_id=principal.client_id,
-                user_id=principal.user_id,
-                provider_id=principal.provider_id,
-                reason="missing_agent_id",
-                code=exc.code.value,
-            )
-            raise exc
+        # ATH §4.6 steps 1-3 (the one access check: token, X-ATH-Agent-ID, provider), audited;
+        # the per-tool step 4 happens in the MCP layer, where the tool's name is known.
+        granted = await AccessCheck(engine).check(
+            method=request.method,
+            path=request.url.path,
+            token=bearer_token(request.headers.get("authorization")),
+            agent_id=request.headers.get(AGENT_ID_HEADER),
+            provider_id=self._provider(engine),
+        )
+        principal = ATHPrincipal(granted.token)
         return _Call(engine, principal)
 
     # --- the MCP layer -------------------------------------------------------------------------
@@ -298,10 +289,10 @@ async def _request_id(scope: Scope, receive: Receive) -> Any:
 async def refusal(exc: ATHError, scope: Scope, receive: Receive) -> JSONResponse:
     """The HTTP answer to a refused MCP request: the ATH status, and a JSON-RPC error carrying
     the ATH §7 body (so MCP clients show the code), with ``WWW-Authenticate`` on a 401."""
-    headers = dict(NO_STORE)
-    if exc.status == 401:
+    headers = {**NO_STORE, **exc.headers}
+    if exc.status == 401 and "WWW-Authenticate" not in headers:
         headers["WWW-Authenticate"] = (
-            f'Bearer error="invalid_token", error_description="{exc.code}"'
+            f'Bearer realm="ath", error="invalid_token", error_description="{exc.code}"'
         )
     body = jsonrpc_ath_error(exc, await _request_id(scope, receive))
     return JSONResponse(body, status_code=exc.status, headers=headers)

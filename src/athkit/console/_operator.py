@@ -43,7 +43,7 @@ from athkit.server import (
 _log = logging.getLogger("athkit.console")
 
 PAGE_SIZE = 50
-_MAX_SCAN = 1000  # the audit pages reach this many events back; narrow by time for older
+_MAX_EXPORT = 1000  # events per JSON-lines export (newest first); narrow by time for older
 _DAY = 86_400
 _DENIALS = ("access_denied", "scope_violation", "attestation_failed", "agent_registration_denied")
 _STATES: tuple[str, ...] = get_args(AgentState)
@@ -52,6 +52,7 @@ _EVENTS: tuple[str, ...] = (
     "operator_signed_in",
     "operator_sign_in_failed",
     "operator_action",
+    "user_signed_in",
 )
 
 Page = Callable[[Request, ConsoleSession], Awaitable[Response]]
@@ -608,22 +609,23 @@ class OperatorConsole:
         return shown, query
 
     async def audit(self, request: Request, session: ConsoleSession) -> Response:
-        """Audit events, filtered, newest first, ``PAGE_SIZE`` per page."""
-        raw_page = request.query_params.get("page", "1")
-        page = int(raw_page) if raw_page.isdigit() and 0 < int(raw_page) <= 20 else 1
+        """Audit events, filtered, newest first, ``PAGE_SIZE`` per page; "Older" continues
+        below the last event shown (``before`` = its id), so any depth is reachable."""
+        raw_before = request.query_params.get("before", "")
+        before = int(raw_before) if raw_before.isdigit() and len(raw_before) <= 18 else None
         error = None
         rows: Sequence[Any] = []
-        more = False
+        older: int | None = None
         try:
             shown, query = self._audit_filters(request)
         except _FilterError as exc:
             shown = {k: (request.query_params.get(k) or "")[:256] for k in _AUDIT_KEYS}
             error = str(exc)
         else:
-            want = min(page * PAGE_SIZE + 1, _MAX_SCAN)
-            events = await self.engine.query_audit(**query, limit=want)
-            rows = events[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
-            more = len(events) > page * PAGE_SIZE
+            events = await self.engine.query_audit(**query, limit=PAGE_SIZE + 1, before_id=before)
+            rows = events[:PAGE_SIZE]
+            if len(events) > PAGE_SIZE and rows[-1].event_id is not None:
+                older = rows[-1].event_id
         encoded = urlencode({k: v for k, v in shown.items() if v})
         return self._page(
             request,
@@ -635,8 +637,8 @@ class OperatorConsole:
             filters=shown,
             events=_EVENTS,
             query=encoded,
-            page=page,
-            more=more,
+            paged=before is not None,
+            older=older,
             error=error,
         )
 
@@ -646,7 +648,7 @@ class OperatorConsole:
             _, query = self._audit_filters(request)
         except _FilterError as exc:
             return self._message(request, session, "Bad filter", str(exc), 400)
-        events = await self.engine.query_audit(**query, limit=_MAX_SCAN)
+        events = await self.engine.query_audit(**query, limit=_MAX_EXPORT)
 
         async def lines() -> Any:
             for event in events:

@@ -119,6 +119,17 @@ def _instant(request: Request, name: str) -> float | None:
         raise invalid_request(f"{name}: {exc}", field=name) from None
 
 
+def _event_id(request: Request) -> int | None:
+    raw = request.query_params.get("before_id")
+    if raw is None or raw == "":
+        return None
+    if not raw.isdigit() or len(raw) > 18:
+        raise invalid_request(
+            "before_id must be an event_id (a positive integer)", field="before_id"
+        )
+    return int(raw)
+
+
 def _limit(request: Request) -> int:
     raw = request.query_params.get("limit", "100")
     if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= 1000:
@@ -226,6 +237,7 @@ def create_admin_routes(engine: ATHEngine) -> list[BaseRoute]:
             since=_instant(request, "since"),
             until=_instant(request, "until"),
             limit=_limit(request),
+            before_id=_event_id(request),
         )
         return JSONResponse({"events": [audit_json(e) for e in events]}, headers=NO_STORE)
 

@@ -227,6 +227,8 @@ class MemoryAuditStore:
                 continue
             if query.until is not None and event.timestamp > query.until:
                 continue
+            if query.before_id is not None and (event.event_id or 0) >= query.before_id:
+                continue
             found.append(_copy(event))
             if len(found) >= query.limit:
                 break

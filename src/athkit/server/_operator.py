@@ -228,8 +228,9 @@ class OperatorActions(EngineCore):
         since: float | None = None,
         until: float | None = None,
         limit: int = 100,
+        before_id: int | None = None,
     ) -> list[AuditEvent]:
-        """Audit events, newest first."""
+        """Audit events, newest first; ``before_id`` pages on (events older than that id)."""
         query = AuditQuery(
             agent_id=agent_id,
             user_id=user_id,
@@ -238,6 +239,7 @@ class OperatorActions(EngineCore):
             since=since,
             until=until,
             limit=max(1, min(limit, 1000)),
+            before_id=before_id,
         )
 
         async def work() -> list[AuditEvent]:

@@ -480,6 +480,8 @@ class SqlAuditStore:
             select = select.where(a.timestamp >= query.since)
         if query.until is not None:
             select = select.where(a.timestamp <= query.until)
+        if query.before_id is not None:
+            select = select.where(a.event_id < query.before_id)
         async with self._auto.connect() as conn:
             rows = (await conn.execute(select)).all()
         return [_load(AuditEvent, r) for r in rows]

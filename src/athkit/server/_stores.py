@@ -164,6 +164,8 @@ class AuditQuery:
     since: float | None = None
     until: float | None = None
     limit: int = 100
+    before_id: int | None = None
+    """Only events older than this ``event_id`` (the next page after one ending there)."""
 
 
 class AuditStore(Protocol):

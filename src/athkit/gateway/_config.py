@@ -530,6 +530,21 @@ def _is_loopback_host(host: str | None) -> bool:
         return False
 
 
+def _internal_listen(listen: str) -> bool:
+    try:
+        host = _split_listen(listen)[0]
+    except ValueError:
+        return True  # reported as an error elsewhere
+    if host == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    # 0.0.0.0 and :: listen on every interface (Python counts 0.0.0.0 as "private").
+    return not address.is_unspecified and (address.is_loopback or address.is_private)
+
+
 def _split_listen(listen: str) -> tuple[str, int]:
     host, sep, port = listen.rpartition(":")
     if not sep or not host or not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
@@ -636,6 +651,15 @@ def _gateway_problems(
     if check_secret is not None and len(check_secret) < 32:
         out.append(
             Problem("forward_auth.secret", "the forward-auth secret must be at least 32 characters")
+        )
+    if (forward.secret_env or forward.secret_file) and not _internal_listen(config.listen):
+        out.append(
+            Problem(
+                "listen",
+                "with [forward_auth], bind athkit where only your proxy reaches it (loopback or "
+                "a private address): agents must go through the proxy",
+                warning=True,
+            )
         )
     if config.consent_signing_key_file is not None:
         file = resolve_path(config.consent_signing_key_file, base_dir)

@@ -127,6 +127,15 @@ def test_every_refusal_is_the_built_in_proxys(fa: ForwardAuthWorld, world: Gatew
     assert expired.status_code == 401 and expired.json()["code"] == "TOKEN_EXPIRED"
 
 
+def test_a_refusal_too_long_for_a_header_still_reaches_the_agent(world: GatewayWorld) -> None:
+    agent, _, token = connected(world)
+    refused = world.call(token, agent, "GET", "/mail/" + "x" * 6000)  # nginx takes up to 8k
+    assert refused.status_code == 403, refused.text
+    body = refused.json()
+    assert body["code"] == "SCOPE_NOT_APPROVED" and body["message"].startswith("the token does")
+    assert len(refused.content) < 2600  # X-ATH-Error's bound: the details were dropped
+
+
 def test_rate_limit_answers_429_with_retry_after(fa: ForwardAuthWorld, world: GatewayWorld) -> None:
     agent, _, token = connected(world, name=LIMITED_AGENT)  # 3 requests a minute
     codes = [world.call(token, agent, "GET", "/mail/messages").status_code for _ in range(3)]

@@ -162,3 +162,14 @@ def test_error_header_is_one_ascii_line_and_bounded() -> None:
     assert b"SCOPE_NOT_APPROVED" in line
     small = ATHError(ErrorCode.TOKEN_REVOKED, "revoked")
     assert error_header(small) == b'{"code":"TOKEN_REVOKED","message":"revoked"}'
+
+
+def test_check_warns_when_athkit_listens_outside(env: dict[str, str]) -> None:
+    inside = CliRunner().invoke(cli_app, ["gateway", "check", "-c", str(EXAMPLE)], env=env)
+    assert inside.exit_code == 0 and "only your proxy reaches it" not in inside.output
+    env["ATH_GATEWAY__LISTEN"] = "0.0.0.0:8080"
+    outside = CliRunner().invoke(cli_app, ["gateway", "check", "-c", str(EXAMPLE)], env=env)
+    assert outside.exit_code == 0, outside.output  # a warning, not an error
+    assert "warning: listen: with [forward_auth], bind athkit where only your proxy" in (
+        outside.output
+    )

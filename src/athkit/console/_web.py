@@ -8,24 +8,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from jinja2 import Environment, PackageLoader, select_autoescape
+from jinja2 import Environment, PackageLoader
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
+from athkit.pages import PAGE_HEADERS, page_templates
 from athkit.server import to_iso
 
-# No script at all; styles inline; forms post only to ourselves; never framed.
+# The project's page headers (no script, never framed, never cached), and forms that post only
+# to ourselves (every console form posts to, and redirects within, its own origin).
 SECURITY_HEADERS = {
-    "Cache-Control": "no-store",
-    "Pragma": "no-cache",
-    "Content-Security-Policy": (
-        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
-        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-    ),
-    "Referrer-Policy": "no-referrer",
-    "X-Frame-Options": "DENY",
-    "X-Content-Type-Options": "nosniff",
+    **PAGE_HEADERS,
+    "Content-Security-Policy": PAGE_HEADERS["Content-Security-Policy"] + "; form-action 'self'",
 }
 
 NOTICES = {
@@ -48,11 +43,9 @@ def when(ts: float | None) -> str:
 
 
 def templates() -> Environment:
-    """The console's Jinja2 environment: package templates, escaping always on."""
-    env = Environment(
-        loader=PackageLoader("athkit.console", "templates"),
-        autoescape=select_autoescape(default=True, default_for_string=True),
-    )
+    """The console's Jinja2 environment: its templates over the project's shared look
+    (``athkit.pages``), escaping always on."""
+    env = page_templates(PackageLoader("athkit.console", "templates"))
     env.globals.update(when=when, iso=to_iso)
     return env
 
@@ -133,5 +126,6 @@ def render(
     if notice is not None:
         values["notice"], values["notice_kind"] = notice
     values.update(context)
+    values.setdefault("site", values.get("site_name"))
     html = env.get_template(template).render(values)
     return HTMLResponse(html, status_code=status_code, headers=SECURITY_HEADERS)

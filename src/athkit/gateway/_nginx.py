@@ -49,8 +49,24 @@ _CHECK_DOWN = json.dumps(
 )
 
 
-def _upstream_error(code: str, message: str) -> str:
-    return json.dumps({"code": code, "message": message, "details": {}}, separators=(",", ":"))
+def _upstream_error(code: str, message: str, details: dict[str, str] | None = None) -> str:
+    return json.dumps(
+        {"code": code, "message": message, "details": details or {}}, separators=(",", ":")
+    )
+
+
+# After an allowed check, $ath_provider is the token's provider: a configured id (letters,
+# digits, "_.-"), safe inside these JSON strings.
+_UNAVAILABLE = _upstream_error(
+    "UPSTREAM_UNAVAILABLE",
+    "provider $ath_provider could not be reached",
+    {"provider_id": "$ath_provider"},
+)
+_TIMEOUT = _upstream_error(
+    "UPSTREAM_TIMEOUT",
+    "provider $ath_provider did not answer in time",
+    {"provider_id": "$ath_provider"},
+)
 
 
 def _quote(value: str) -> str:
@@ -245,15 +261,11 @@ def nginx_config(
         "    }",
         "    location @ath_upstream_unavailable {",
         "        default_type application/json;",
-        "        return 502 "
-        + _quote(_upstream_error("UPSTREAM_UNAVAILABLE", "the provider could not be reached"))
-        + ";",
+        "        return 502 " + _quote(_UNAVAILABLE) + ";",
         "    }",
         "    location @ath_upstream_timeout {",
         "        default_type application/json;",
-        "        return 504 "
-        + _quote(_upstream_error("UPSTREAM_TIMEOUT", "the provider did not answer in time"))
-        + ";",
+        "        return 504 " + _quote(_TIMEOUT) + ";",
         "    }",
         "}",
         "",

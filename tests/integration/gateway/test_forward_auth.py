@@ -291,6 +291,7 @@ def test_upstream_down_is_502_and_athkit_down_fails_closed(
         time.sleep(0.05)
     down = world.call(token, agent, "GET", "/cal/messages")
     assert down.status_code == 502 and down.json()["code"] == "UPSTREAM_UNAVAILABLE"
+    assert down.json()["details"] == {"provider_id": "cal"}
     # athkit itself stops: nginx refuses every call rather than forward it unchecked.
     mail_agent, _, mail = connected(world)
     assert world.call(mail, mail_agent, "GET", "/mail/messages").status_code == 200

@@ -10,11 +10,18 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 import typer
 
 from athkit.cli._gateway import _CONFIG, gateway_app
+
+if TYPE_CHECKING:
+    from athkit.console import ConsoleStore
+
+_T = TypeVar("_T")
 
 admin_app = typer.Typer(
     name="admin",
@@ -55,26 +62,45 @@ def _gateway_target(config: Path) -> tuple[str, str]:
     return database_url(loaded), loaded.base_url
 
 
-async def _create(url: str, deployment: str, username: str, password: str) -> None:
+async def _with_store(url: str, work: Callable[[ConsoleStore], Awaitable[_T]]) -> _T:
     from athkit.console import ConsoleStore
     from athkit.storage import create_engine
 
     db = create_engine(url)
     try:
-        await ConsoleStore(db, time.time).create_operator(deployment, username, password)
+        return await work(ConsoleStore(db, time.time))
     finally:
         await db.dispose()
 
 
-async def _list(url: str, deployment: str) -> list[str]:
-    from athkit.console import ConsoleStore
-    from athkit.storage import create_engine
+def _list(url: str, deployment: str) -> list[str]:
+    return asyncio.run(_with_store(url, lambda store: store.list_operators(deployment)))
 
-    db = create_engine(url)
+
+def _delete(url: str, deployment: str, username: str) -> None:
+    gone = asyncio.run(_with_store(url, lambda store: store.delete_operator(deployment, username)))
+    if not gone:
+        typer.echo(f"error: no operator {username!r} at {deployment}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"operator {username} deleted; their sessions ended")
+
+
+def _set_password(url: str, deployment: str, username: str, from_stdin: bool) -> None:
+    from athkit.console import check_new_operator
+
     try:
-        return await ConsoleStore(db, time.time).list_operators(deployment)
-    finally:
-        await db.dispose()
+        password = _password(from_stdin)
+        check_new_operator(username, password)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    changed = asyncio.run(
+        _with_store(url, lambda store: store.set_password(deployment, username, password))
+    )
+    if not changed:
+        typer.echo(f"error: no operator {username!r} at {deployment}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"password of {username} changed; their sessions ended")
 
 
 def _create_user(url: str, deployment: str, username: str, from_stdin: bool) -> None:
@@ -89,7 +115,9 @@ def _create_user(url: str, deployment: str, username: str, from_stdin: bool) -> 
         check_new_operator(username, "x" * 64)
         password = _password(from_stdin)
         check_new_operator(username, password)
-        asyncio.run(_create(url, deployment, username, password))
+        asyncio.run(
+            _with_store(url, lambda store: store.create_operator(deployment, username, password))
+        )
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -114,8 +142,29 @@ def gateway_create_user(
 def gateway_list_users(config: Path = _CONFIG) -> None:
     """List the operator accounts of the gateway's console."""
     url, deployment = _gateway_target(config)
-    for name in asyncio.run(_list(url, deployment)):
+    for name in _list(url, deployment):
         typer.echo(name)
+
+
+@admin_app.command("delete-user")
+def gateway_delete_user(
+    username: str = typer.Argument(..., help="The operator's sign-in name."),
+    config: Path = _CONFIG,
+) -> None:
+    """Delete an operator account of the gateway's console (their sessions end at once)."""
+    url, deployment = _gateway_target(config)
+    _delete(url, deployment, username)
+
+
+@admin_app.command("set-password")
+def gateway_set_password(
+    username: str = typer.Argument(..., help="The operator's sign-in name."),
+    config: Path = _CONFIG,
+    password_stdin: bool = _STDIN,
+) -> None:
+    """Change an operator's password (their sessions end at once)."""
+    url, deployment = _gateway_target(config)
+    _set_password(url, deployment, username, password_stdin)
 
 
 @console_app.command("create-user")
@@ -132,8 +181,29 @@ def native_create_user(
 @console_app.command("list-users")
 def native_list_users(database_url: str = _DB, base_url: str = _BASE) -> None:
     """List the operator accounts of a native service's console."""
-    for name in asyncio.run(_list(database_url, base_url.rstrip("/"))):
+    for name in _list(database_url, base_url.rstrip("/")):
         typer.echo(name)
+
+
+@console_app.command("delete-user")
+def native_delete_user(
+    username: str = typer.Argument(..., help="The operator's sign-in name."),
+    database_url: str = _DB,
+    base_url: str = _BASE,
+) -> None:
+    """Delete an operator account of a native service's console."""
+    _delete(database_url, base_url.rstrip("/"), username)
+
+
+@console_app.command("set-password")
+def native_set_password(
+    username: str = typer.Argument(..., help="The operator's sign-in name."),
+    database_url: str = _DB,
+    base_url: str = _BASE,
+    password_stdin: bool = _STDIN,
+) -> None:
+    """Change an operator's password (their sessions end at once)."""
+    _set_password(database_url, base_url.rstrip("/"), username, password_stdin)
 
 
 def register(app: typer.Typer) -> None:

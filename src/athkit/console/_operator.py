@@ -43,6 +43,7 @@ from athkit.server import (
 _log = logging.getLogger("athkit.console")
 
 PAGE_SIZE = 50
+REVIEW_PAGE = 20  # registrations shown at once in the review queue (the oldest first)
 _MAX_EXPORT = 1000  # events per JSON-lines export (newest first); narrow by time for older
 _DAY = 86_400
 _DENIALS = ("access_denied", "scope_violation", "attestation_failed", "agent_registration_denied")
@@ -351,12 +352,15 @@ class OperatorConsole:
     async def review(self, request: Request, session: ConsoleSession) -> Response:
         """Registrations awaiting a decision, with their identity documents."""
         waiting = [a for a in await self.engine.list_agents() if _awaiting(a)]
-        documents = await asyncio.gather(*(self._identity_document(a) for a in waiting))
+        shown = waiting[:REVIEW_PAGE]  # oldest first; each needs an identity-document fetch
+        documents = await asyncio.gather(*(self._identity_document(a) for a in shown))
         rows = [
             {"agent": a, "document": doc, "document_error": err}
-            for a, (doc, err) in zip(waiting, documents, strict=True)
+            for a, (doc, err) in zip(shown, documents, strict=True)
         ]
-        return self._page(request, session, "review.html", "review", agents=rows)
+        return self._page(
+            request, session, "review.html", "review", agents=rows, waiting=len(waiting)
+        )
 
     async def _identity_document(self, agent: AgentRecord) -> tuple[str | None, str | None]:
         # Through the verifier's own fetcher: the same SSRF policy and limits as attestation.

@@ -119,6 +119,24 @@ class ConsoleStore:
             )
         return bool(changed.rowcount)
 
+    async def delete_operator(self, deployment: str, username: str) -> bool:
+        """Remove an operator and end their sessions; ``False`` if unknown."""
+        await self.migrate()
+        async with self.db.begin() as conn:
+            gone = await conn.execute(
+                delete(operators).where(
+                    operators.c.deployment == deployment, operators.c.username == username
+                )
+            )
+            await conn.execute(
+                delete(sessions).where(
+                    sessions.c.deployment == deployment,
+                    sessions.c.kind == "operator",
+                    sessions.c.subject == username,
+                )
+            )
+        return bool(gone.rowcount)
+
     async def list_operators(self, deployment: str) -> list[str]:
         """The operator names of a deployment, sorted."""
         await self.migrate()

@@ -10,11 +10,15 @@ import re
 import time
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+from typer.testing import CliRunner
 
+from athkit.cli import app as cli_app
 from athkit.console import mount_console
+from athkit.oauthserver import drive_consent
 from athkit.server import ServerSettings, create_native_app, memory_stores
 from athkit.storage import create_engine
 from athkit.testing import free_port, serve_in_thread
@@ -29,7 +33,8 @@ from tests.integration.console.helpers import (
     hidden,
     sign_in,
 )
-from tests.integration.gateway.harness import GatewayWorld, running_gateway_world
+from tests.integration.gateway.harness import USERS, GatewayWorld, running_gateway_world
+from tests.integration.native.harness import PASSWORD
 
 
 @pytest.fixture(scope="module")
@@ -278,3 +283,79 @@ def test_audit_pages_filters_and_export(world: GatewayWorld) -> None:
         "GET", "/audit", params={"agent_id": agent.agent_id, "before_id": page[9]["event_id"]}
     ).json()["events"]
     assert [e["event_id"] for e in below] == [e["event_id"] for e in page[10:]]
+
+
+def _user_session(world: GatewayWorld, http: httpx.Client, provider: str, user: str) -> None:
+    """Sign ``user`` in on /account through ``provider``'s own login, as a browser would."""
+    landed = drive_consent(
+        http,
+        f"{world.base}/account/login/{provider}",
+        username=user,
+        password=PASSWORD,
+        stop_at=f"{world.base}/account/callback",
+    )
+    assert isinstance(landed, str)
+    done = http.get(landed)
+    assert done.status_code == 200 and "Signed in" in done.text
+
+
+def test_connected_agents_checks_state_csrf_and_the_provider(world: GatewayWorld) -> None:
+    agent = world.new_agent()
+    registration = world.register(agent, {"mail": ["mail:read"], "cal": ["cal:read"]})
+    mail = world.connect(agent, registration, "mail", ["mail:read"])["access_token"]
+    cal = world.connect(agent, registration, "cal", ["cal:read"], user="bob")["access_token"]
+    client_id = registration["client_id"]
+    with _client() as http:
+        # A callback that did not start in this browser (no state cookie) signs nobody in.
+        start = http.get(f"{world.base}/account/login/mail")
+        state = parse_qs(urlsplit(start.headers["location"]).query)["state"][0]
+        with _client() as stranger:
+            forged = stranger.get(f"{world.base}/account/callback?code=x&state={state}")
+            assert forged.status_code == 400 and "did not start here" in forged.text
+        http.cookies.clear()
+        _user_session(world, http, "mail", "alice")
+        page = http.get(f"{world.base}/account/agents")
+        assert client_id in page.text
+        # Without the CSRF token nothing is revoked.
+        refused = http.post(f"{world.base}/account/agents/revoke", data={"client_id": client_id})
+        assert refused.status_code == 403
+        assert world.call(mail, agent, "GET", "/mail/messages").status_code == 200
+        # Alice at mail cannot reach what bob holds at cal: nothing of bob's dies.
+        token = hidden(page.text, "csrf")
+        http.post(
+            f"{world.base}/account/agents/revoke", data={"csrf": token, "client_id": client_id}
+        )
+        assert world.call(cal, agent, "GET", "/cal/messages").status_code == 200
+        dead = world.call(mail, agent, "GET", "/mail/messages")
+        assert dead.status_code == 401 and dead.json()["code"] == "TOKEN_REVOKED"
+        # The operator console does not take a user's session.
+        assert http.get(f"{world.base}/admin/").status_code == 303
+    signed_in = _audit(world, event="user_signed_in", user_id=USERS["alice"])
+    assert signed_in and signed_in[0]["provider_id"] == "mail"
+
+
+def test_cli_password_change_and_deletion_end_sessions(world: GatewayWorld) -> None:
+    where = ["--database-url", world.app.settings.database_url, "--base-url", world.base]
+
+    def ath(*args: str, stdin: str | None = None) -> Any:
+        return CliRunner().invoke(cli_app, ["console", *args, *where], input=stdin)
+
+    assert (
+        ath("create-user", "ops-carl", "--password-stdin", stdin="carl's first phrase\n").exit_code
+        == 0
+    )
+    with _client() as http:
+        assert sign_in(http, world.base, "ops-carl", "carl's first phrase").status_code == 303
+        assert http.get(f"{world.base}/admin/").status_code == 200
+        changed = ath(
+            "set-password", "ops-carl", "--password-stdin", stdin="carl's second phrase\n"
+        )
+        assert changed.exit_code == 0, changed.output
+        assert http.get(f"{world.base}/admin/").status_code == 303  # the session ended
+        assert sign_in(http, world.base, "ops-carl", "carl's first phrase").status_code == 401
+        assert sign_in(http, world.base, "ops-carl", "carl's second phrase").status_code == 303
+        assert ath("delete-user", "ops-carl").exit_code == 0
+        assert http.get(f"{world.base}/admin/").status_code == 303
+        assert sign_in(http, world.base, "ops-carl", "carl's second phrase").status_code == 401
+    assert ath("delete-user", "ops-carl").exit_code == 1
+    assert "ops-carl" not in ath("list-users").output

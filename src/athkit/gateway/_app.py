@@ -9,14 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
-from functools import partial
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -27,37 +23,22 @@ from athkit.console import Console, Throttle
 from athkit.gateway._catalog import catalog
 from athkit.gateway._check import CHECK_PREFIX, CheckApp
 from athkit.gateway._config import GatewayConfig
-from athkit.gateway._fasttokens import FastSqliteTokenStore, sqlite_file
 from athkit.gateway._mcp import McpGate
 from athkit.gateway._metrics import GatewayMetrics
 from athkit.gateway._proxy import PROXY_PREFIX, AuditQueue, ProxyApp, Receive, Scope, Send
 from athkit.gateway._settings import GatewaySettings, resolve_settings
 from athkit.gateway._upstream import Upstream
 from athkit.server import (
-    AccessCheck,
     AgentVerifier,
     ATHEngine,
-    AttestationVerifier,
     Clock,
     EngineStores,
-    FetchPolicy,
-    HttpOAuthBridge,
-    LayeredReplayStore,
-    MemoryReplayStore,
     OAuthBridge,
-    RedisReplayStore,
-    ReplayStore,
-    SqlReplayStore,
-    SqlTokenStore,
     ath_error_handler,
-    check_server_schema,
+    build_engine,
     create_ath_routes,
-    memory_stores,
-    migrate_server_schema,
-    sql_stores,
 )
-from athkit.server._ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
-from athkit.storage import SchemaError, create_engine
+from athkit.server._ratelimit import RateLimiter
 
 _log = logging.getLogger("athkit.gateway")
 
@@ -159,47 +140,11 @@ def create_gateway_app(
     and tests).
     """
     settings = config if isinstance(config, GatewaySettings) else resolve_settings(config)
+    built = build_engine(
+        settings, stores=stores, verifier=verifier, limiter=limiter, oauth=oauth, clock=clock
+    )
+    engine, db = built.engine, built.database
     closers: list[Callable[[], Awaitable[object]]] = []
-    starters: list[Callable[[], Awaitable[object]]] = []
-    db: AsyncEngine | None = None
-    if stores is None:
-        if settings.database_url.startswith("memory:"):
-            _log.warning("memory stores: every registration and token is lost at restart")
-            stores = memory_stores()
-        else:
-            db = create_engine(settings.database_url, **settings.database_options())
-            stores = sql_stores(db)
-            starters.append(partial(_prepare_schema, db, migrate=settings.migrate_on_start))
-            sqlite_path = sqlite_file(settings.database_url)
-            if sqlite_path is not None and isinstance(stores.tokens, SqlTokenStore):
-                fast = FastSqliteTokenStore(stores.tokens, sqlite_path)
-                stores = dataclasses.replace(stores, tokens=fast)
-                closers.append(_async(fast.close))
-    replay_ping: Callable[[], Awaitable[object]] | None = None
-    if verifier is None:
-        replay = _replay_store(settings, db, closers)
-        redis_replay = replay.shared if isinstance(replay, LayeredReplayStore) else replay
-        if isinstance(redis_replay, RedisReplayStore):
-            replay_ping = redis_replay.ping
-        attestation_verifier = AttestationVerifier(
-            replay_store=replay,
-            fetcher=FetchPolicy(
-                allow_http=settings.allow_http,
-                allow_loopback=settings.allow_loopback,
-                allow_private=settings.allow_private_networks,
-            ),
-            clock=clock or time.time,
-        )
-        closers.append(attestation_verifier.aclose)
-        verifier = attestation_verifier
-    bridge: OAuthBridge
-    if oauth is None:
-        http_bridge = HttpOAuthBridge()
-        closers.append(http_bridge.aclose)
-        bridge = http_bridge
-    else:
-        bridge = oauth
-    engine = ATHEngine(settings, stores=stores, verifier=verifier, clock=clock, oauth=bridge)
     metrics = GatewayMetrics(p.provider_id for p in settings.providers)
     upstreams = {
         p.provider_id: Upstream(
@@ -213,22 +158,8 @@ def create_gateway_app(
         )
         for p in settings.providers
     }
-    if limiter is None:
-        rate = settings.rate_limit
-        redis_url = rate.redis_url or settings.redis_url
-        # With a Redis URL the counters are shared by default: N instances counting alone would
-        # allow N times the limit. ``backend = "memory"`` keeps them per instance on purpose.
-        if rate.backend == "redis" or (rate.backend is None and redis_url is not None):
-            if redis_url is None:
-                raise ValueError("rate_limit.backend = 'redis' needs redis_url")
-            limiter = RedisRateLimiter(
-                redis_url, key_prefix=rate.key_prefix, timeout=settings.redis_timeout
-            )
-        else:
-            limiter = MemoryRateLimiter()
     audit = AuditQueue(engine)
-    access = AccessCheck(engine, limiter=limiter, rate=settings.rate_limit)
-    proxy = ProxyApp(engine, upstreams, access, metrics, audit)
+    proxy = ProxyApp(engine, upstreams, built.access, metrics, audit)
     discovery = catalog(settings).dump()
 
     async def well_known(_: Request) -> Response:
@@ -238,7 +169,8 @@ def create_gateway_app(
         return JSONResponse({"status": "ok"})
 
     async def readyz(_: Request) -> Response:
-        checks = await _readiness(engine, limiter, audit, replay_ping)
+        checks = await built.readiness()
+        checks["audit"] = "failing" if audit.failing else "ok"
         ready = all(v == "ok" for v in checks.values())
         return JSONResponse(
             {"status": "ready" if ready else "not ready", "checks": checks},
@@ -291,8 +223,7 @@ def create_gateway_app(
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         if settings.mode == "development":
             _log.warning("ATH gateway running in DEVELOPMENT mode: not for production use")
-        for start in starters:
-            await start()
+        await built.start()
         for upstream in upstreams.values():
             await upstream.start()
         audit.start()
@@ -302,12 +233,10 @@ def create_gateway_app(
             await audit.close()
             for upstream in upstreams.values():
                 await upstream.close()
-            await limiter.aclose()
             for close in closers:
                 with contextlib.suppress(Exception):
                     await close()
-            if db is not None:
-                await db.dispose()
+            await built.aclose()
 
     web = Starlette(
         routes=routes, lifespan=lifespan, exception_handlers={HTTPException: ath_error_handler}
@@ -315,69 +244,3 @@ def create_gateway_app(
     secret = settings.forward_auth_secret
     check = CheckApp(proxy, secret.get_secret_value()) if secret is not None else None
     return GatewayApp(settings, engine, proxy, web, metrics, check, console)
-
-
-def _async(close: Callable[[], None]) -> Callable[[], Awaitable[None]]:
-    async def run() -> None:
-        close()
-
-    return run
-
-
-async def _prepare_schema(db: AsyncEngine, *, migrate: bool) -> None:
-    try:
-        if migrate:
-            await migrate_server_schema(db)  # under a database lock: replicas may start together
-        else:
-            await check_server_schema(db)
-    except SchemaError as exc:
-        _log.error("the gateway refuses to start: %s", exc)
-        raise
-
-
-def _replay_store(
-    settings: GatewaySettings,
-    db: AsyncEngine | None,
-    closers: list[Callable[[], Awaitable[object]]],
-) -> ReplayStore:
-    # Replay records live in the database (durable, shared); with Redis, Redis answers first
-    # and the database keeps what Redis may forget (see athkit.server._replay).
-    sql = SqlReplayStore(db, timeout=settings.database_timeout) if db is not None else None
-    if settings.redis_url is not None:
-        redis_store = RedisReplayStore.from_url(settings.redis_url, timeout=settings.redis_timeout)
-        closers.append(redis_store.aclose)
-        return LayeredReplayStore(redis_store, sql) if sql is not None else redis_store
-    if sql is not None:
-        return sql
-    return MemoryReplayStore()
-
-
-async def _readiness(
-    engine: ATHEngine,
-    limiter: RateLimiter,
-    audit: AuditQueue,
-    replay_ping: Callable[[], Awaitable[object]] | None,
-) -> dict[str, str]:
-    """One entry per backing service: ``ok`` or ``failing (reason)``."""
-    timeout = engine.settings.database_timeout
-    checks: dict[str, str] = {}
-    checks["database"] = await _check(
-        lambda: engine.stores.tokens.get_by_hash("readyz-probe"), timeout
-    )
-    if replay_ping is not None:
-        checks["redis"] = await _check(replay_ping, timeout)
-    ping = getattr(limiter, "ping", None)
-    if ping is not None:
-        checks["rate_limiter"] = await _check(ping, timeout)
-    checks["audit"] = "failing" if audit.failing else "ok"
-    return checks
-
-
-async def _check(probe: Callable[[], Awaitable[object]], limit: float) -> str:
-    try:
-        async with asyncio.timeout(limit):
-            await probe()
-    except Exception as exc:
-        _log.warning("readiness probe failed: %s", type(exc).__name__)
-        return f"failing ({type(exc).__name__})"
-    return "ok"

@@ -42,6 +42,7 @@ from pydantic import (
 
 from athkit.gateway._mcp import McpUpstreamConfig
 from athkit.protocol import RouteRule
+from athkit.server import RateLimitSettings
 
 ENV_PREFIX = "ATH_GATEWAY__"
 
@@ -138,21 +139,8 @@ class ConsoleConfig(_Section):
     throttle_minutes: Annotated[float, Field(gt=0, le=24 * 60)] = 15
 
 
-class RateLimitConfig(_Section):
-    """``[rate_limit]``: requests per agent through the proxy."""
-
-    requests: Annotated[int, Field(ge=1)] = 600
-    window_seconds: Annotated[float, Field(gt=0, le=86_400)] = 60
-    backend: Literal["memory", "redis"] | None = Field(
-        default=None,
-        description="Where the counters live; unset: in Redis when a redis_url is configured "
-        "(shared by every instance), else in this process.",
-    )
-    redis_url: str | None = None
-    key_prefix: str = "athkit:ratelimit"
-    agents: dict[str, Annotated[int, Field(ge=1)]] = Field(
-        default_factory=dict, description="Per-agent request counts, by agent_id."
-    )
+class RateLimitConfig(RateLimitSettings, _Section):
+    """``[rate_limit]``: requests per agent (the engine's own rate-limit settings)."""
 
 
 class ProxyConfig(_Section):

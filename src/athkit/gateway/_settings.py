@@ -31,7 +31,6 @@ from athkit.gateway._config import (
     Problem,
     ProviderConfig,
     ProxyConfig,
-    RateLimitConfig,
     read_secret,
     resolve_path,
 )
@@ -65,11 +64,8 @@ class GatewaySettings(ServerSettings):
 
     mode: Literal["production", "development"] = "production"
     gateway_id: str = "ath-gateway"
-    redis_url: str | None = None
-    redis_timeout: float = 1.0
     listen_host: str = "127.0.0.1"
     listen_port: int = 8080
-    rate_limit: RateLimitConfig = Field(default_factory=RateLimitConfig)
     proxy: ProxyConfig = Field(default_factory=ProxyConfig)
     console: ConsoleConfig = Field(default_factory=ConsoleConfig)
     providers: list[GatewayProviderSettings] = Field(default_factory=list)  # type: ignore[assignment]

@@ -10,6 +10,7 @@ from athkit.protocol import redirect_uri_allowed
 from athkit.server._access import AccessCheck, AccessGranted, RateRule, bearer_token
 from athkit.server._admin import agent_json, audit_json, create_admin_routes, token_json
 from athkit.server._app import ath_error_handler, create_native_app
+from athkit.server._assembly import BuiltEngine, build_engine
 from athkit.server._audit import AUDIT_LOGGER, AuditLog
 from athkit.server._clock import Clock, ManualClock, SystemClock
 from athkit.server._consent import SignedConsentContext
@@ -20,6 +21,7 @@ from athkit.server._engine import (
     CallbackResult,
     ConsentStart,
 )
+from athkit.server._fasttokens import FastSqliteTokenStore
 from athkit.server._fetch import FetchPolicy, IdentityFetcher
 from athkit.server._forward_auth import NativeCheckApp
 from athkit.server._guard import ATHPrincipal, ATHScopeMiddleware, authenticate, require_scopes
@@ -70,6 +72,7 @@ from athkit.server._settings import (
     MAX_SESSION_LIFETIME,
     MAX_TOKEN_LIFETIME,
     ProviderSettings,
+    RateLimitSettings,
     ServerSettings,
 )
 from athkit.server._sql import (
@@ -116,12 +119,14 @@ __all__ = [
     "AuditLog",
     "AuditQuery",
     "AuditStore",
+    "BuiltEngine",
     "CallbackResult",
     "Clock",
     "ConsentContextFactory",
     "ConsentStart",
     "DuplicateAgentError",
     "EngineStores",
+    "FastSqliteTokenStore",
     "FetchPolicy",
     "GrantStore",
     "HttpOAuthBridge",
@@ -144,6 +149,7 @@ __all__ = [
     "ProviderTokenSet",
     "ProviderVault",
     "RateDecision",
+    "RateLimitSettings",
     "RateLimiter",
     "RateLimiterUnavailable",
     "RateRule",
@@ -178,6 +184,7 @@ __all__ = [
     "authenticate",
     "basic_credentials",
     "bearer_token",
+    "build_engine",
     "check_server_schema",
     "create_admin_routes",
     "create_ath_routes",

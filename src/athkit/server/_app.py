@@ -17,23 +17,17 @@ from starlette.routing import BaseRoute, Route
 
 from athkit.pages import status_page, wants_html
 from athkit.protocol import ATHError, ErrorCode, ScopeRouteMap
-from athkit.server._access import AccessCheck
-from athkit.server._clock import Clock, SystemClock
-from athkit.server._engine import ATHEngine
-from athkit.server._fetch import FetchPolicy
+from athkit.server._assembly import build_engine
+from athkit.server._clock import Clock
 from athkit.server._forward_auth import CHECK_PATH, NativeCheckApp
-from athkit.server._guard import ENGINE_STATE_KEY, ATHScopeMiddleware
-from athkit.server._oauth import HttpOAuthBridge, OAuthBridge
+from athkit.server._guard import ACCESS_STATE_KEY, ENGINE_STATE_KEY, ATHScopeMiddleware
+from athkit.server._oauth import OAuthBridge
 from athkit.server._ports import AgentVerifier
-from athkit.server._replay import MemoryReplayStore, ReplayStore, SqlReplayStore
+from athkit.server._ratelimit import RateLimiter
 from athkit.server._routes import UserAuthenticator, create_ath_routes
-from athkit.server._schema import check_server_schema, migrate_server_schema
 from athkit.server._settings import ServerSettings
-from athkit.server._sql import sql_stores
 from athkit.server._stores import EngineStores
-from athkit.server._verifier import AttestationVerifier
 from athkit.server._web import error_response
-from athkit.storage import create_engine
 
 _log = logging.getLogger("athkit.server")
 
@@ -65,6 +59,7 @@ def create_native_app(
     stores: EngineStores | None = None,
     oauth: OAuthBridge | None = None,
     clock: Clock | None = None,
+    limiter: RateLimiter | None = None,
     routes: Sequence[BaseRoute] = (),
     scope_map: ScopeRouteMap | None = None,
     api_prefix: str = "/api",
@@ -76,65 +71,44 @@ def create_native_app(
     — with ``scope_map`` — every request under ``api_prefix`` guarded by an ATH token whose
     scopes allow it.
 
-    Without ``stores``, the SQL stores on ``settings.database_url`` are used and migrated when
-    the app starts. Without ``verifier``, an :class:`AttestationVerifier` is built from the
-    settings' fetch policy, with its jti replay store in the same database (or in memory when
-    ``stores`` are given). The engine is ``app.state.ath_engine`` (so ``require_scopes`` finds
-    it). With ``settings.forward_auth_secret``, ``/ath/check`` answers a proxy that forwards the
-    API itself (:class:`NativeCheckApp`, deciding by ``scope_map``).
+    The engine and every store come from :func:`build_engine` — the same assembly as the
+    gateway's: the database of ``database_url`` (migrated at start-up), the fast SQLite token
+    read, Redis for replay records and rate limits when ``redis_url`` is set, the verifier's
+    fetch policy. ``stores``, ``verifier``, ``limiter``, ``oauth`` and ``clock`` replace those
+    defaults. The engine is ``app.state.ath_engine`` and the access check (with the rate limit)
+    ``app.state.ath_access``, so ``require_scopes`` finds both. With
+    ``settings.forward_auth_secret``, ``/ath/check`` answers a proxy that forwards the API
+    itself (:class:`NativeCheckApp`, deciding by ``scope_map``).
     """
-    db = None
-    if stores is None:
-        db = create_engine(settings.database_url, **settings.database_options())
-        stores = sql_stores(db)
-    time_source = clock or SystemClock()
-    own_verifier: AttestationVerifier | None = None
-    if verifier is None:
-        replay: ReplayStore = (
-            SqlReplayStore(db, clock=time_source.now, timeout=settings.database_timeout)
-            if db is not None
-            else MemoryReplayStore(clock=time_source.now)
-        )
-        own_verifier = AttestationVerifier(
-            replay_store=replay,
-            fetcher=FetchPolicy(
-                allow_http=settings.allow_http,
-                allow_loopback=settings.allow_loopback,
-                allow_private=settings.allow_private_networks,
-            ),
-            clock=time_source.now,
-        )
-        verifier = own_verifier
-    bridge = oauth or HttpOAuthBridge()
-    engine = ATHEngine(
+    built = build_engine(
         settings,
         stores=stores,
         verifier=verifier,
-        oauth=bridge,
-        clock=time_source,
+        limiter=limiter,
+        oauth=oauth,
+        clock=clock,
         audit_logger=audit_logger,
     )
+    engine = built.engine
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        if db is not None and settings.migrate_on_start:
-            await migrate_server_schema(db)  # Alembic, under a database lock (replicas)
-        elif db is not None:
-            await check_server_schema(db)  # migrated by `ath native migrate`: check only
+        await built.start()  # migrations under a database lock, or a schema check
         try:
             yield
         finally:
-            if own_verifier is not None:
-                await own_verifier.aclose()
-            if oauth is None:
-                await bridge.aclose()  # type: ignore[attr-defined]
-            if db is not None:
-                await db.dispose()
+            await built.aclose()
 
     stack: list[Middleware] = list(middleware)
     if scope_map is not None:
         stack.append(
-            Middleware(ATHScopeMiddleware, route_map=scope_map, engine=engine, prefix=api_prefix)
+            Middleware(
+                ATHScopeMiddleware,
+                route_map=scope_map,
+                engine=engine,
+                prefix=api_prefix,
+                access=built.access,
+            )
         )
     exception_handlers: dict[Any, Any] = {HTTPException: _http_error, ATHError: ath_error_handler}
     all_routes = [*create_ath_routes(engine, user_authenticator=user_authenticator), *routes]
@@ -143,7 +117,7 @@ def create_native_app(
         if scope_map is None:
             raise ValueError("forward_auth_secret needs scope_map: /ath/check decides by it")
         check = NativeCheckApp(
-            AccessCheck(engine),
+            built.access,
             settings.forward_auth_secret.get_secret_value(),
             scope_map,
             provider_id=_single_provider(settings),
@@ -156,6 +130,7 @@ def create_native_app(
         exception_handlers=exception_handlers,
     )
     setattr(app.state, ENGINE_STATE_KEY, engine)
+    setattr(app.state, ACCESS_STATE_KEY, built.access)
     return app
 
 

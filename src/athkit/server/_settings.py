@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
@@ -77,6 +77,25 @@ class ProviderSettings(BaseModel):
         return self
 
 
+class RateLimitSettings(BaseModel):
+    """Requests per agent (ATH §6), counted in a sliding window by every access check."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    requests: Annotated[int, Field(ge=1)] = 600
+    window_seconds: Annotated[float, Field(gt=0, le=86_400)] = 60
+    backend: Literal["memory", "redis"] | None = Field(
+        default=None,
+        description="Where the counters live; unset: in Redis when a redis_url is configured "
+        "(shared by every instance), else in this process.",
+    )
+    redis_url: str | None = None
+    key_prefix: str = "athkit:ratelimit"
+    agents: dict[str, Annotated[int, Field(ge=1)]] = Field(
+        default_factory=dict, description="Per-agent request counts, by agent_id."
+    )
+
+
 class ServerSettings(BaseModel):
     """The implementer: where it lives, where it stores things, and its secrets."""
 
@@ -98,6 +117,13 @@ class ServerSettings(BaseModel):
         description="Seconds a request waits for the database (connect, pool, statement) "
         "before it is refused with 503.",
     )
+    redis_url: str | None = Field(
+        default=None,
+        description="Redis for the short-lived shared state of several instances: seen jti "
+        "(also kept in the database) and rate-limit counters.",
+    )
+    redis_timeout: Annotated[float, Field(gt=0, le=60)] = 1.0
+    rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings)
     migrate_on_start: bool = Field(
         default=True,
         description="Run the schema migrations at start-up (under a database lock). False: "

@@ -21,6 +21,7 @@ from athkit.server import (
     Clock,
     EngineStores,
     ProviderSettings,
+    RateLimitSettings,
     ServerSettings,
     create_native_app,
     require_scopes,
@@ -58,6 +59,7 @@ class ServiceConfig:
     secret_key: str = "service-secret-key-for-tests-0123456789abcdef"
     # /ath/check for a proxy in front of the API (forward-auth)
     forward_auth_secret: str = "native-forward-auth-secret-0123456789abcdef"
+    rate_limit_requests: int = 600  # per agent and minute (benchmarks raise it)
 
     def to_json(self) -> str:
         return json.dumps(self.__dict__)
@@ -76,6 +78,7 @@ def service_settings(config: ServiceConfig) -> ServerSettings:
         allow_http=True,  # development: agents and their documents live on 127.0.0.1
         allow_loopback=True,
         consent_signing_key=config.consent_key_pem,
+        rate_limit=RateLimitSettings(requests=config.rate_limit_requests),
         providers=[
             ProviderSettings(
                 provider_id="shop",

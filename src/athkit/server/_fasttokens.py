@@ -4,7 +4,7 @@ The engine's SQL stores go through aiosqlite, which runs every statement on a wo
 a lookup costs several thread hand-offs (about 1 ms on a busy 2-core machine), and
 ``bench/proxy.py`` showed it capping the proxy at a few hundred calls per second. An indexed
 ``SELECT`` by primary-key-like ``token_hash`` on a local SQLite file takes tens of microseconds,
-so the gateway runs it synchronously on the event loop through its own read-only connection.
+so the engine runs it synchronously on the event loop through its own read-only connection.
 
 Nothing is cached: every call reads the committed row, so a revocation by any process sharing the
 database takes effect on the next call. WAL mode (set by ``athkit.storage``) keeps readers from
@@ -21,9 +21,10 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
-from athkit.server import SqlTokenStore, TokenRecord
+from athkit.server._records import TokenRecord
+from athkit.server._sql import SqlTokenStore
 
-_log = logging.getLogger("athkit.gateway")
+_log = logging.getLogger("athkit.server")
 
 _COLUMNS = (
     "token_id",

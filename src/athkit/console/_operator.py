@@ -74,6 +74,7 @@ class OperatorConsole:
     site_name: str
     session_lifetime: int = 8 * 3600
     throttle: Throttle = field(default_factory=Throttle)
+    page_size: int = PAGE_SIZE
     http: httpx.AsyncClient | None = None
 
     # --- plumbing -------------------------------------------------------------------------
@@ -613,7 +614,7 @@ class OperatorConsole:
         return shown, query
 
     async def audit(self, request: Request, session: ConsoleSession) -> Response:
-        """Audit events, filtered, newest first, ``PAGE_SIZE`` per page; "Older" continues
+        """Audit events, filtered, newest first, ``page_size`` per page; "Older" continues
         below the last event shown (``before`` = its id), so any depth is reachable."""
         raw_before = request.query_params.get("before", "")
         before = int(raw_before) if raw_before.isdigit() and len(raw_before) <= 18 else None
@@ -626,9 +627,11 @@ class OperatorConsole:
             shown = {k: (request.query_params.get(k) or "")[:256] for k in _AUDIT_KEYS}
             error = str(exc)
         else:
-            events = await self.engine.query_audit(**query, limit=PAGE_SIZE + 1, before_id=before)
-            rows = events[:PAGE_SIZE]
-            if len(events) > PAGE_SIZE and rows[-1].event_id is not None:
+            events = await self.engine.query_audit(
+                **query, limit=self.page_size + 1, before_id=before
+            )
+            rows = events[: self.page_size]
+            if len(events) > self.page_size and rows[-1].event_id is not None:
                 older = rows[-1].event_id
         encoded = urlencode({k: v for k, v in shown.items() if v})
         return self._page(

@@ -241,48 +241,58 @@ def test_audit_pages_filters_and_export(world: GatewayWorld) -> None:
     agent = world.new_agent()
     registration = world.register(agent, {"mail": ["mail:read"]})
     token = world.connect(agent, registration, "mail", ["mail:read"])["access_token"]
-    for _ in range(55):
+    calls = 8
+    for _ in range(calls):
         assert world.call(token, agent, "GET", "/mail/messages").status_code == 200
     # The proxy writes its audit events behind the responses.
     deadline = time.monotonic() + 10
-    while len(_audit(world, agent_id=agent.agent_id, event="proxy_request")) < 55:
+    while len(_audit(world, agent_id=agent.agent_id, event="proxy_request")) < calls:
         assert time.monotonic() < deadline, "proxy_request events were not written"
         time.sleep(0.1)
-    with _client() as http:
-        sign_in(http, world.base)
-        base = f"{world.base}/admin/audit"
-        first = http.get(base, params={"agent_id": agent.agent_id})
-        assert first.status_code == 200
-        rows = re.findall(r'<tr class="event event-([a-z_]+)">', first.text)
-        assert len(rows) == 50
-        older = re.search(r'class="older" href="([^"]+)"', first.text)
-        assert older is not None
-        second = http.get(f"{world.base}{html.unescape(older.group(1))}")
-        more = re.findall(r'<tr class="event event-([a-z_]+)">', second.text)
-        total = len(_audit(world, agent_id=agent.agent_id))
-        assert len(rows) + len(more) == total and 'class="older"' not in second.text
-        assert more[-1] == "agent_registered"  # the oldest event of this agent is last
-        # ISO dates filter; a bad one is a 400 page naming the accepted forms.
-        today = time.strftime("%Y-%m-%d", time.gmtime())
-        none_yet = http.get(
-            base, params={"agent_id": agent.agent_id, "until": f"{today}T00:00:00Z"}
-        )
-        assert "No event matches" in none_yet.text
-        bad = http.get(base, params={"since": "last week"})
-        assert bad.status_code == 400 and "ISO 8601" in bad.text
-        export = http.get(
-            f"{base}.jsonl", params={"agent_id": agent.agent_id, "event": "proxy_request"}
-        )
-        assert export.headers["content-type"].startswith("application/jsonl")
-        lines = [json.loads(line) for line in export.text.splitlines()]
-        assert len(lines) == 55 and {e["event"] for e in lines} == {"proxy_request"}
-        assert all(e["timestamp"].endswith("Z") for e in lines)
+    assert world.app.console is not None
+    operators = world.app.console.operators
+    operators.page_size = 5  # (50 in service) so that a few calls make several pages
+    try:
+        _audit_pages(world, agent.agent_id, calls)
+    finally:
+        operators.page_size = 50
     # The admin API pages the same way.
     page = _audit(world, agent_id=agent.agent_id)
     below = world.admin(
-        "GET", "/audit", params={"agent_id": agent.agent_id, "before_id": page[9]["event_id"]}
+        "GET", "/audit", params={"agent_id": agent.agent_id, "before_id": page[4]["event_id"]}
     ).json()["events"]
-    assert [e["event_id"] for e in below] == [e["event_id"] for e in page[10:]]
+    assert [e["event_id"] for e in below] == [e["event_id"] for e in page[5:]]
+
+
+def _audit_pages(world: GatewayWorld, agent_id: str, calls: int) -> None:
+    with _client() as http:
+        sign_in(http, world.base)
+        base = f"{world.base}/admin/audit"
+        seen: list[str] = []
+        url = f"{base}?agent_id={agent_id}"
+        while True:
+            page = http.get(url)
+            assert page.status_code == 200
+            rows = re.findall(r'<tr class="event event-([a-z_]+)">', page.text)
+            assert 0 < len(rows) <= 5
+            seen.extend(rows)
+            older = re.search(r'class="older" href="([^"]+)"', page.text)
+            if older is None:
+                break
+            url = f"{world.base}{html.unescape(older.group(1))}"
+        newest_first = [e["event"] for e in _audit(world, agent_id=agent_id)]
+        assert seen == newest_first and seen[-1] == "agent_registered"
+        # ISO dates filter; a bad one is a 400 page naming the accepted forms.
+        today = time.strftime("%Y-%m-%d", time.gmtime())
+        none_yet = http.get(base, params={"agent_id": agent_id, "until": f"{today}T00:00:00Z"})
+        assert "No event matches" in none_yet.text
+        bad = http.get(base, params={"since": "last week"})
+        assert bad.status_code == 400 and "ISO 8601" in bad.text
+        export = http.get(f"{base}.jsonl", params={"agent_id": agent_id, "event": "proxy_request"})
+        assert export.headers["content-type"].startswith("application/jsonl")
+        lines = [json.loads(line) for line in export.text.splitlines()]
+        assert len(lines) == calls and {e["event"] for e in lines} == {"proxy_request"}
+        assert all(e["timestamp"].endswith("Z") for e in lines)
 
 
 def _user_session(world: GatewayWorld, http: httpx.Client, provider: str, user: str) -> None:

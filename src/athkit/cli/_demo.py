@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 import typer
 
 from athkit.demo import DemoOptions, run_demo
@@ -20,9 +22,20 @@ def demo(
     gateway: bool = typer.Option(
         False, "--gateway", help="The same story in gateway mode (Example Mail behind a gateway)."
     ),
+    mcp: bool = typer.Option(
+        False, "--mcp", help="ShopBot as an MCP client of the shop's MCP tools (athkit[mcp])."
+    ),
 ) -> None:
     """Run the ATH Shop demo with real servers and real cryptography on 127.0.0.1."""
-    summary = run_demo(DemoOptions(json=json_output, browser=browser, serve=serve, gateway=gateway))
+    if gateway and mcp:
+        typer.echo("ath demo: choose --gateway or --mcp, not both", err=True)
+        raise typer.Exit(2)
+    if mcp and importlib.util.find_spec("mcp") is None:
+        typer.echo("ath demo --mcp needs the mcp extra: pip install 'athkit[mcp]'", err=True)
+        raise typer.Exit(2)
+    summary = run_demo(
+        DemoOptions(json=json_output, browser=browser, serve=serve, gateway=gateway, mcp=mcp)
+    )
     raise typer.Exit(0 if summary.ok else 1)
 
 

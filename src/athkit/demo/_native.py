@@ -185,8 +185,9 @@ class NativeStory(HandshakeStory):
         stock = response.json().get("stock")
         return stock if isinstance(stock, int) else None
 
-    def user_revokes(self) -> None:
-        """Alice logs in to the shop and revokes ShopBot on Connected agents."""
+    def user_revokes(self, held: tuple[str, ...] | None = None) -> None:
+        """Alice logs in to the shop and revokes ShopBot on Connected agents (where the scopes
+        ``held`` — by default products:read and the reviewed scope — are listed)."""
         page = drive_consent(
             self.alice,
             f"{self.stack.shop_url}/login?next=/account/agents",
@@ -197,9 +198,8 @@ class NativeStory(HandshakeStory):
             raise StoryError("Alice could not reach her Connected agents page")
         action, fields = find_form(page.text, "/account/agents/revoke", client_id=self.client_id)
         # Name, scopes and "since when" (a UTC timestamp) are on the page.
-        listed = SHOPBOT_NAME in page.text and all(
-            s in page.text for s in ("products:read", self.review_scope, " UTC")
-        )
+        shown = held if held is not None else ("products:read", self.review_scope)
+        listed = SHOPBOT_NAME in page.text and all(s in page.text for s in (*shown, " UTC"))
         response = self.alice.post(urljoin(str(page.url), action), data=fields)
         after = self.alice.get(f"{self.stack.shop_url}/account/agents")
         gone = response.status_code == 303 and SHOPBOT_NAME not in after.text

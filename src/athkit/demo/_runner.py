@@ -26,6 +26,12 @@ NATIVE_INTRO = (
     "running on this machine with a temporary database. ShopBot has a fresh ES256 key; every "
     "attestation below is verified for real."
 )
+MCP_INTRO = (
+    "The ATH Shop serves its tools (search products, view the cart, add to cart, place an "
+    "order) as an MCP server behind ATH; ShopBot is an MCP client (the official mcp SDK) with a "
+    "fresh ES256 key. Its OAuth server and the agents' identity hosts run on this machine with "
+    "a temporary database; every attestation and every tool call is checked for real."
+)
 GATEWAY_INTRO = (
     "Example Mail (an OAuth server and a mail API that know nothing of ATH), the ATH gateway "
     "in front of it and the agents' identity hosts are running on this machine with a "
@@ -42,6 +48,7 @@ class DemoOptions:
     browser: bool = False
     serve: bool = False
     gateway: bool = False
+    mcp: bool = False
 
 
 @dataclass(frozen=True)
@@ -82,19 +89,27 @@ def _start(options: DemoOptions, story: Story, password: str | None) -> Iterator
                 },
             )
         return
-    with native_stack(password=password) as n:
+    with native_stack(password=password, mcp=options.mcp) as n:
+        if options.mcp:
+            from athkit.demo._mcpstory import McpStory
+
+            chosen: HandshakeStory = McpStory(n, story, browser=options.browser)
+        else:
+            chosen = NativeStory(n, story, browser=options.browser)
         yield _Running(
-            NativeStory(n, story, browser=options.browser),
-            NATIVE_INTRO,
+            chosen,
+            MCP_INTRO if options.mcp else NATIVE_INTRO,
             {
                 "ATH Shop": n.shop_url,
                 "OAuth server": n.oauth_url,
                 "ShopBot identity": n.shopbot_id,
+                **({"Shop MCP endpoint": f"{n.shop_url}/mcp"} if options.mcp else {}),
             },
             {
                 "Shop": n.shop_url,
                 "Connected agents": f"{n.shop_url}/account/agents",
                 "Discovery": f"{n.shop_url}/.well-known/ath-app.json",
+                **({"MCP endpoint": f"{n.shop_url}/mcp"} if options.mcp else {}),
                 "OAuth server": n.oauth_url,
                 "Admin token": n.admin_token,
                 "Log in as": f"{n.username} / {n.password}",
@@ -117,7 +132,8 @@ def run_demo(
     started = time.monotonic()
     out = out or sys.stdout
     reporter = _reporter(options, out)
-    story = Story(reporter, "gateway" if options.gateway else "native", started=started)
+    mode = "gateway" if options.gateway else "mcp" if options.mcp else "native"
+    story = Story(reporter, mode, started=started)
     with _start(options, story, password) as running:
         reporter.banner(running.intro, running.urls)
         try:

@@ -50,8 +50,9 @@ class NativeStack:
 
 
 @contextlib.contextmanager
-def native_stack(*, password: str | None = None) -> Iterator[NativeStack]:
-    """Start the ATH Shop, its OAuth server and two agents' identity hosts."""
+def native_stack(*, password: str | None = None, mcp: bool = False) -> Iterator[NativeStack]:
+    """Start the ATH Shop, its OAuth server and two agents' identity hosts (with ``mcp``, the
+    shop also serves its tools as an MCP server at ``/mcp``)."""
     password = password or secrets.token_urlsafe(12)
     admin_token = secrets.token_urlsafe(32)
     shop_port, oauth_port = free_port(), free_port()
@@ -109,6 +110,7 @@ def native_stack(*, password: str | None = None) -> Iterator[NativeStack]:
             allow_loopback=True,
             allow_http=True,
             policy=ShopPolicy(),
+            mcp_endpoint=mcp,
         )
         stack.enter_context(serve_in_thread(create_oauth_app(oauth_config), port=oauth_port))
         stack.enter_context(serve_in_thread(create_shop_app(shop_config), port=shop_port))

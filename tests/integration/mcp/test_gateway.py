@@ -99,7 +99,7 @@ async def test_revoked_token_mid_session(mcp_gateway: McpGateway, gateway_agent:
     error = ath_error(refused.value)
     assert error is not None and (error.code, error.status) == ("TOKEN_REVOKED", 401)
     assert "authorize the agent again" in error.message
-    assert gateway_agent.client.token(mcp_gateway.app_id) is None
+    assert auth.last_refusal is not None and auth.last_refusal.code == "TOKEN_REVOKED"
 
 
 async def test_wrong_agent_and_provider_are_refused(

@@ -89,11 +89,13 @@ async def test_revoked_token_mid_session_asks_to_authorize_again(
     assert error is not None and (error.code, error.status) == ("TOKEN_REVOKED", 401)
     assert "authorize the agent again" in error.message
     assert auth.last_refusal is not None and auth.last_refusal.code == "TOKEN_REVOKED"
-    assert native_agent.client.token(mcp_native.app_id) is None  # the dead token is forgotten
+    # The dead token is never sent again: the next ensure_token() drops it and asks the person.
+    assert native_agent.client.token(mcp_native.app_id) == first
 
     # Authorizing again (the person consents once more) gives a working session.
     second = await auth.ensure_token()
     assert second.access_token != first.access_token
+    assert native_agent.client.token(mcp_native.app_id) == second
     async with Client(ath_streamable_http(mcp_native.mcp_url, auth)) as client:
         assert (await client.call_tool("search_products", {})).is_error is False
 

@@ -147,4 +147,10 @@ def create_shop_app(config: ShopConfig) -> Starlette:
 
     app.router.lifespan_context = lifespan
     app.state.shop = service
+    if config.mcp_endpoint:
+        from athkit.demo.shop._mcp import shop_tools
+        from athkit.integrations.mcp import mount_mcp
+
+        app = mount_mcp(app, shop_tools(service))
+        app.state.shop = service
     return app

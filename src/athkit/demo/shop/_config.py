@@ -70,6 +70,10 @@ class ShopConfig(BaseModel):
         default=False, description="development: fetch agent identity documents over http"
     )
     policy: ShopPolicy = Field(default_factory=ShopPolicy)
+    mcp_endpoint: bool = Field(
+        default=False,
+        description="also serve the shop's tools as an MCP server at /mcp (needs athkit[mcp])",
+    )
 
     @field_validator("base_url", "oauth_issuer")
     @classmethod

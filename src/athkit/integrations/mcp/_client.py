@@ -6,8 +6,8 @@ the person's consent through a loopback redirect, the stored token afterwards â€
 ``Authorization: Bearer`` and ``X-ATH-Agent-ID`` to the ATH server's origin only. It signs
 nothing: attestations belong to the handshake, not to API calls. :func:`ath_error` turns the
 JSON-RPC error an ATH-guarded MCP server answers into an :class:`~athkit.agent.ATHClientError`;
-for an expired or revoked token its message says to authorize again, and the dead token is
-forgotten so that the next :meth:`ATHAuth.ensure_token` asks the person again.
+for an expired or revoked token its message says to authorize again, and the next
+:meth:`ATHAuth.ensure_token` drops the dead token and asks the person again.
 """
 
 from __future__ import annotations
@@ -66,7 +66,9 @@ class ATHAuth(httpx2.Auth):
     client credentials yet) and runs the person's consent for ``scopes`` through a loopback
     redirect (``opener``, ``open_browser``, ``on_url`` and ``timeout`` as in
     :func:`~athkit.agent.authorize_interactive_async`). Call ``await auth.ensure_token()``
-    before connecting so that a refusal surfaces there, as an :class:`ATHClientError`.
+    before connecting: requests only ever carry the stored token, and one without a usable
+    token goes out without credentials (the server's refusal comes back as an ``MCPError``,
+    which :func:`ath_error` reads).
     """
 
     def __init__(
@@ -92,6 +94,7 @@ class ATHAuth(httpx2.Auth):
         self._on_url = on_url
         self._timeout = timeout
         self._lock = asyncio.Lock()
+        self._dead: set[str] = set()
         self.last_refusal: ATHClientError | None = None
 
     async def _provider(self) -> str:
@@ -107,8 +110,10 @@ class ATHAuth(httpx2.Auth):
         async with self._lock:
             provider = await self._provider()
             token = self.agent.token(provider)
-            if token is not None and not token.is_expired():
+            if token is not None and self._usable(token):
                 return token
+            if token is not None and token.access_token in self._dead:
+                self.forget(token)  # the server refused it: never send it again
             if not self.scopes:
                 raise ATHClientError(
                     NOT_AUTHORIZED,
@@ -153,15 +158,32 @@ class ATHAuth(httpx2.Auth):
             # Never hand the ATH token to another origin.
             yield request
             return
-        token = await self.ensure_token()
+        token = await self._stored_token()
+        if token is None:
+            # Nothing usable (never authorized, expired, or revoked a moment ago). Consent is
+            # never started from inside a transport request: the request goes out bare, the
+            # server's refusal reaches the caller as an MCPError, and `ensure_token()` is how
+            # the agent asks the person again.
+            yield request
+            return
         request.headers["Authorization"] = f"Bearer {token.access_token}"
         request.headers[AGENT_ID_HEADER] = self.agent.agent_id
         response = yield request
         if response.status_code == 401:
             code = _challenge_code(response) or "TOKEN_INVALID"
             if code in AUTHORIZE_AGAIN:
-                self.forget(token)
+                # Remembered, not dropped here: the session's next requests keep showing the
+                # same refusal, and the next ensure_token() asks the person again.
+                self._dead.add(token.access_token)
                 self.last_refusal = authorize_again(code, token.provider_id)
+
+    async def _stored_token(self) -> StoredToken | None:
+        provider = await self._provider()
+        token = self.agent.token(provider)
+        return token if token is not None and not token.is_expired() else None
+
+    def _usable(self, token: StoredToken | None) -> bool:
+        return token is not None and not token.is_expired() and token.access_token not in self._dead
 
     def forget(self, token: StoredToken) -> None:
         """Drop ``token`` from the store (when it is still the stored one)."""
@@ -185,11 +207,21 @@ def authorize_again(code: str, provider_id: str | None, message: str = "") -> AT
 
 
 def ath_error(exc: BaseException) -> ATHClientError | None:
-    """The ATH refusal inside an MCP error (``MCPError`` with an ATH body), else ``None``.
+    """The ATH refusal inside an MCP error (``MCPError`` with an ATH body, also inside the
+    exception group that ``async with Client(...)`` raises when the session cannot open), else
+    ``None``.
 
     ``TOKEN_EXPIRED``, ``TOKEN_REVOKED`` and ``TOKEN_INVALID`` come back as an "authorize
     again" error.
     """
+    if isinstance(exc, BaseExceptionGroup):
+        # An error while the session opens leaves `async with Client(...)` inside the
+        # transport's task-group error.
+        for inner in exc.exceptions:
+            found = ath_error(inner)
+            if found is not None:
+                return found
+        return None
     if not isinstance(exc, MCPError) or exc.code != JSONRPC_ATH_ERROR:
         return None
     data: Any = exc.data

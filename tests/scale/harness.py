@@ -43,7 +43,7 @@ from tests.integration.native.harness import PASSWORD, REDIRECT, IdentityHost, L
 from tests.subprocs import default_sigint
 
 ATH = str(Path(sys.executable).with_name("ath"))
-START_TIMEOUT = 30.0
+START_TIMEOUT = 60.0
 
 
 def toml(data: Mapping[str, Any], prefix: str = "") -> str:
@@ -108,7 +108,11 @@ def gateway_config(
                 "api_base": api_url,
                 "routes": ROUTES["mail"],
                 "timeout_seconds": 5,
-                "approval": {"auto_approve": ["mail:read"], "review": ["mail:send"]},
+                "approval": {
+                    "auto_approve": ["mail:read"],
+                    "review": ["mail:send"],
+                    "never": ["mail:delete"],
+                },
             }
         },
     }
@@ -160,17 +164,24 @@ def wait_ready(instance: Instance, timeout: float = START_TIMEOUT) -> None:
     """Wait until ``/readyz`` answers 200; fail with the instance's log if it exits or stalls."""
     deadline = time.monotonic() + timeout
     assert instance.process is not None
+    last = "no answer"
     while True:
         if instance.process.poll() is not None:
             raise AssertionError(
                 f"gateway {instance.name} exited with {instance.process.returncode}:\n"
                 + instance.output()[-3000:]
             )
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{instance.url}/readyz", timeout=2).status_code == 200:
+        try:
+            ready = httpx.get(f"{instance.url}/readyz", timeout=5)
+            if ready.status_code == 200:
                 return
+            last = f"{ready.status_code} {ready.text}"
+        except httpx.HTTPError as exc:
+            last = repr(exc)
         if time.monotonic() > deadline:
-            raise AssertionError(f"gateway {instance.name} not ready:\n{instance.output()[-3000:]}")
+            raise AssertionError(
+                f"gateway {instance.name} not ready ({last}):\n{instance.output()[-3000:]}"
+            )
         time.sleep(0.1)
 
 
@@ -380,13 +391,11 @@ def scale_world(
     oauth_port = free_port()
     identities = IdentityHost()
     with contextlib.ExitStack() as stack:
+        provider = oauth_config("mail", oauth_port, public_base, context_key, 3600)
+        # A file database: several clients sign in at once in these tests.
+        provider = provider.model_copy(update={"database_url": f"sqlite:///{tmp / 'oauth.db'}"})
         oauth = stack.enter_context(
-            serve_in_thread(
-                create_oauth_app(
-                    oauth_config("mail", oauth_port, public_base, context_key, 3600), clock=clock
-                ),
-                port=oauth_port,
-            )
+            serve_in_thread(create_oauth_app(provider, clock=clock), port=oauth_port)
         )
         api = stack.enter_context(
             serve_in_thread(create_upstream_app(introspecting_check("mail", oauth.url)))

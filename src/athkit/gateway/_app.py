@@ -158,7 +158,7 @@ def create_gateway_app(
         )
         for p in settings.providers
     }
-    audit = AuditQueue(engine)
+    audit = AuditQueue(engine, maxsize=settings.proxy.audit_max_pending)
     proxy = ProxyApp(engine, upstreams, built.access, metrics, audit)
     discovery = catalog(settings).dump()
 

@@ -149,6 +149,11 @@ class ProxyConfig(_Section):
     connect_timeout_seconds: PositiveSeconds = 5
     timeout_seconds: PositiveSeconds = 30
     max_connections: Annotated[int, Field(ge=1, le=10_000)] = 100
+    audit_max_pending: Annotated[int, Field(ge=1, le=100_000)] = Field(
+        default=1000,
+        description="proxy_request audit rows written behind the response, at most this many "
+        "at a time: the most a crash can lose (security events are never queued).",
+    )
 
 
 class VerifierConfig(_Section):

@@ -105,18 +105,38 @@ class ProxyApp:
         except ATHError as exc:
             outcome = exc.code.value
             if not attempt.audited:
-                await self._audit_rejection(attempt, exc)
+                exc = await self._audit_rejection(attempt, exc)
             if attempt.mcp is not None:
                 await _send_mcp_error(send, exc, attempt, receive)
             else:
                 await _send_error(send, exc)
         self.metrics.proxy_done(attempt.provider_id, outcome, time.perf_counter() - started)
 
-    async def _audit_rejection(self, attempt: _Attempt, exc: ATHError) -> None:
+    async def _audit_rejection(self, attempt: _Attempt, exc: ATHError) -> ATHError:
         # ATH §6 / DESIGN: every rejection is an audit event. The engine audits its own
-        # (token checks, provider grant); these are the gateway's (rate limit, upstream, ...).
+        # (token checks, rate limit, provider grant); these are the gateway's (upstream, ...).
+        # A denial is a security event: stored before the answer (never queued behind it), so
+        # a crash cannot lose the record of a refusal the agent saw. If it cannot be stored,
+        # the answer is the audit store's 503 instead.
         info = attempt.info
-        await self.audit.put(
+        try:
+            await self._record_rejection(attempt, exc, info)
+        except ATHError as failure:
+            return failure
+        except Exception:
+            _log.exception("audit store failed while recording a proxy rejection")
+            return ATHError(
+                ErrorCode.INTERNAL_ERROR,
+                "the audit store is unavailable, so proxy calls are refused",
+                details={"reason": "audit_unavailable"},
+                status=503,
+            )
+        return exc
+
+    async def _record_rejection(
+        self, attempt: _Attempt, exc: ATHError, info: TokenInfo | None
+    ) -> None:
+        await self.engine.audit(
             "access_denied",
             agent_id=info.agent_id if info else None,
             client_id=info.client_id if info else None,
@@ -533,9 +553,17 @@ class AuditQueue:
     (``AuditLog.record_many``). If the store fails, the proxy refuses further calls
     (``INTERNAL_ERROR``, 503) until a write succeeds again — audit faults fail closed — and the
     queue, bounded, makes callers wait rather than drop events.
+
+    What a crash can lose: only ``proxy_request`` rows (the record of a *successful* forwarded
+    call), at most ``maxsize`` of them — ``[proxy] audit_max_pending``, 1,000 by default — and in
+    practice those of the last batch write, a few milliseconds of traffic. When the writer falls
+    behind that bound, calls wait for it rather than grow the loss. Security events —
+    registrations, denials (every rejection, including the proxy's own), issuance, revocation,
+    scope violations — are never queued: they are stored before the response is sent. A graceful
+    stop (SIGTERM) writes what is queued before exiting.
     """
 
-    def __init__(self, engine: ATHEngine, maxsize: int = 10_000, batch: int = 500) -> None:
+    def __init__(self, engine: ATHEngine, maxsize: int = 1_000, batch: int = 500) -> None:
         self._engine = engine
         self._maxsize = maxsize
         self._batch = batch

@@ -27,7 +27,16 @@ from starlette.routing import Route
 
 from athkit.console._chart import bar_chart, hourly_counts
 from athkit.console._store import ConsoleSession, ConsoleStore, Throttle
-from athkit.console._web import SECURITY_HEADERS, CookieSpec, csrf_ok, form_text, local_path, render
+from athkit.console._web import (
+    SECURITY_HEADERS,
+    CookieSpec,
+    FormRefused,
+    csrf_ok,
+    form_text,
+    local_path,
+    read_form,
+    render,
+)
 from athkit.protocol import ATHError
 from athkit.server import (
     AgentRecord,
@@ -148,7 +157,7 @@ class OperatorConsole:
         return await self.store.load_session(self.deployment, "operator", self.cookie.read(request))
 
     def page(self, handler: Page) -> Callable[[Request], Awaitable[Response]]:
-        """A GET page that needs a signed-in operator."""
+        """A page that needs a signed-in operator (else: 303 to the sign-in page)."""
 
         async def endpoint(request: Request) -> Response:
             session = None
@@ -159,42 +168,35 @@ class OperatorConsole:
                 return await handler(request, session)
             except ATHError as exc:
                 return self._message(request, session, "Not done", exc.message, exc.status)
+            except FormRefused as exc:
+                return self._message(request, session, "Form refused", exc.message, exc.status)
             except Exception:
                 return self._failure(request, session)
 
         return endpoint
 
     def action(self, handler: Action) -> Callable[[Request], Awaitable[Response]]:
-        """A POST that needs a signed-in operator and the session's CSRF token."""
+        """A POST that needs a signed-in operator and the session's CSRF token (else: 403,
+        audited)."""
 
-        async def endpoint(request: Request) -> Response:
-            session = None
-            try:
-                session = await self._session(request)
-                if session is None:
-                    return self._to_login(request)
-                form = await request.form(max_files=0, max_fields=200)
-                if not csrf_ok(form, session.csrf_token):
-                    await self.engine.audit(
-                        "access_denied",
-                        reason="console form without its CSRF token",
-                        details={"operator": session.subject, "path": request.url.path},
-                    )
-                    return self._message(
-                        request,
-                        session,
-                        "This form has expired",
-                        "The form did not carry this session's token. Reload the page and "
-                        "try again.",
-                        403,
-                    )
+        async def checked(request: Request, session: ConsoleSession) -> Response:
+            form = await read_form(request)
+            if csrf_ok(form, session.csrf_token):
                 return await handler(request, session, form)
-            except ATHError as exc:
-                return self._message(request, session, "Not done", exc.message, exc.status)
-            except Exception:
-                return self._failure(request, session)
+            await self.engine.audit(
+                "access_denied",
+                reason="console form without its CSRF token",
+                details={"operator": session.subject, "path": request.url.path},
+            )
+            return self._message(
+                request,
+                session,
+                "This form has expired",
+                "The form did not carry this session's token. Reload the page and try again.",
+                403,
+            )
 
-        return endpoint
+        return self.page(checked)
 
     def _failure(self, request: Request, session: ConsoleSession | None) -> Response:
         # A store or service fault: nothing was changed that the page claims; say so plainly.
@@ -245,12 +247,14 @@ class OperatorConsole:
         """POST sign-in: CSRF (double submit), throttle, password check, new session."""
         try:
             return await self._login(request)
+        except FormRefused as exc:
+            return self._message(request, None, "Form refused", exc.message, exc.status)
         except Exception:
             # Fail closed: a store that is down signs nobody in.
             return self._failure(request, None)
 
     async def _login(self, request: Request) -> Response:
-        form = await request.form(max_files=0, max_fields=20)
+        form = await read_form(request)
         username = form_text(form, "username", 64)
         password = form.get("password")
         presented = self.login_cookie.read(request) or ""

@@ -24,7 +24,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from athkit.console._store import ConsoleSession, ConsoleStore
-from athkit.console._web import CookieSpec, csrf_ok, form_text, render
+from athkit.console._web import CookieSpec, FormRefused, csrf_ok, form_text, read_form, render
 from athkit.protocol import ATHError, code_challenge_s256, generate_code_verifier
 from athkit.server import ATHEngine, ProviderSettings
 
@@ -106,6 +106,8 @@ class UserConsole:
                 return await handler(request)
             except ATHError as exc:
                 return self._message(request, None, "Not done", exc.message, exc.status)
+            except FormRefused as exc:
+                return self._message(request, None, "Form refused", exc.message, exc.status)
             except Exception:
                 _log.exception("console: %s %s failed", request.method, request.url.path)
                 return self._message(
@@ -217,7 +219,7 @@ class UserConsole:
         session = await self._session(request)
         if session is None:
             return RedirectResponse(f"{self.root}/agents", status_code=303)
-        form = await request.form(max_files=0, max_fields=20)
+        form = await read_form(request)
         if not csrf_ok(form, session.csrf_token):
             await self.engine.audit(
                 "access_denied",
@@ -241,7 +243,7 @@ class UserConsole:
         """End the user's session (CSRF-checked)."""
         session = await self._session(request)
         if session is not None:
-            form = await request.form(max_files=0, max_fields=20)
+            form = await read_form(request)
             if not csrf_ok(form, session.csrf_token):
                 return self._message(
                     request, session, "This form has expired", "Reload and try again.", 403

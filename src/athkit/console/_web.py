@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import parse_qsl
 
 from jinja2 import Environment, PackageLoader
 from starlette.datastructures import FormData
@@ -84,6 +85,43 @@ class CookieSpec:
     def read(self, request: Request) -> str | None:
         """The cookie's value in ``request``."""
         return request.cookies.get(self.name)
+
+
+FORM_LIMIT = 32 * 1024  # bytes: the console's forms are a few fields long
+
+
+class FormRefused(Exception):
+    """A form body the console does not read: too large, not URL-encoded, not UTF-8."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.message, self.status = message, status
+
+
+async def read_form(request: Request, limit: int = FORM_LIMIT) -> FormData:
+    """The URL-encoded form of a POST, read with a size cap (413) and strict UTF-8 (400)."""
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media not in ("application/x-www-form-urlencoded", ""):
+        raise FormRefused("the console only reads URL-encoded forms", 415)
+    declared = request.headers.get("content-length", "")
+    if declared.isascii() and declared.isdigit() and int(declared) > limit:
+        raise FormRefused(f"form larger than {limit} bytes", 413)
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise FormRefused(f"form larger than {limit} bytes", 413)
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise FormRefused("the form is not UTF-8", 400) from None
+    if "\x00" in text:
+        raise FormRefused("the form holds a NUL character", 400)
+    try:
+        fields = parse_qsl(text, keep_blank_values=True, max_num_fields=200)
+    except ValueError:
+        raise FormRefused("the form has too many fields", 400) from None
+    return FormData([(name, value) for name, value in fields])
 
 
 def csrf_ok(form: FormData, expected: str) -> bool:

@@ -369,3 +369,24 @@ def test_cli_password_change_and_deletion_end_sessions(world: GatewayWorld) -> N
         assert sign_in(http, world.base, "ops-carl", "carl's second phrase").status_code == 401
     assert ath("delete-user", "ops-carl").exit_code == 1
     assert "ops-carl" not in ath("list-users").output
+
+
+def test_hostile_forms_are_refused_with_a_page(world: GatewayWorld) -> None:
+    agent = world.new_agent()
+    client_id = world.register(agent, {"mail": ["mail:read"]})["client_id"]
+    url = f"{world.base}/admin/agents/{client_id}/suspend"
+    form = {"content-type": "application/x-www-form-urlencoded"}
+    with _client() as http:
+        sign_in(http, world.base)
+        token = csrf_of(http, f"{world.base}/admin/agents/{client_id}")
+        big = http.post(url, content=f"csrf={token}&reason=" + "x" * 40_000, headers=form)
+        assert big.status_code == 413 and "Form refused" in big.text
+        multipart = http.post(url, files={"csrf": (None, token)})
+        assert multipart.status_code == 415
+        latin = http.post(url, content=b"csrf=" + token.encode() + b"&reason=\xff", headers=form)
+        assert latin.status_code == 400
+        many = http.post(url, content="&".join(f"f{i}=1" for i in range(300)), headers=form)
+        assert many.status_code == 400
+        login = http.post(f"{world.base}/admin/login", content=b"x" * 40_000, headers=form)
+        assert login.status_code == 413
+    assert _status(world, client_id) == "approved"

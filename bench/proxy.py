@@ -301,8 +301,8 @@ class _Handshake:
         """An ordinary OAuth code flow (PKCE) for the direct side."""
         import httpx
 
-        from athkit.oauthserver import drive_consent
         from athkit.protocol import code_challenge_s256, generate_code_verifier
+        from athkit.testing import drive_consent
 
         verifier = generate_code_verifier()
         start = httpx.URL(
@@ -340,8 +340,8 @@ class _Handshake:
 
         import httpx
 
-        from athkit.oauthserver import drive_consent
         from athkit.protocol import create_attestation
+        from athkit.testing import drive_consent
 
         base = self.gateway_base
 

@@ -16,7 +16,6 @@ from athkit.oauthserver import (
     OAuthServerConfig,
     UserConfig,
     create_oauth_app,
-    drive_consent,
     hash_password,
 )
 from athkit.protocol import (
@@ -26,7 +25,7 @@ from athkit.protocol import (
     generate_private_key,
     public_key_to_jwk,
 )
-from athkit.testing import free_port, serve_in_thread
+from athkit.testing import drive_consent, free_port, serve_in_thread
 
 PASSWORD = "correct horse battery"
 SECRET = "shop-client-secret-0123456789"

@@ -13,9 +13,8 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from athkit.oauthserver import drive_consent, drive_consent_async
 from athkit.protocol import code_challenge_s256, generate_code_verifier
-from athkit.testing import serve_in_thread
+from athkit.testing import drive_consent, drive_consent_async, serve_in_thread
 from tests.oauthserver.conftest import PASSWORD, RS_SECRET, SECRET, OAuthEnv
 
 

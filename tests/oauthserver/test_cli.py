@@ -15,9 +15,9 @@ import pytest
 from typer.testing import CliRunner
 
 from athkit.cli import app
-from athkit.oauthserver import OAuthServerConfig, drive_consent, verify_password
+from athkit.oauthserver import OAuthServerConfig, verify_password
 from athkit.protocol import code_challenge_s256, generate_code_verifier, hash_secret
-from athkit.testing import free_port
+from athkit.testing import drive_consent, free_port
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "oauth-server.toml"
 ENV = {

@@ -198,7 +198,7 @@ def test_hostile_browser_requests(oauth: OAuthEnv, http: httpx.Client) -> None:
 
 
 def test_wrong_password_shows_the_form_again(oauth: OAuthEnv, http: httpx.Client) -> None:
-    from athkit.oauthserver import drive_consent
+    from athkit.testing import drive_consent
 
     result = drive_consent(
         http, oauth.authorize_url(), username="alice", password="nope", stop_at=oauth.redirect_uri

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from athkit.oauthserver import drive_consent
+from athkit.testing import drive_consent
 from tests.oauthserver.conftest import OAuthEnv
 
 

@@ -154,7 +154,7 @@ def test_state_and_existing_query_are_kept(oauth: OAuthEnv, http: httpx.Client) 
 
 
 def test_password_guessing_is_slowed_down(oauth: OAuthEnv, http: httpx.Client) -> None:
-    from athkit.oauthserver import drive_consent
+    from athkit.testing import drive_consent
 
     def attempt(password: str) -> httpx.Response | str:
         return drive_consent(

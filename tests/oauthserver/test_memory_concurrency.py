@@ -14,9 +14,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from athkit.oauthserver import ClientConfig, UserConfig, create_oauth_app, drive_consent_async
+from athkit.oauthserver import ClientConfig, UserConfig, create_oauth_app
 from athkit.protocol import code_challenge_s256, generate_code_verifier
-from athkit.testing import free_port, serve_in_thread
+from athkit.testing import drive_consent_async, free_port, serve_in_thread
 from tests.oauthserver.conftest import ALICE_HASH, PASSWORD, SCOPES, make_config
 
 USERS = 6

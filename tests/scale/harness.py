@@ -25,9 +25,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
-from athkit.oauthserver import create_oauth_app, drive_consent
+from athkit.oauthserver import create_oauth_app
 from athkit.protocol import generate_private_key, private_key_to_pem, public_key_to_jwk
-from athkit.testing import free_port, serve_in_thread
+from athkit.testing import drive_consent, free_port, serve_in_thread
 from tests.integration.gateway.harness import (
     ADMIN_TOKEN,
     GATEWAY_CLIENT_ID,

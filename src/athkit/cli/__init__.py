@@ -6,6 +6,8 @@ import typer
 
 from athkit import __version__
 
+__all__ = ["app", "main", "version"]
+
 app = typer.Typer(
     name="ath",
     help="athkit: the Agent Trust Handshake (ATH 0.1) for agents, services and gateways.",

@@ -17,8 +17,8 @@ import httpx
 from athkit.agent import ATHClient, ATHClientError, LoopbackListener, new_state
 from athkit.demo._report import Row, Step
 from athkit.demo._story import Story, StoryError, error_code, error_message, query_of, scopes_text
-from athkit.oauthserver import drive_consent
 from athkit.protocol import PrivateKey, TokenResponse, create_attestation, generate_private_key
+from athkit.testing import drive_consent
 
 BROWSER_TIMEOUT = 300.0
 

@@ -9,8 +9,8 @@ from athkit.demo._report import Step
 from athkit.demo._stack import SHOPBOT_DEVELOPER, SHOPBOT_NAME, NativeStack
 from athkit.demo._story import Story, StoryError, error_code, find_form, scopes_text
 from athkit.demo.shop import SHOP_PROVIDER_ID, SHOP_SCOPES, format_price
-from athkit.oauthserver import drive_consent
 from athkit.protocol import AppDiscovery
+from athkit.testing import drive_consent
 
 PRODUCT = "hand-grinder"
 

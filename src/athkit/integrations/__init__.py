@@ -7,3 +7,5 @@
 
 Nothing here is imported by the rest of athkit: a module is loaded only when you import it.
 """
+
+__all__: list[str] = []

@@ -9,17 +9,13 @@ the agent and its developer and offers only the scopes the service approved for 
 
 from athkit.oauthserver._app import create_oauth_app, server_metadata
 from athkit.oauthserver._config import ClientConfig, OAuthServerConfig, UserConfig
-from athkit.oauthserver._driver import ConsentDriverError, drive_consent, drive_consent_async
 from athkit.oauthserver._passwords import hash_password, verify_password
 
 __all__ = [
     "ClientConfig",
-    "ConsentDriverError",
     "OAuthServerConfig",
     "UserConfig",
     "create_oauth_app",
-    "drive_consent",
-    "drive_consent_async",
     "hash_password",
     "server_metadata",
     "verify_password",

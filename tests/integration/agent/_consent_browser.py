@@ -14,7 +14,7 @@ import sys
 
 import httpx
 
-from athkit.oauthserver import drive_consent
+from athkit.testing import drive_consent
 
 
 def main() -> int:

@@ -28,7 +28,6 @@ from athkit.oauthserver import (
     OAuthServerConfig,
     UserConfig,
     create_oauth_app,
-    drive_consent,
     hash_password,
 )
 from athkit.protocol import (
@@ -46,7 +45,7 @@ from athkit.server import (
     create_native_app,
     memory_stores,
 )
-from athkit.testing import free_port, serve_in_thread
+from athkit.testing import drive_consent, free_port, serve_in_thread
 
 USER = "alice"
 PASSWORD = "correct horse battery staple"

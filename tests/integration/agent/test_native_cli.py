@@ -126,7 +126,7 @@ def _completion_code(native: NativeStack, url: str) -> str:
 
     import httpx
 
-    from athkit.oauthserver import drive_consent
+    from athkit.testing import drive_consent
     from tests.integration.agent.conftest import PASSWORD, USER
 
     with httpx.Client(timeout=20) as http:

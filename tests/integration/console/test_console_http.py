@@ -18,10 +18,9 @@ from typer.testing import CliRunner
 
 from athkit.cli import app as cli_app
 from athkit.console import mount_console
-from athkit.oauthserver import drive_consent
 from athkit.server import ServerSettings, create_native_app, memory_stores
 from athkit.storage import create_engine
-from athkit.testing import free_port, serve_in_thread
+from athkit.testing import drive_consent, free_port, serve_in_thread
 from tests.integration.console.helpers import (
     MARKUP_DEVELOPER,
     MARKUP_NAME,

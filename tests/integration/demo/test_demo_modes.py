@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from athkit.demo import DemoOptions, Summary, run_demo
-from athkit.oauthserver import drive_consent
+from athkit.testing import drive_consent
 
 PASSWORD = "demo-password-for-tests"
 

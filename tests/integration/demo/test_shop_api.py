@@ -12,8 +12,8 @@ import pytest
 from athkit.agent import ATHClient, ATHClientError
 from athkit.demo import NativeStack, native_stack
 from athkit.demo.shop import SHOP_PROVIDER_ID
-from athkit.oauthserver import drive_consent
 from athkit.protocol import generate_private_key
+from athkit.testing import drive_consent
 
 
 @dataclass

@@ -11,7 +11,7 @@ import pytest
 from athkit.agent import ATHClient, ATHClientError
 from athkit.demo import NativeStack, native_stack
 from athkit.demo.shop import SHOP_PROVIDER_ID
-from athkit.oauthserver import drive_consent
+from athkit.testing import drive_consent
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page

@@ -16,10 +16,9 @@ from athkit.oauthserver import (
     OAuthServerConfig,
     UserConfig,
     create_oauth_app,
-    drive_consent,
     hash_password,
 )
-from athkit.testing import ServerHandle, free_port, serve_in_thread
+from athkit.testing import ServerHandle, drive_consent, free_port, serve_in_thread
 
 
 @pytest.fixture

@@ -17,16 +17,10 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 
 from athkit.gateway import GatewayApp, config_from_mapping, create_gateway_app
-from athkit.oauthserver import (
-    ClientConfig,
-    OAuthServerConfig,
-    UserConfig,
-    create_oauth_app,
-    drive_consent,
-)
+from athkit.oauthserver import ClientConfig, OAuthServerConfig, UserConfig, create_oauth_app
 from athkit.protocol import PrivateKey, generate_private_key, private_key_to_pem, public_key_to_jwk
 from athkit.server import TokenCipher, open_sql_stores
-from athkit.testing import ServerHandle, free_port, serve_in_thread
+from athkit.testing import ServerHandle, drive_consent, free_port, serve_in_thread
 from tests.integration.gateway.upstream import create_upstream_app
 from tests.integration.native.harness import (
     PASSWORD,

@@ -22,9 +22,9 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import httpx
 import pytest
 
-from athkit.oauthserver import drive_consent
-from athkit.oauthserver._driver import _plan
 from athkit.server import open_sql_stores
+from athkit.testing import drive_consent
+from athkit.testing._consent import _plan
 from tests.integration.gateway.harness import USERS, GatewayWorld, running_gateway_world
 from tests.integration.native.harness import PASSWORD, REDIRECT, LocalAgent
 

@@ -18,7 +18,7 @@ from athkit.agent import (
     save_key,
     serve_identity,
 )
-from athkit.oauthserver import drive_consent
+from athkit.testing import drive_consent
 from tests.integration.agent.conftest import DEVELOPER, PASSWORD, PRODUCTS, USER
 from tests.integration.mcp.conftest import McpNative
 

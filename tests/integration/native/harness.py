@@ -25,7 +25,6 @@ from athkit.oauthserver import (
     OAuthServerConfig,
     UserConfig,
     create_oauth_app,
-    drive_consent,
     hash_password,
 )
 from athkit.protocol import (
@@ -35,7 +34,7 @@ from athkit.protocol import (
     private_key_to_pem,
     public_key_to_jwk,
 )
-from athkit.testing import free_port, serve_in_thread
+from athkit.testing import drive_consent, free_port, serve_in_thread
 from tests.integration.native.service import (
     ADMIN_TOKEN,
     OAUTH_CLIENT_ID,

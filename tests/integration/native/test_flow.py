@@ -75,7 +75,7 @@ def test_completion_page_without_redirect_uri(world: World) -> None:
 
     import httpx
 
-    from athkit.oauthserver import drive_consent
+    from athkit.testing import drive_consent
     from tests.integration.native.harness import PASSWORD
 
     agent = world.new_agent("cli")

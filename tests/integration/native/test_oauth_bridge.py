@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from athkit.oauthserver import create_oauth_app, drive_consent_async
+from athkit.oauthserver import create_oauth_app
 from athkit.protocol import (
     ATHError,
     AuthorizeRequest,
@@ -28,7 +28,7 @@ from athkit.server import (
     ServerSettings,
     memory_stores,
 )
-from athkit.testing import free_port, serve_in_thread
+from athkit.testing import drive_consent_async, free_port, serve_in_thread
 from tests.integration.native.harness import PASSWORD, oauth_config
 from tests.integration.native.service import OAUTH_CLIENT_ID, OAUTH_CLIENT_SECRET
 from tests.unit.server.helpers import Agent, KeyringVerifier

@@ -7,11 +7,12 @@ goes to an operator who never approves it in these tests.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import httpx2
 import pytest
 from mcp.server import MCPServer
 from mcp.server.auth.provider import AccessToken
@@ -293,3 +294,40 @@ async def gateway_agent(mcp_gateway: McpGateway) -> AsyncIterator[Agent]:
             opener=mcp_gateway.opener(scopes=["products:read"]),
         )
         yield Agent(client, auth)
+
+
+IMPOSTOR_ID = "https://impostor.example/.well-known/agent.json"
+
+
+class ImpostorHeader(httpx2.Auth):
+    """Wraps an ``ATHAuth`` but claims another agent in ``X-ATH-Agent-ID`` (a stolen token)."""
+
+    def __init__(self, inner: ATHAuth) -> None:
+        self.inner = inner
+
+    async def async_auth_flow(
+        self, request: httpx2.Request
+    ) -> AsyncGenerator[httpx2.Request, httpx2.Response]:
+        flow = self.inner.async_auth_flow(request)
+        sent = await flow.__anext__()
+        sent.headers["X-ATH-Agent-ID"] = IMPOSTOR_ID
+        while True:
+            response = yield sent
+            try:
+                sent = await flow.asend(response)
+            except StopAsyncIteration:
+                return
+
+
+async def open_as_impostor(url: str, auth: ATHAuth) -> BaseException:
+    """Open an SDK client session whose requests claim another agent; returns the error."""
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+
+    async with httpx2.AsyncClient(auth=ImpostorHeader(auth)) as http:
+        try:
+            async with Client(streamable_http_client(url, http_client=http)) as client:
+                await client.list_tools()
+        except BaseException as exc:  # the SDK's task-group error around the MCPError
+            return exc
+    raise AssertionError("the session opened with another agent's header")

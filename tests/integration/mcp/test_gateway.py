@@ -11,7 +11,7 @@ from mcp.shared.exceptions import MCPError
 
 from athkit.integrations.mcp import ath_error, ath_streamable_http
 from athkit.server import AuditQuery
-from tests.integration.mcp.conftest import Agent, McpGateway
+from tests.integration.mcp.conftest import Agent, McpGateway, open_as_impostor
 
 
 async def _events(gateway: McpGateway, agent_id: str, event: str) -> list[dict[str, object]]:
@@ -127,3 +127,13 @@ async def test_wrong_agent_and_provider_are_refused(
     assert body["id"] == "a1" and body["error"]["data"]["code"] == "AGENT_IDENTITY_MISMATCH"
     assert batch.status_code == 400
     assert batch.json()["error"]["data"]["code"] == "INVALID_REQUEST"
+
+
+async def test_sdk_client_claiming_another_agent_is_refused(
+    mcp_gateway: McpGateway, gateway_agent: Agent
+) -> None:
+    await gateway_agent.auth.ensure_token()
+    failure = await open_as_impostor(mcp_gateway.mcp_url, gateway_agent.auth)
+    error = ath_error(failure)
+    assert error is not None, repr(failure)
+    assert (error.code, error.status) == ("AGENT_IDENTITY_MISMATCH", 403)

@@ -9,7 +9,7 @@ from mcp.shared.exceptions import MCPError
 
 from athkit.integrations.mcp import ath_error, ath_streamable_http
 from athkit.protocol import ErrorCode
-from tests.integration.mcp.conftest import Agent, McpNative
+from tests.integration.mcp.conftest import Agent, McpNative, open_as_impostor
 
 
 async def test_allowed_refused_and_listed_tools(mcp_native: McpNative, native_agent: Agent) -> None:
@@ -144,3 +144,13 @@ async def test_unlisted_tool_is_hidden_and_refused(
     error = ath_error(refused.value)
     assert error is not None and error.code == "SCOPE_NOT_APPROVED"
     assert error.details["required_scopes"] == []
+
+
+async def test_sdk_client_claiming_another_agent_is_refused(
+    mcp_native: McpNative, native_agent: Agent
+) -> None:
+    await native_agent.auth.ensure_token()
+    failure = await open_as_impostor(mcp_native.mcp_url, native_agent.auth)
+    error = ath_error(failure)
+    assert error is not None, repr(failure)
+    assert (error.code, error.status) == ("AGENT_IDENTITY_MISMATCH", 403)

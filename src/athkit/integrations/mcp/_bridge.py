@@ -127,6 +127,7 @@ class Bridge:
         self.scopes = list(scopes)
         self.developer = developer
         self._pending: asyncio.Task[None] | None = None
+        self._listener: LoopbackListener | None = None
         self._last_authorization: str | None = None
 
     async def provider(self) -> str:
@@ -281,9 +282,11 @@ class Bridge:
                 raise ValueError("the agent is not registered here; run `ath register` first")
             await self.agent.register({provider: wanted}, developer=self.developer)
         if self._pending is not None and not self._pending.done():
-            self._pending.cancel()
+            self._pending.cancel()  # one consent at a time: the newest link wins
+        if self._listener is not None:
+            self._listener.close()
         state = new_state()
-        listener = LoopbackListener(state)
+        listener = self._listener = LoopbackListener(state)
         try:
             pending = await self.agent.authorize(
                 provider, wanted, user_redirect_uri=listener.redirect_uri, state=state

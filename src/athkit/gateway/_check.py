@@ -15,7 +15,6 @@ agent; audited as ``proxy_request`` (``details.via = "forward_auth"``).
 
 from __future__ import annotations
 
-import logging
 import time
 from typing import TYPE_CHECKING
 
@@ -25,14 +24,13 @@ from athkit.server import TokenInfo
 from athkit.server._forward_auth import (
     CHECK_PATH,
     read_original_call,
+    record_refusal,
     send_allowed,
     send_refusal,
 )
 
 if TYPE_CHECKING:
     from athkit.gateway._proxy import ProxyApp
-
-_log = logging.getLogger("athkit.gateway.check")
 
 CHECK_PREFIX = CHECK_PATH
 CREDENTIALS_HEADER = "X-ATH-Upstream-Authorization"
@@ -83,14 +81,16 @@ class CheckApp:
         try:
             call = read_original_call(scope, self._secret)
         except ATHError as exc:
-            await self._audit_denied(None, "-", "", "", "wrong or missing check secret", exc)
-            raise
+            raise await self._denied(exc, None, "-", "", "") from None
         if not call.raw_path.startswith(_PROXY_PREFIX):
-            raise ATHError(
+            refusal = ATHError(
                 ErrorCode.INVALID_REQUEST,
                 f"agent calls go to {PROXY_PREFIX}{{provider_id}}/{{path}}",
                 details={"reason": "not_a_proxy_path"},
                 status=404,
+            )
+            raise await self._denied(
+                refusal, None, "-", call.method, call.raw_path.decode("latin-1")
             )
         provider_raw, slash, sub = call.raw_path[len(_PROXY_PREFIX) :].partition(b"/")
         provider_id = provider_raw.decode("latin-1")
@@ -120,10 +120,7 @@ class CheckApp:
                 ErrorCode.PROVIDER_NOT_APPROVED,
                 f"provider {provider_id!r} is not configured on this gateway",
             )
-            await self._audit_denied(
-                granted.token, provider_id, method, path, "provider not configured", refusal
-            )
-            raise refusal
+            raise await self._denied(refusal, granted.token, provider_id, method, path)
         proxy.audit.self_check()
         return granted.token, granted.scope
 
@@ -138,25 +135,16 @@ class CheckApp:
         token_type = "Bearer" if creds.token_type.lower() == "bearer" else creds.token_type
         return f"{token_type} {creds.access_token}"
 
-    async def _audit_denied(
-        self,
-        info: TokenInfo | None,
-        provider_id: str,
-        method: str,
-        path: str,
-        reason: str,
-        refusal: ATHError,
-    ) -> None:
-        try:
-            await self.proxy.audit.put(
-                "access_denied",
-                agent_id=info.agent_id if info else None,
-                client_id=info.client_id if info else None,
-                user_id=info.user_id if info else None,
-                provider_id=provider_id if provider_id != "-" else None,
-                reason=reason,
-                code=refusal.code.value,
-                details={"method": method, "path": path, "via": "forward_auth"},
-            )
-        except Exception:
-            _log.exception("could not audit a forward-auth refusal")
+    async def _denied(
+        self, refusal: ATHError, info: TokenInfo | None, provider_id: str, method: str, path: str
+    ) -> ATHError:
+        """The gateway's own refusal, stored before it is answered (``record_refusal``)."""
+        return await record_refusal(
+            self.proxy.engine,
+            refusal,
+            agent_id=info.agent_id if info else None,
+            client_id=info.client_id if info else None,
+            user_id=info.user_id if info else None,
+            provider_id=provider_id if provider_id != "-" else None,
+            details={"method": method, "path": path, "via": "forward_auth"},
+        )

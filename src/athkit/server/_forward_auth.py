@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import logging
 import string
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
@@ -34,6 +35,9 @@ from urllib.parse import quote
 
 from athkit.protocol import ATHError, ErrorCode, ScopeRouteMap
 from athkit.server._access import AccessCheck
+from athkit.server._engine import ATHEngine
+
+_log = logging.getLogger("athkit.server.forward_auth")
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -103,6 +107,29 @@ def error_header(exc: ATHError) -> bytes:
     return line.encode("ascii")
 
 
+async def record_refusal(engine: ATHEngine, refusal: ATHError, **fields: object) -> ATHError:
+    """Store a refusal of the check endpoint itself before it is answered (the access check
+    audits its own); if the audit store fails, the answer is its 503 instead (fail closed)."""
+    try:
+        await engine.audit(
+            "access_denied",
+            reason=str(refusal.details.get("reason", refusal.message)),
+            code=refusal.code.value,
+            **fields,
+        )
+    except ATHError as failure:
+        return failure
+    except Exception:
+        _log.exception("audit store failed while recording a forward-auth refusal")
+        return ATHError(
+            ErrorCode.INTERNAL_ERROR,
+            "the audit store is unavailable, so calls are refused",
+            details={"reason": "audit_unavailable"},
+            status=503,
+        )
+    return refusal
+
+
 async def send_refusal(send: Send, exc: ATHError) -> None:
     """Answer a check request with the refusal the agent must get."""
     body = json.dumps(exc.to_dict(), separators=(",", ":")).encode("utf-8")
@@ -158,10 +185,7 @@ class NativeCheckApp:
         try:
             call = read_original_call(scope, self._secret)
         except ATHError as exc:
-            await self.access.engine.audit(
-                "access_denied", reason="check_secret", code=exc.code.value
-            )
-            await send_refusal(send, exc)
+            await send_refusal(send, await record_refusal(self.access.engine, exc))
             return
         path = call.raw_path.decode("latin-1")
         try:

@@ -259,6 +259,16 @@ def test_check_endpoint_is_for_the_proxy_only(fa: ForwardAuthWorld, world: Gatew
         assert refused.status_code == 401 and refused.json()["code"] == "INVALID_CLIENT"
         assert "authorization" not in refused.headers
         assert "x-ath-upstream-authorization" not in refused.headers
+    # Each of those refusals was stored before it was answered.
+    denied = world.admin("GET", "/audit", params={"event": "access_denied", "limit": 20}).json()[
+        "events"
+    ]
+    assert sum(e["code"] == "INVALID_CLIENT" for e in denied) >= 2
+    outside = httpx.get(
+        f"{fa.athkit}/ath/check",
+        headers={**headers, "X-ATH-Check-Secret": CHECK_SECRET, "X-Original-URI": "/ath/token"},
+    )
+    assert outside.status_code == 404 and outside.json()["code"] == "INVALID_REQUEST"
     allowed = httpx.get(
         f"{fa.athkit}/ath/check", headers={**headers, "X-ATH-Check-Secret": CHECK_SECRET}
     )

@@ -137,3 +137,35 @@ async def test_sdk_client_claiming_another_agent_is_refused(
     error = ath_error(failure)
     assert error is not None, repr(failure)
     assert (error.code, error.status) == ("AGENT_IDENTITY_MISMATCH", 403)
+
+
+async def test_legacy_session_with_its_event_stream(
+    mcp_gateway: McpGateway, gateway_agent: Agent
+) -> None:
+    """A pre-2026 client: initialize, a session id, the GET event stream and DELETE at the end
+    all pass through the gateway with the token checked on each."""
+    from tests.integration.mcp.tools import RELEASED
+
+    RELEASED.clear()
+
+    async def progress(done: float, total: float | None, message: str | None) -> None:
+        RELEASED.set()
+
+    await gateway_agent.auth.ensure_token()
+    transport = ath_streamable_http(mcp_gateway.mcp_url, gateway_agent.auth)
+    async with Client(transport, mode="legacy") as client:
+        assert client.session.protocol_version < "2026"
+        listed = sorted(t.name for t in (await client.list_tools()).tools)
+        assert listed == ["search_products", "stream_report"]
+        result = await client.call_tool("stream_report", {}, progress_callback=progress)
+        assert result.structured_content == {"result": "released"}
+        with pytest.raises(MCPError) as refused:
+            await client.call_tool("add_to_cart", {"product_id": "p1"})
+    error = ath_error(refused.value)
+    assert error is not None and error.code == "SCOPE_NOT_APPROVED"
+    for _ in range(50):
+        calls = await _events(mcp_gateway, gateway_agent.agent_id, "proxy_request")
+        if {c.get("method") for c in calls} >= {"POST", "GET", "DELETE"}:
+            break
+        await anyio.sleep(0.1)
+    assert {c.get("method") for c in calls} >= {"POST", "GET", "DELETE"}

@@ -154,3 +154,21 @@ async def test_sdk_client_claiming_another_agent_is_refused(
     error = ath_error(failure)
     assert error is not None, repr(failure)
     assert (error.code, error.status) == ("AGENT_IDENTITY_MISMATCH", 403)
+
+
+async def test_legacy_session_knows_the_caller(mcp_native: McpNative, native_agent: Agent) -> None:
+    """A pre-2026 client (initialize, session id, event stream): every message is still checked
+    against the token, and a tool still sees who is calling."""
+    await native_agent.auth.ensure_token()
+    transport = ath_streamable_http(mcp_native.mcp_url, native_agent.auth)
+    async with Client(transport, mode="legacy") as client:
+        assert client.session.protocol_version < "2026"
+        listed = sorted(t.name for t in (await client.list_tools()).tools)
+        assert listed == ["search_products", "stream_report", "whoami"]
+        me = await client.call_tool("whoami", {})
+        assert me.structured_content is not None
+        assert me.structured_content["agent_id"] == native_agent.agent_id
+        with pytest.raises(MCPError) as refused:
+            await client.call_tool("add_to_cart", {"product_id": "p1"})
+    error = ath_error(refused.value)
+    assert error is not None and error.code == "SCOPE_NOT_APPROVED"

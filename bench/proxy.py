@@ -1,33 +1,38 @@
-"""Proxy throughput and added latency: the same upstream called directly and through the gateway.
+"""The gateway's proxy against a bare forwarder and the upstream itself, with wrk as the load.
 
-Processes, all on 127.0.0.1:
-  * the upstream: a minimal ASGI app answering a small JSON document (uvicorn, uvloop, httptools,
-    no access log), checking the bearer token it is sent like a real API would;
-  * the gateway: ``create_gateway_app`` from a gateway configuration, same uvicorn settings;
-  * the load generator: aiohttp, a fixed number of concurrent connections, bounded in time;
-  * for reference, a bare forwarder (uvicorn + one aiohttp session, no checks at all): the floor
-    any Python proxy built on these two libraries starts from.
+    .venv/bin/python bench/proxy.py [--duration 8] [--rounds 3] [--connections 32]
+                                    [--databases sqlite,postgres] [--profile FILE]
 
-Each process's CPU time per request is read from /proc, so the figures say where the time goes
-even when other work on the machine slows everything down.
+Processes, all on 127.0.0.1 (``bench/setup.sh`` installs wrk and nginx):
+  * the upstream: Debian's nginx answering a 179-byte JSON document (401 without a bearer
+    token), far cheaper per request than any Python server, so it never caps a row;
+  * a bare forwarder: uvicorn (uvloop, httptools) + one shared ``aiohttp.ClientSession`` that
+    forwards and checks nothing, the floor for a Python proxy built on these libraries;
+  * the gateway, ``create_gateway_app`` under uvicorn exactly as ``ath gateway serve`` runs it,
+    once per database (a SQLite file, and a fresh PostgreSQL database on 127.0.0.1:5432);
+  * the load: ``wrk`` (one thread, a fixed number of connections), bounded in time.
+
+Every target is measured once per round, the rounds interleaved, so load from elsewhere on the
+machine falls on all of them alike; the figures are medians over rounds, and the ratios are
+medians of per-round ratios. CPU per request is read from /proc for each process (nginx summed
+over its worker). Each Python server carries an event-loop lag probe (a 10 ms timer; how late
+it fires, worst per second) and the worst lag during each target's runs is printed.
 
 The ATH token comes from a real handshake before the measurement: an agent with a P-256 key and
-an identity document registers, authorizes, a user consents at a real OAuth server (our own, with
+an identity document registers, authorizes, a user consents at a real OAuth server (our own,
 ``drive_consent``) and the agent exchanges its code; the OAuth server and the identity host run
-as threads of this driver and are not measured. The upstream checks bearer tokens by RFC 7662
-introspection at that OAuth server and caches the answer per token, like a resource server. The
-direct side calls it with a provider token of the same user, obtained by an ordinary OAuth flow.
-
-    .venv/bin/python bench/proxy.py [--duration 10] [--concurrency 32]
+as threads of this driver and are not measured. Every proxied call runs the full path: token
+lookup, agent and provider binding, scope → route map, rate limit, provider credentials,
+forwarding, metrics and a ``proxy_request`` audit row.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import json
 import os
+import secrets
 import signal
 import statistics
 import subprocess
@@ -37,7 +42,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-HOST = "127.0.0.1"
+from _wrk import (
+    HOST,
+    LagProbe,
+    cpu_seconds,
+    max_lag_ms,
+    need_tools,
+    nginx_upstream,
+    process_tree,
+    run_wrk,
+    wait_for_port,
+    warm,
+)
+
 INTROSPECTION_CLIENT = ("mail-api", "mail-api-introspection-secret")
 GATEWAY_CLIENT = ("ath-gateway", "gateway-client-secret-0123456789")
 DIRECT_CLIENT = ("direct-client", "direct-client-secret-0123456789")
@@ -45,79 +62,19 @@ DIRECT_REDIRECT = "http://127.0.0.1:9/direct-callback"
 AGENT_REDIRECT = "http://127.0.0.1:9/agent-callback"
 PASSWORD = "bench password"
 BODY = json.dumps({"messages": [{"id": str(i), "subject": "hello"} for i in range(5)]}).encode()
-
-
-# --- the upstream -----------------------------------------------------------------------------
-
-
-def make_upstream(oauth_url: str) -> Any:
-    """GET /api/messages for a bearer token its OAuth server calls active → 200 JSON."""
-    import httpx
-
-    known: dict[bytes, bool] = {}
-    client: list[httpx.AsyncClient] = []
-
-    async def active(header: bytes) -> bool:
-        if header in known:
-            return known[header]
-        scheme, _, token = header.decode("latin-1").partition(" ")
-        if not client:
-            client.append(httpx.AsyncClient(timeout=5))
-        answer = await client[0].post(
-            f"{oauth_url}/introspect", data={"token": token}, auth=INTROSPECTION_CLIENT
-        )
-        known[header] = scheme.lower() == "bearer" and answer.json().get("active") is True
-        return known[header]
-
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
-        auth = dict(scope["headers"]).get(b"authorization", b"")
-        if not auth or not await active(auth):
-            status, body = 401, b'{"error":"invalid_token"}'
-        elif scope["path"] != "/api/messages":
-            status, body = 404, b'{"error":"not_found"}'
-        else:
-            status, body = 200, BODY
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
-
-    return app
-
-
-def run_upstream(port: int, oauth_url: str) -> None:
-    import uvicorn
-
-    uvicorn.run(
-        make_upstream(oauth_url),
-        host=HOST,
-        port=port,
-        loop="uvloop",
-        http="httptools",
-        access_log=False,
-        log_level="warning",
-    )
+PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
+UVICORN = {
+    "loop": "uvloop",
+    "http": "httptools",
+    "access_log": False,
+    "log_level": "warning",
+}
 
 
 # --- a bare forwarder (the floor: uvicorn + aiohttp, no ATH checks) ---------------------------
 
 
-def run_bare(port: int, upstream_port: int) -> None:
+def run_bare(port: int, upstream_port: int, lag_file: Path) -> None:
     """Forward every request to the upstream with one shared aiohttp session, checking nothing."""
     import aiohttp
     import uvicorn
@@ -151,15 +108,7 @@ def run_bare(port: int, upstream_port: int) -> None:
             )
             await send({"type": "http.response.body", "body": body})
 
-    uvicorn.run(
-        app,
-        host=HOST,
-        port=port,
-        loop="uvloop",
-        http="httptools",
-        access_log=False,
-        log_level="warning",
-    )
+    uvicorn.run(LagProbe(app, lag_file), host=HOST, port=port, **UVICORN)
 
 
 # --- the gateway ------------------------------------------------------------------------------
@@ -169,6 +118,7 @@ def write_config(
     workdir: Path, port: int, upstream_port: int, oauth_url: str, database_url: str
 ) -> Path:
     """A production-mode gateway.toml, secrets in files; identity documents on loopback."""
+    workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "secret_key").write_text("bench-secret-key-" + "x" * 32)
     (workdir / "client_secret").write_text(GATEWAY_CLIENT[1])
     config_file = workdir / "gateway.toml"
@@ -206,20 +156,18 @@ auto_approve = ["mail:read"]
     return config_file
 
 
-def run_gateway(config_file: Path) -> None:
+def run_gateway(config_file: Path, lag_file: Path) -> None:
+    """The gateway as ``ath gateway serve`` runs it (one worker), with the lag probe around it."""
     import uvicorn
 
     from athkit.gateway import create_gateway_app, load_config
 
     config = load_config(config_file)
     uvicorn.run(
-        create_gateway_app(config),
+        LagProbe(create_gateway_app(config), lag_file),
         host=config.listen_host,
         port=config.listen_port,
-        loop="uvloop",
-        http="httptools",
-        access_log=False,
-        log_level="warning",
+        **UVICORN,
         # As `ath gateway serve`: the provider's own Date/Server pass through, not doubled.
         proxy_headers=False,
         server_header=False,
@@ -233,7 +181,7 @@ def run_gateway(config_file: Path) -> None:
 class _Handshake:
     """The OAuth server and the agent's identity host (threads of the driver, not measured)."""
 
-    def __init__(self, gateway_base: str) -> None:
+    def __init__(self, gateway_bases: list[str]) -> None:
         from starlette.applications import Starlette
         from starlette.responses import JSONResponse
         from starlette.routing import Route
@@ -248,7 +196,6 @@ class _Handshake:
         from athkit.protocol import generate_private_key, public_key_to_jwk
         from athkit.testing import free_port
 
-        self.gateway_base = gateway_base
         self.oauth_port, self.ident_port = free_port(), free_port()
         self.oauth_url = f"http://{HOST}:{self.oauth_port}"
         self.agent_id = f"http://{HOST}:{self.ident_port}/agent.json"
@@ -290,7 +237,13 @@ class _Handshake:
                     )
                 ],
                 clients=[
-                    client(GATEWAY_CLIENT, f"{gateway_base}/ath/callback"),
+                    ClientConfig(
+                        client_id=GATEWAY_CLIENT[0],
+                        name=GATEWAY_CLIENT[0],
+                        client_secret=GATEWAY_CLIENT[1],
+                        redirect_uris=[f"{base}/ath/callback" for base in gateway_bases],
+                        scopes=list(scopes),
+                    ),
                     client(DIRECT_CLIENT, DIRECT_REDIRECT),
                     client(INTROSPECTION_CLIENT, "http://127.0.0.1:9/unused", introspection=True),
                 ],
@@ -334,7 +287,7 @@ class _Handshake:
             ).json()
         return str(token["access_token"])
 
-    def ath_token(self) -> str:
+    def ath_token(self, base: str) -> str:
         """register → authorize → the user consents → token, over HTTP, as an agent would."""
         import secrets
 
@@ -342,8 +295,6 @@ class _Handshake:
 
         from athkit.protocol import create_attestation
         from athkit.testing import drive_consent
-
-        base = self.gateway_base
 
         def attest(audience: str) -> str:
             return create_attestation(self.key, agent_id=self.agent_id, audience=audience)
@@ -395,201 +346,232 @@ class _Handshake:
         return str(token.json()["access_token"])
 
 
-# --- the load generator -----------------------------------------------------------------------
-
-
-async def _load(
-    url: str, headers: dict[str, str], duration: float, concurrency: int
-) -> dict[str, Any]:
-    import aiohttp
-
-    latencies: list[float] = []
-    errors = 0
-    connector = aiohttp.TCPConnector(limit=concurrency)
-    async with aiohttp.ClientSession(connector=connector) as session:
-        # Warm the connections and both servers' code paths first.
-        for _ in range(3):
-            async with session.get(url, headers=headers) as r:
-                await r.read()
-                if r.status != 200:
-                    raise SystemExit(f"{url} answered {r.status}: {await r.text()}")
-        deadline = time.perf_counter() + duration
-
-        async def worker() -> None:
-            nonlocal errors
-            while time.perf_counter() < deadline:
-                started = time.perf_counter()
-                try:
-                    async with session.get(url, headers=headers) as r:
-                        await r.read()
-                        ok = r.status == 200
-                except aiohttp.ClientError:
-                    ok = False
-                if ok:
-                    latencies.append(time.perf_counter() - started)
-                else:
-                    errors += 1
-
-        began, cpu_began = time.perf_counter(), time.process_time()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        elapsed, cpu = time.perf_counter() - began, time.process_time() - cpu_began
-    latencies.sort()
-    return {
-        "requests": len(latencies),
-        "errors": errors,
-        "rps": len(latencies) / elapsed,
-        "load_cpu_us": 1e6 * cpu / max(1, len(latencies)),
-        "p50_ms": 1000 * statistics.median(latencies),
-        "p99_ms": 1000 * latencies[int(len(latencies) * 0.99) - 1],
-    }
-
-
-def run_load(url: str, headers: str, duration: float, concurrency: int) -> None:
-    import uvloop
-
-    result = uvloop.run(_load(url, json.loads(headers), duration, concurrency))
-    print(json.dumps(result))
-
-
 # --- the driver -------------------------------------------------------------------------------
 
 
-def _wait_for_port(port: int, timeout: float = 20.0) -> None:
-    import socket
+async def _pg_create() -> str | None:
+    """A fresh PostgreSQL database for the run, or ``None`` when PostgreSQL is not running."""
+    try:
+        import asyncpg
 
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection((HOST, port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit(f"nothing listening on {HOST}:{port} after {timeout}s")
+        admin = await asyncpg.connect(PG_ADMIN_URL, timeout=3)
+    except Exception:
+        return None
+    name = f"ath_bench_{secrets.token_hex(4)}"
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    return name
 
 
-def _measure(
-    url: str, headers: dict[str, str], duration: float, concurrency: int
-) -> dict[str, Any]:
-    out = subprocess.run(
-        [
-            sys.executable,
-            __file__,
-            "load",
-            url,
-            json.dumps(headers),
-            str(duration),
-            str(concurrency),
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=duration + 60,
+async def _pg_drop(name: str) -> None:
+    import asyncpg
+
+    admin = await asyncpg.connect(PG_ADMIN_URL, timeout=3)
+    await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    await admin.close()
+
+
+class Target:
+    """One thing wrk is aimed at: its URL and headers, the processes whose CPU is its cost."""
+
+    def __init__(self, name: str, url: str, lag_file: Path | None = None) -> None:
+        self.name = name
+        self.url = url
+        self.headers: dict[str, str] = {}
+        self.pid: int | None = None
+        self.lag_file = lag_file
+        self.runs: list[dict[str, Any]] = []
+
+
+def _measure(target: Target, upstream_pid: int, args: Any, workdir: Path) -> dict[str, Any]:
+    upstream = process_tree(upstream_pid)
+    own = process_tree(target.pid) if target.pid is not None else []
+    before_up, before_own = cpu_seconds(upstream), cpu_seconds(own)
+    began = time.time()
+    result = run_wrk(
+        target.url,
+        target.headers,
+        duration=args.duration,
+        connections=args.connections,
+        threads=args.threads,
+        workdir=workdir,
     )
-    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _measure_with_cpu(
-    url: str, headers: dict[str, str], args: Any, pids: dict[str, int]
-) -> dict[str, Any]:
-    before = {name: _cpu_seconds(pid) for name, pid in pids.items()}
-    result = _measure(url, headers, args.duration, args.concurrency)
-    for name, pid in pids.items():
-        used = _cpu_seconds(pid) - before[name]
-        result[f"{name}_cpu_us"] = 1e6 * used / max(1, result["requests"])
+    ended = time.time()
+    requests = max(1, result["requests"])
+    result["upstream_cpu_us"] = 1e6 * (cpu_seconds(upstream) - before_up) / requests
+    result["proxy_cpu_us"] = 1e6 * (cpu_seconds(own) - before_own) / requests
+    result["lag_ms"] = (
+        max_lag_ms(target.lag_file, began, ended) if target.lag_file is not None else 0.0
+    )
     return result
 
 
-_KEYS = (
-    "rps",
-    "p50_ms",
-    "p99_ms",
-    "errors",
-    "load_cpu_us",
-    "upstream_cpu_us",
-    "gateway_cpu_us",
-    "bare_cpu_us",
-)
+def _median(runs: list[dict[str, Any]], key: str) -> float:
+    return statistics.median(r[key] for r in runs)
 
 
-def _median(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    return {key: statistics.median(r[key] for r in runs) for key in _KEYS}
+def _ratio(a: Target, b: Target, key: str) -> tuple[float, float, float]:
+    """Median, min and max over rounds of ``a[key] / b[key]`` (same round)."""
+    ratios = [x[key] / y[key] for x, y in zip(a.runs, b.runs, strict=True) if y[key]]
+    return statistics.median(ratios), min(ratios), max(ratios)
+
+
+def report(targets: list[Target], args: Any) -> None:
+    """Print the table and the ratios the issue's targets are stated in."""
+    print(
+        f"proxy benchmark: wrk {args.threads} thread(s), {args.connections} connections, "
+        f"{args.rounds} interleaved rounds of {args.duration:g} s per target (medians), "
+        f"GET of a {len(BODY)}-byte JSON document from nginx"
+    )
+    print(
+        f"{'':22} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} {'lag ms':>7}"
+        f"   CPU µs/request: {'wrk':>5} {'nginx':>6} {'proxy':>6}"
+    )
+    for t in targets:
+        print(
+            f"{t.name:22} {_median(t.runs, 'rps'):8.0f} {_median(t.runs, 'p50_ms'):7.2f} "
+            f"{_median(t.runs, 'p99_ms'):7.2f} {sum(r['errors'] for r in t.runs):6d} "
+            f"{max(r['lag_ms'] for r in t.runs):7.1f}   {'':16}"
+            f"{_median(t.runs, 'loadgen_cpu_us'):5.0f} {_median(t.runs, 'upstream_cpu_us'):6.0f} "
+            f"{_median(t.runs, 'proxy_cpu_us'):6.0f}"
+        )
+    print("(lag ms: the worst event-loop lag seen in any round; 0 for nginx)")
+    by_name = {t.name: t for t in targets}
+    bare = by_name["bare forwarder"]
+    for t in targets:
+        if not t.name.startswith("gateway"):
+            continue
+        cpu = _ratio(t, bare, "proxy_cpu_us")
+        rps = _ratio(t, bare, "rps")
+        p99 = _ratio(t, bare, "p99_ms")
+        print(
+            f"{t.name} / bare forwarder:  CPU per request {cpu[0]:.2f} (target ≤ 1.5)  "
+            f"throughput {rps[0]:.2f} (target ≥ 0.6)  p99 {p99[0]:.2f} (target ≤ 2.0)"
+        )
+        print(
+            f"    per-round ranges: CPU {cpu[1]:.2f}–{cpu[2]:.2f}, throughput "
+            f"{rps[1]:.2f}–{rps[2]:.2f}, p99 {p99[1]:.2f}–{p99[2]:.2f}"
+        )
+    if "gateway, SQLite" in by_name and "gateway, PostgreSQL" in by_name:
+        pg = _ratio(by_name["gateway, PostgreSQL"], by_name["gateway, SQLite"], "rps")
+        print(
+            f"gateway PostgreSQL / SQLite throughput: {pg[0]:.2f} (target ≥ 0.8; rounds "
+            f"{pg[1]:.2f}–{pg[2]:.2f})"
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds per measurement")
-    parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (medians)")
+    parser.add_argument("--duration", type=float, default=8.0, help="seconds per measurement")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=1, help="wrk threads")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds")
     parser.add_argument(
-        "--database",
-        choices=["sqlite", "postgres", "memory"],
-        default="sqlite",
-        help="the gateway's store (memory: test-only stores, which copy every record)",
+        "--databases",
+        default="sqlite,postgres",
+        help="gateways to measure, comma-separated: sqlite, postgres (skipped if not running)",
     )
     parser.add_argument(
-        "--profile", metavar="FILE", help="record the gateway with py-spy (collapsed stacks)"
+        "--profile", metavar="FILE", help="record the first gateway with py-spy (raw stacks)"
     )
     args = parser.parse_args()
+    need_tools()
     from athkit.testing import free_port, serve_in_thread
 
-    up_port, gw_port, bare_port = free_port(), free_port(), free_port()
-    with tempfile.TemporaryDirectory() as tmp:
+    kinds = [k.strip() for k in args.databases.split(",") if k.strip()]
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         workdir = Path(tmp)
-        database_url = {
-            "sqlite": f"sqlite:///{workdir}/gateway.db",
-            "postgres": "postgresql://postgres@127.0.0.1:5432/test",
-            "memory": "memory://",
-        }[args.database]
-        handshake = _Handshake(f"http://{HOST}:{gw_port}")
-        config_file = write_config(workdir, gw_port, up_port, handshake.oauth_url, database_url)
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        stack = contextlib.ExitStack()
+        pg_name = None
+        if "postgres" in kinds:
+            import asyncio
+
+            pg_name = asyncio.run(_pg_create())
+            if pg_name is None:
+                print("PostgreSQL is not running on 127.0.0.1:5432: its gateway is skipped")
+                kinds.remove("postgres")
+            else:
+                stack.callback(lambda: asyncio.run(_pg_drop(pg_name)))
+        up_port, bare_port = free_port(), free_port()
+        gw_ports = {kind: free_port() for kind in kinds}
+        handshake = _Handshake([f"http://{HOST}:{port}" for port in gw_ports.values()])
         stack.enter_context(serve_in_thread(handshake.oauth_app, port=handshake.oauth_port))
         stack.enter_context(serve_in_thread(handshake.identity_app, port=handshake.ident_port))
-        procs = [
+        upstream_pid = stack.enter_context(
+            nginx_upstream(workdir, up_port, {"/api/messages": BODY})
+        )
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        direct = Target("upstream direct", f"http://{HOST}:{up_port}/api/messages")
+        bare = Target(
+            "bare forwarder", f"http://{HOST}:{bare_port}/api/messages", workdir / "lag-bare"
+        )
+        targets = [direct, bare]
+        procs: list[subprocess.Popen[bytes]] = []
+
+        def stop_all() -> None:
+            for proc in procs:
+                proc.send_signal(signal.SIGINT)
+            for proc in procs:
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+
+        stack.callback(stop_all)
+        procs.append(
             subprocess.Popen(
-                [sys.executable, __file__, "upstream", str(up_port), handshake.oauth_url],
+                [
+                    sys.executable,
+                    __file__,
+                    "bare",
+                    str(bare_port),
+                    str(up_port),
+                    str(bare.lag_file),
+                ],
                 env=env,
-            ),
-            subprocess.Popen([sys.executable, __file__, "gateway", str(config_file)], env=env),
-            subprocess.Popen(
-                [sys.executable, __file__, "bare", str(bare_port), str(up_port)], env=env
-            ),
-        ]
-        try:
-            _wait_for_port(up_port)
-            _wait_for_port(gw_port)
-            _wait_for_port(bare_port)
-            token = handshake.ath_token()
-            provider_token = handshake.provider_token()
-            direct_url = f"http://{HOST}:{up_port}/api/messages"
-            gateway_url = f"http://{HOST}:{gw_port}/ath/proxy/mail/messages"
-            direct_headers = {"Authorization": f"Bearer {provider_token}"}
-            gateway_headers = {
+            )
+        )
+        bare.pid = procs[-1].pid
+        for kind, port in gw_ports.items():
+            database_url = (
+                f"sqlite:///{workdir / kind}/gateway.db"
+                if kind == "sqlite"
+                else f"postgresql://postgres@127.0.0.1:5432/{pg_name}"
+            )
+            config = write_config(workdir / kind, port, up_port, handshake.oauth_url, database_url)
+            label = {"sqlite": "gateway, SQLite", "postgres": "gateway, PostgreSQL"}[kind]
+            target = Target(
+                label, f"http://{HOST}:{port}/ath/proxy/mail/messages", workdir / f"lag-{kind}"
+            )
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, __file__, "gateway", str(config), str(target.lag_file)],
+                    env=env,
+                )
+            )
+            target.pid = procs[-1].pid
+            targets.append(target)
+        for port in (bare_port, *gw_ports.values()):
+            wait_for_port(port)
+        provider_token = handshake.provider_token()
+        direct.headers = bare.headers = {"Authorization": f"Bearer {provider_token}"}
+        for target, port in zip(targets[2:], gw_ports.values(), strict=True):
+            token = handshake.ath_token(f"http://{HOST}:{port}")
+            target.headers = {
                 "Authorization": f"Bearer {token}",
                 "X-ATH-Agent-ID": handshake.agent_id,
             }
-            bare_url = f"http://{HOST}:{bare_port}/api/messages"
-            pids = {"upstream": procs[0].pid, "gateway": procs[1].pid, "bare": procs[2].pid}
-            directs, throughs, bares = [], [], []
-            for i in range(args.rounds):
-                # Interleaved, so that load from elsewhere on the machine hits both sides alike.
-                directs.append(_measure_with_cpu(direct_url, direct_headers, args, pids))
-                bares.append(_measure_with_cpu(bare_url, direct_headers, args, pids))
+        for target in targets:
+            warm(target.url, target.headers, workdir, args.connections)
+        for i in range(args.rounds):
+            for target in targets:
                 spy = None
-                if args.profile and i == 0:
+                if args.profile and i == 0 and target is targets[2]:
                     spy = subprocess.Popen(
                         [
                             "py-spy",
                             "record",
                             "-r",
-                            "200",
+                            "250",
                             "-f",
                             "raw",
                             "-o",
@@ -597,53 +579,19 @@ def main() -> None:
                             "-d",
                             str(int(args.duration)),
                             "-p",
-                            str(procs[1].pid),
+                            str(target.pid),
                         ]
                     )
-                throughs.append(_measure_with_cpu(gateway_url, gateway_headers, args, pids))
+                target.runs.append(_measure(target, upstream_pid, args, workdir))
                 if spy is not None:
                     spy.wait(timeout=60)
-        finally:
-            for proc in procs:
-                proc.send_signal(signal.SIGINT)
-            for proc in procs:
-                proc.wait(timeout=10)
-            stack.close()
-    direct, through, bare = _median(directs), _median(throughs), _median(bares)
-    ratio = through["rps"] / direct["rps"]
-    print(
-        f"proxy benchmark ({args.database} store): {args.concurrency} concurrent connections, "
-        f"{args.rounds} interleaved rounds of {args.duration:g} s per side (medians), "
-        f"one GET of a {len(BODY)}-byte JSON document"
-    )
-    print(
-        f"{'':10} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}"
-        f"   CPU µs/request: {'loadgen':>8} {'upstream':>8} {'proxy':>8}"
-    )
-    for name, r in (("direct", direct), ("bare fwd", bare), ("gateway", through)):
-        proxy = {"direct": 0.0, "bare fwd": r["bare_cpu_us"], "gateway": r["gateway_cpu_us"]}
-        print(
-            f"{name:10} {r['rps']:9.0f} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f} {int(r['errors']):7d}"
-            f"   {'':16}{r['load_cpu_us']:8.0f} {r['upstream_cpu_us']:8.0f} {proxy[name]:8.0f}"
-        )
-    print(
-        f"bare forwarder (uvicorn + aiohttp, no checks) / direct: {bare['rps'] / direct['rps']:.2f}"
-    )
-    print(f"throughput ratio gateway/direct: {ratio:.2f}  (target ≥ 0.50)")
-    print(
-        f"added latency: p50 {through['p50_ms'] - direct['p50_ms']:.2f} ms, "
-        f"p99 {through['p99_ms'] - direct['p99_ms']:.2f} ms  (target p99 ≤ 5 ms)"
-    )
+    report(targets, args)
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "upstream":
-        run_upstream(int(sys.argv[2]), sys.argv[3])
-    elif len(sys.argv) > 1 and sys.argv[1] == "gateway":
-        run_gateway(Path(sys.argv[2]))
+    if len(sys.argv) > 1 and sys.argv[1] == "gateway":
+        run_gateway(Path(sys.argv[2]), Path(sys.argv[3]))
     elif len(sys.argv) > 1 and sys.argv[1] == "bare":
-        run_bare(int(sys.argv[2]), int(sys.argv[3]))
-    elif len(sys.argv) > 1 and sys.argv[1] == "load":
-        run_load(sys.argv[2], sys.argv[3], float(sys.argv[4]), int(sys.argv[5]))
+        run_bare(int(sys.argv[2]), int(sys.argv[3]), Path(sys.argv[4]))
     else:
         main()

@@ -7,6 +7,7 @@ are single ``UPDATE … WHERE status = :from`` statements, so they hold across p
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Sequence
 from typing import Any, TypeVar
@@ -28,6 +29,7 @@ from athkit.server._records import (
 )
 from athkit.server._stores import AuditQuery, DuplicateAgentError, EngineStores
 from athkit.server._tables import metadata
+from athkit.server._tokenread import FastPathUnavailable, token_reader
 
 _T = TypeVar("_T")
 _Id = sa.String(128)
@@ -275,13 +277,15 @@ class SqlSessionStore:
 
 
 class SqlTokenStore:
-    """Tokens in ``ath_tokens`` (hashes only)."""
+    """Tokens in ``ath_tokens`` (hashes only); ``get_by_hash`` reads through the database's
+    fast path (``athkit.server._tokenread``) and falls back to SQLAlchemy."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         # Single statements run in autocommit: no BEGIN/COMMIT round trips around them (each
         # statement is atomic on its own); several statements that must agree use _engine.
         self._auto = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._reader = token_reader(engine)
 
     @database_call
     async def insert(self, token: TokenRecord) -> None:
@@ -296,6 +300,9 @@ class SqlTokenStore:
 
     @database_call
     async def get_by_hash(self, token_hash: str) -> TokenRecord | None:
+        if self._reader is not None:
+            with contextlib.suppress(FastPathUnavailable):
+                return await self._reader.get_by_hash(token_hash)
         return await self._one(tokens_table.c.token_hash == token_hash)
 
     @database_call

@@ -21,7 +21,6 @@ from athkit.server._engine import (
     CallbackResult,
     ConsentStart,
 )
-from athkit.server._fasttokens import FastSqliteTokenStore
 from athkit.server._fetch import FetchPolicy, IdentityFetcher
 from athkit.server._forward_auth import NativeCheckApp
 from athkit.server._guard import ATHPrincipal, ATHScopeMiddleware, authenticate, require_scopes
@@ -126,7 +125,6 @@ __all__ = [
     "ConsentStart",
     "DuplicateAgentError",
     "EngineStores",
-    "FastSqliteTokenStore",
     "FetchPolicy",
     "GrantStore",
     "HttpOAuthBridge",

@@ -1,10 +1,11 @@
 """``build_engine(settings)``: every store and shared service of an engine, chosen from URLs in
 one place — for the gateway, a native service, the demo and the benches alike.
 
-- ``database_url``: ``memory://`` (tests and demos: lost at exit), SQLite (the default; token
-  lookups read synchronously through :class:`FastSqliteTokenStore`) or PostgreSQL (pooled as
-  ``database_pool_size`` / ``database_max_overflow`` say). The schema is migrated at start-up
-  under a database lock (``migrate_on_start``), or checked and refused when unknown.
+- ``database_url``: ``memory://`` (tests and demos: lost at exit), SQLite (the default) or
+  PostgreSQL (pooled as ``database_pool_size`` / ``database_max_overflow`` say); either way the
+  token store reads tokens through its fast path (``athkit.server._tokenread``). The schema
+  is migrated at start-up under a database lock (``migrate_on_start``), or checked and refused
+  when unknown.
 - ``redis_url``: when set, seen ``jti`` are answered by Redis first (and kept in the database
   too, so a Redis that forgets cannot let a replay through) and the rate-limit counters are
   shared by every instance (unless ``rate_limit.backend = "memory"``).
@@ -20,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -30,7 +30,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from athkit.server._access import AccessCheck
 from athkit.server._clock import Clock, SystemClock
 from athkit.server._engine import ATHEngine
-from athkit.server._fasttokens import FastSqliteTokenStore, sqlite_file
 from athkit.server._fetch import FetchPolicy
 from athkit.server._memory import memory_stores
 from athkit.server._oauth import HttpOAuthBridge, OAuthBridge
@@ -45,7 +44,7 @@ from athkit.server._replay import (
 )
 from athkit.server._schema import check_server_schema, migrate_server_schema
 from athkit.server._settings import ServerSettings
-from athkit.server._sql import SqlTokenStore, sql_stores
+from athkit.server._sql import sql_stores
 from athkit.server._stores import EngineStores
 from athkit.server._verifier import AttestationVerifier
 from athkit.storage import SchemaError, create_engine
@@ -165,13 +164,7 @@ def _stores(
         return memory_stores(), None
     db = create_engine(settings.database_url, **settings.database_options())
     closers.append(db.dispose)
-    stores = sql_stores(db)
-    sqlite_path = sqlite_file(settings.database_url)
-    if sqlite_path is not None and isinstance(stores.tokens, SqlTokenStore):
-        fast = FastSqliteTokenStore(stores.tokens, sqlite_path)
-        stores = dataclasses.replace(stores, tokens=fast)
-        closers.append(_async(fast.close))
-    return stores, db
+    return sql_stores(db), db
 
 
 def _replay_store(
@@ -207,13 +200,6 @@ def _rate_limiter(settings: ServerSettings) -> RateLimiter:
             redis_url, key_prefix=rate.key_prefix, timeout=settings.redis_timeout
         )
     return MemoryRateLimiter()
-
-
-def _async(close: Callable[[], None]) -> Closer:
-    async def run() -> None:
-        close()
-
-    return run
 
 
 async def _probe(probe: Closer, limit: float) -> str:

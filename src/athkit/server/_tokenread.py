@@ -24,6 +24,7 @@ revocation.
 from __future__ import annotations
 
 import asyncio
+import collections
 import importlib
 import json
 import logging
@@ -70,11 +71,35 @@ class TokenReader(Protocol):
         ...
 
 
-def _record(row: tuple[Any, ...] | Any) -> TokenRecord:
-    values = dict(zip(_COLUMNS, tuple(row), strict=True))
-    scopes = values["scopes"]
-    values["scopes"] = list(json.loads(scopes) if isinstance(scopes, str) else scopes)
-    return TokenRecord(**values)
+_SCOPES_CACHE: dict[str, tuple[str, ...]] = {}
+
+
+def _record(row: Any) -> TokenRecord:
+    """A row (columns in ``_COLUMNS`` order, the dataclass's field order) as a record."""
+    scopes = row[6]
+    if isinstance(scopes, str):
+        # Most tokens share a handful of scope sets: parse each JSON text once.
+        parsed = _SCOPES_CACHE.get(scopes)
+        if parsed is None:
+            if len(_SCOPES_CACHE) >= 4096:
+                _SCOPES_CACHE.clear()
+            parsed = _SCOPES_CACHE[scopes] = tuple(json.loads(scopes))
+        scopes = parsed
+    return TokenRecord(
+        token_id=row[0],
+        token_hash=row[1],
+        client_id=row[2],
+        agent_id=row[3],
+        user_id=row[4],
+        provider_id=row[5],
+        scopes=list(scopes),
+        created_at=row[7],
+        expires_at=row[8],
+        grant_id=row[9],
+        session_id=row[10],
+        revoked_at=row[11],
+        revoked_by=row[12],
+    )
 
 
 class SqliteTokenReader:
@@ -122,65 +147,119 @@ class SqliteTokenReader:
 
 
 class PostgresTokenReader:
-    """One prepared ``SELECT`` over a small asyncpg pool of its own (see the module doc).
+    """One prepared ``SELECT`` per call over a few asyncpg connections of its own.
 
-    The pool is made on first use inside the running event loop (and again if the loop
-    changes), and terminated when the SQLAlchemy engine is disposed.
+    Not asyncpg's ``Pool``: its acquire/release (timeouts, proxies, a reset round trip per
+    release) cost more than the read. Here a connection is popped from an idle list, runs its
+    prepared statement and is pushed back; up to ``max_size`` are opened on demand, inside the
+    running event loop (again if the loop changes); further callers wait their turn. All are
+    closed when the SQLAlchemy engine is disposed.
     """
 
-    def __init__(self, dsn: str, max_size: int = 10) -> None:
+    def __init__(self, dsn: str, max_size: int = 8) -> None:
         self._dsn = dsn
         self._max_size = max_size
-        self._pool: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._opening: asyncio.Future[Any] | None = None
+        self._idle: list[tuple[Any, Any]] = []  # (connection, prepared statement)
+        self._open: set[Any] = set()
+        self._waiters: collections.deque[asyncio.Future[tuple[Any, Any] | None]] = (
+            collections.deque()
+        )
         self._skip_until = 0.0
 
-    async def _get_pool(self) -> Any:
+    async def _acquire(self) -> tuple[Any, Any]:
         loop = asyncio.get_running_loop()
-        if self._pool is not None and self._loop is loop:
-            return self._pool
-        if self._opening is not None and self._loop is loop:
-            return await asyncio.shield(self._opening)
-        self.close()
+        if self._loop is not loop:
+            self.close()
+            self._loop = loop
+        while self._idle:
+            pair = self._idle.pop()
+            if not pair[0].is_closed():
+                return pair
+            self._open.discard(pair[0])
+        if len(self._open) >= self._max_size:
+            waiter: asyncio.Future[tuple[Any, Any] | None] = loop.create_future()
+            self._waiters.append(waiter)
+            pair_or_none = await waiter
+            if pair_or_none is not None:
+                return pair_or_none
+            # A connection was dropped: its slot is ours, open a new one below.
         asyncpg: Any = importlib.import_module("asyncpg")  # untyped; the postgres extra
-
-        self._loop = loop
-        self._opening = loop.create_future()
+        placeholder = object()
+        self._open.add(placeholder)  # the slot is taken while connecting
         try:
-            pool = await asyncpg.create_pool(
-                self._dsn, min_size=1, max_size=self._max_size, timeout=5
-            )
-        except BaseException as exc:
-            self._opening.set_exception(exc)
-            self._opening.exception()  # retrieved: no "never retrieved" warning
-            self._opening = None
+            conn = await asyncpg.connect(self._dsn, timeout=5)
+            try:
+                statement = await conn.prepare(_SELECT + "$1")
+            except BaseException:
+                conn.terminate()
+                raise
+        except BaseException:
+            self._free_slot()
             raise
-        self._pool = pool
-        self._opening.set_result(pool)
-        self._opening = None
-        return pool
+        finally:
+            self._open.discard(placeholder)
+        self._open.add(conn)
+        return conn, statement
+
+    def _release(self, pair: tuple[Any, Any], broken: bool) -> None:
+        if broken or pair[0].is_closed():
+            pair[0].terminate()
+            self._open.discard(pair[0])
+            self._free_slot()
+            return
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(pair)
+                return
+        self._idle.append(pair)
+
+    def _free_slot(self) -> None:
+        """A slot became free: let one waiter open a connection in it."""
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
 
     async def get_by_hash(self, token_hash: str) -> TokenRecord | None:
         """One round trip for the committed row."""
         if self._skip_until and time.monotonic() < self._skip_until:
             raise FastPathUnavailable
         try:
-            pool = await self._get_pool()
-            row = await pool.fetchrow(_SELECT + "$1", token_hash)
+            pair = await self._acquire()
         except Exception as exc:
-            _log.warning("fast token read failed (%s); using the async store", type(exc).__name__)
-            self.close()
-            self._skip_until = time.monotonic() + _BACKOFF
-            raise FastPathUnavailable from None
+            return self._failed(exc)
+        try:
+            row = await pair[1].fetchrow(token_hash)
+        except BaseException as exc:
+            self._release(pair, broken=True)
+            if isinstance(exc, Exception):
+                return self._failed(exc)
+            raise
+        self._release(pair, broken=False)
         self._skip_until = 0.0
         return _record(row) if row is not None else None
 
+    def _failed(self, exc: Exception) -> TokenRecord | None:
+        _log.warning("fast token read failed (%s); using the async store", type(exc).__name__)
+        self._skip_until = time.monotonic() + _BACKOFF
+        raise FastPathUnavailable from None
+
     def close(self) -> None:
-        """Drop the pool's connections at once (no await: also called from engine disposal)."""
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.terminate()
+        """Drop every connection at once (no await: also called from engine disposal)."""
+        idle, self._idle = self._idle, []
+        for conn, _ in idle:
+            conn.terminate()
+        for conn in self._open:
+            if hasattr(conn, "terminate"):
+                conn.terminate()
+        self._open = set()
+        waiters, self._waiters = self._waiters, collections.deque()
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_exception(ConnectionError("token reader closed"))
 
 
 def token_reader(engine: AsyncEngine) -> TokenReader | None:

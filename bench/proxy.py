@@ -33,6 +33,7 @@ import contextlib
 import json
 import os
 import secrets
+import shutil
 import signal
 import statistics
 import subprocess
@@ -568,7 +569,7 @@ def main() -> None:
                 if args.profile and i == 0 and target is targets[2]:
                     spy = subprocess.Popen(
                         [
-                            "py-spy",
+                            shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy"),
                             "record",
                             "-r",
                             "250",

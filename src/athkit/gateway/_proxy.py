@@ -34,10 +34,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any
 
-import aiohttp
-from multidict import CIMultiDict
-from yarl import URL
-
+from athkit.gateway._http1 import Http1Response, UpstreamError, UpstreamTimeout
 from athkit.gateway._mcp import MAX_LISTING_BYTES, McpCall, McpGate, send_jsonrpc_error
 from athkit.gateway._metrics import GatewayMetrics
 from athkit.gateway._upstream import Upstream
@@ -161,7 +158,7 @@ class ProxyApp:
         if known is not None and known.mcp is not None and known.mcp.covers(path):
             attempt.mcp = known.mcp  # refusals answer as JSON-RPC errors from here on
 
-        token, agent_header, forwarded, has_body = _split_headers(scope["headers"])
+        token, agent_header, forwarded, has_body, length = _split_headers(scope["headers"])
         upstream = self.upstreams.get(provider_id)
         # ATH §4.6 steps 1-4 and the rate limit: the one access check, audited there.
         attempt.audited = True
@@ -178,7 +175,7 @@ class ProxyApp:
         )
         info, scope_used = granted.token, granted.scope
         attempt.info, attempt.audited = info, False
-        if upstream is None or upstream.session is None:
+        if upstream is None or upstream.pool is None:
             raise ATHError(
                 ErrorCode.PROVIDER_NOT_APPROVED,
                 f"provider {provider_id!r} is not configured on this gateway",
@@ -193,21 +190,20 @@ class ProxyApp:
         attempt.audited = True  # the engine audits provider-grant failures
         creds = await self._credentials_for(info)
         attempt.audited = False
+        # The path and query go upstream byte for byte as the agent sent them.
         query: bytes = scope.get("query_string", b"")
-        url = URL(
-            upstream.api_base + path + ("?" + query.decode("latin-1") if query else ""),
-            encoded=True,
-        )
-        body: Any = _body_stream(receive) if has_body else None
+        target = b"/" + sub if slash else b"/"
+        if query:
+            target += b"?" + query
+        body: bytes | AsyncIterator[bytes] | None = _body_stream(receive) if has_body else None
         if call is not None:
-            body = call.body
+            body, length = call.body, None
             # The listing is read whole and rewritten: ask for it uncompressed.
-            forwarded = [(n, v) for n, v in forwarded if n.lower() != "accept-encoding"]
-        response = await self._forward(upstream, method, url, forwarded, creds, body)
+            forwarded = [(n, v) for n, v in forwarded if n.lower() != b"accept-encoding"]
+        request = _Request(method, target, forwarded, body, length)
+        response = await self._forward(upstream, request, creds)
         if response.status == 401:
-            response = await self._after_401(
-                upstream, method, url, forwarded, info, response, body, attempt
-            )
+            response = await self._after_401(upstream, request, info, response, attempt)
         try:
             if call is not None and call.is_listing and response.status == 200:
                 assert attempt.mcp is not None
@@ -265,59 +261,59 @@ class ProxyApp:
         return call, call.scope
 
     async def _forward(
-        self,
-        upstream: Upstream,
-        method: str,
-        url: URL,
-        forwarded: list[tuple[str, str]],
-        creds: ProviderCredentials,
-        body: Any,
-    ) -> aiohttp.ClientResponse:
-        headers = CIMultiDict(forwarded)
+        self, upstream: Upstream, request: _Request, creds: ProviderCredentials
+    ) -> Http1Response:
         token_type = "Bearer" if creds.token_type.lower() == "bearer" else creds.token_type
-        headers["Authorization"] = f"{token_type} {creds.access_token}"
-        assert upstream.session is not None
-        try:
-            return await upstream.session.request(
-                method, url, headers=headers, data=body, allow_redirects=False
+        authorization = f"{token_type} {creds.access_token}".encode("latin-1", "replace")
+        if b"\r" in authorization or b"\n" in authorization:
+            raise ATHError(
+                ErrorCode.OAUTH_ERROR,
+                "the provider issued a token that cannot be sent in a header",
+                details={"reason": "invalid_provider_token"},
             )
-        except TimeoutError:
+        assert upstream.pool is not None
+        try:
+            return await upstream.pool.request(
+                request.method,
+                request.target,
+                [*request.headers, (b"Authorization", authorization)],
+                request.body,
+                request.length,
+            )
+        except UpstreamTimeout:
             raise ATHError(
                 ErrorCode.UPSTREAM_TIMEOUT,
                 f"provider {upstream.provider_id!r} did not answer within {upstream.timeout:g} s",
                 details={"provider_id": upstream.provider_id},
             ) from None
-        except (aiohttp.ClientError, OSError) as exc:
+        except UpstreamError as exc:
             raise ATHError(
                 ErrorCode.UPSTREAM_UNAVAILABLE,
-                f"provider {upstream.provider_id!r} could not be reached ({type(exc).__name__})",
+                f"provider {upstream.provider_id!r} could not be reached ({exc})",
                 details={"provider_id": upstream.provider_id},
             ) from None
 
     async def _after_401(
         self,
         upstream: Upstream,
-        method: str,
-        url: URL,
-        forwarded: list[tuple[str, str]],
+        request: _Request,
         info: TokenInfo,
-        response: aiohttp.ClientResponse,
-        body: Any,
+        response: Http1Response,
         attempt: _Attempt,
-    ) -> aiohttp.ClientResponse:
+    ) -> Http1Response:
         response.release()
         # The provider refused its own token: refresh it (persisted by the engine).
         attempt.audited = True  # the engine audits a refused refresh
         creds = await self._credentials_for(info, force_refresh=True)
         attempt.audited = False
-        if body is not None:
+        if request.body is not None:
             raise ATHError(
                 ErrorCode.OAUTH_ERROR,
                 "the provider rejected the stored token; it has been refreshed, so send the "
                 "request again",
                 details={"reason": "provider_token_refreshed", "retryable": True},
             )
-        retried = await self._forward(upstream, method, url, forwarded, creds, None)
+        retried = await self._forward(upstream, request, creds)
         if retried.status == 401:
             retried.release()
             if info.grant_id is not None:
@@ -332,6 +328,26 @@ class ProxyApp:
                 details={"reason": "user_reauthorization_required"},
             )
         return retried
+
+
+class _Request:
+    """What goes upstream: the agent's method, target, kept headers and body."""
+
+    __slots__ = ("body", "headers", "length", "method", "target")
+
+    def __init__(
+        self,
+        method: str,
+        target: bytes,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes | AsyncIterator[bytes] | None,
+        length: int | None,
+    ) -> None:
+        self.method = method
+        self.target = target
+        self.headers = headers
+        self.body = body
+        self.length = length
 
 
 class _Attempt:
@@ -351,12 +367,14 @@ class _Attempt:
 
 def _split_headers(
     headers: list[tuple[bytes, bytes]],
-) -> tuple[str | None, str | None, list[tuple[str, str]], bool]:
-    """Bearer token, X-ATH-Agent-ID, the headers to forward, and whether a body follows."""
+) -> tuple[str | None, str | None, list[tuple[bytes, bytes]], bool, int | None]:
+    """Bearer token, X-ATH-Agent-ID, the headers to forward (as bytes, unchanged), whether a
+    body follows, and its length when the agent declared one."""
     token: str | None = None
     agent: str | None = None
     has_body = False
-    connection_named: set[bytes] = set()
+    length: int | None = None
+    connection_named: set[bytes] | None = None
     kept: list[tuple[bytes, bytes]] = []
     for name, value in headers:
         lower = name.lower()
@@ -364,25 +382,32 @@ def _split_headers(
             scheme, _, credential = value.partition(b" ")
             if scheme.lower() == b"bearer" and credential.strip():
                 token = credential.strip().decode("latin-1")
-        elif lower == b"x-ath-agent-id":
+            continue
+        if lower == b"x-ath-agent-id":
             agent = value.decode("latin-1").strip()
-        elif lower == b"connection":
-            connection_named.update(v.strip().lower() for v in value.split(b","))
+            continue
         if lower == b"content-length":
-            has_body = value.strip() not in (b"0", b"")
-            kept.append((name, value))
+            # The ASGI server checked it; the upstream request declares it again itself.
+            declared = int(value)
+            if declared:
+                has_body, length = True, declared
+            else:
+                kept.append((name, value))
             continue
         if lower == b"transfer-encoding":
             has_body = True
+            continue
+        if lower == b"connection":
+            if connection_named is None:
+                connection_named = set()
+            connection_named.update(v.strip().lower() for v in value.split(b","))
+            continue
         if lower in HOP_BY_HOP or lower in _AGENT_ONLY or lower.startswith(b"x-ath-"):
             continue
         kept.append((name, value))
-    forwarded = [
-        (n.decode("latin-1"), v.decode("latin-1"))
-        for n, v in kept
-        if n.lower() not in connection_named
-    ]
-    return token, agent, forwarded, has_body
+    if connection_named:
+        kept = [(n, v) for n, v in kept if n.lower() not in connection_named]
+    return token, agent, kept, has_body, length
 
 
 async def _body_stream(receive: Receive) -> AsyncIterator[bytes]:
@@ -398,23 +423,26 @@ async def _body_stream(receive: Receive) -> AsyncIterator[bytes]:
             return
 
 
-def _response_headers(response: aiohttp.ClientResponse) -> list[tuple[bytes, bytes]]:
-    named: set[bytes] = set()
-    for name, value in response.raw_headers:
-        if name.lower() == b"connection":
-            named.update(v.strip().lower() for v in value.split(b","))
-    return [
-        (name, value)
-        for name, value in response.raw_headers
-        if name.lower() not in HOP_BY_HOP and name.lower() not in named
-    ]
+def _response_headers(response: Http1Response) -> list[tuple[bytes, bytes]]:
+    kept: list[tuple[bytes, bytes]] = []
+    named: set[bytes] | None = None
+    for name, value in response.headers:
+        lower = name.lower()
+        if lower in HOP_BY_HOP:
+            if lower == b"connection":
+                named = {v.strip().lower() for v in value.split(b",")}
+            continue
+        kept.append((name, value))
+    if named:
+        kept = [(n, v) for n, v in kept if n.lower() not in named]
+    return kept
 
 
 class CredentialLeak(Exception):
     """The upstream echoed the provider token; the response is withheld or cut."""
 
 
-async def _relay(response: aiohttp.ClientResponse, send: Send, secret: str) -> None:
+async def _relay(response: Http1Response, send: Send, secret: str) -> None:
     """Send the provider's answer on, streaming large bodies; never let ``secret`` through."""
     headers = _response_headers(response)
     needle = secret.encode("latin-1", "replace")
@@ -423,6 +451,7 @@ async def _relay(response: aiohttp.ClientResponse, send: Send, secret: str) -> N
     length = response.content_length
     try:
         if length is not None and length <= _BUFFER_LIMIT:
+            # Small answers whole: one response start and one body message.
             body = await response.read()
             if needle in body:
                 raise _leak()
@@ -431,28 +460,28 @@ async def _relay(response: aiohttp.ClientResponse, send: Send, secret: str) -> N
             )
             await send({"type": "http.response.body", "body": body})
             return
-        first = await response.content.readany()
+        chunks = response.iter_chunks()
+        first = await anext(chunks, b"")
         tail = first[-len(needle) :] if first else b""
         if needle in first:
             raise _leak()
         await send({"type": "http.response.start", "status": response.status, "headers": headers})
         if first:
             await send({"type": "http.response.body", "body": first, "more_body": True})
-        async for chunk in response.content.iter_any():
+        async for chunk in chunks:
             if needle in tail + chunk:
                 # Headers are gone already: cut the connection rather than pass the token on.
                 raise CredentialLeak("upstream response echoed the provider token")
             tail = (tail + chunk)[-len(needle) :]
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
         await send({"type": "http.response.body", "body": b""})
-    except (TimeoutError, aiohttp.ClientError) as exc:
-        if isinstance(exc, TimeoutError):
-            raise ATHError(
-                ErrorCode.UPSTREAM_TIMEOUT, "the provider stopped sending its answer in time"
-            ) from None
+    except UpstreamTimeout:
         raise ATHError(
-            ErrorCode.UPSTREAM_UNAVAILABLE,
-            f"the provider's answer broke off ({type(exc).__name__})",
+            ErrorCode.UPSTREAM_TIMEOUT, "the provider stopped sending its answer in time"
+        ) from None
+    except UpstreamError as exc:
+        raise ATHError(
+            ErrorCode.UPSTREAM_UNAVAILABLE, f"the provider's answer broke off ({exc})"
         ) from None
 
 
@@ -501,7 +530,7 @@ async def _send_mcp_error(send: Send, exc: ATHError, attempt: _Attempt, receive:
 
 
 async def _relay_listing(
-    response: aiohttp.ClientResponse,
+    response: Http1Response,
     send: Send,
     secret: str,
     gate: McpGate,
@@ -512,7 +541,7 @@ async def _relay_listing(
     chunks: list[bytes] = []
     total = 0
     try:
-        async for chunk in response.content.iter_any():
+        async for chunk in response.iter_chunks():
             total += len(chunk)
             if total > MAX_LISTING_BYTES:
                 raise ATHError(
@@ -520,20 +549,20 @@ async def _relay_listing(
                     f"the MCP server's listing is larger than {MAX_LISTING_BYTES} bytes",
                 )
             chunks.append(chunk)
-    except (TimeoutError, aiohttp.ClientError):
+    except UpstreamError:
         raise ATHError(
             ErrorCode.UPSTREAM_UNAVAILABLE, "the MCP server's listing broke off"
         ) from None
     body = b"".join(chunks)
     if secret.encode("latin-1", "replace") in body:
         raise _leak()
-    encoding = response.headers.get("content-encoding", "identity").lower()
+    encoding = (response.header(b"content-encoding") or "identity").lower()
     if encoding != "identity":
         raise ATHError(
             ErrorCode.UPSTREAM_UNAVAILABLE,
             f"the MCP server compressed its listing ({encoding}); it cannot be filtered",
         )
-    content_type = response.headers.get("content-type", "").lower()
+    content_type = (response.header(b"content-type") or "").lower()
     filtered = gate.filter_body(call, body, content_type, info.scopes)
     headers = [
         (name, value)

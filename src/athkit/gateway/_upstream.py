@@ -1,16 +1,17 @@
-"""One pooled aiohttp client per provider, created at start-up (DESIGN.md "Hot paths").
+"""One pool of keep-alive upstream connections per provider, opened at start-up (DESIGN.md
+"Hot paths").
 
-The proxy forwards with aiohttp rather than httpx: measured on a 2-core machine, a forwarding
-route reached 421 requests/s through a shared ``httpx.AsyncClient`` and over 5,000 through an
-``aiohttp.ClientSession`` (encode/httpx issue 3215); ``bench/proxy.py`` checks it again.
+The client is the proxy's own lean HTTP/1.1 client (``athkit.gateway._http1``): measured with
+``bench/proxy.py`` it costs a fraction of aiohttp's request path, which in turn measured far
+ahead of httpx for this job (421 against over 5,000 requests/s on a 2-core machine, encode/httpx
+issue 3215). See bench/RESULTS.md.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import aiohttp
-
+from athkit.gateway._http1 import Http1Pool
 from athkit.gateway._mcp import McpGate
 from athkit.protocol import ScopeRouteMap
 
@@ -26,33 +27,20 @@ class Upstream:
     timeout: float
     max_connections: int = 100
     mcp: McpGate | None = None
-    session: aiohttp.ClientSession | None = field(default=None, repr=False)
+    pool: Http1Pool | None = field(default=None, repr=False)
 
     async def start(self) -> None:
         """Open the connection pool (call once, inside the running event loop)."""
-        if self.session is not None:
-            return
-        connector = aiohttp.TCPConnector(
-            limit=self.max_connections,
-            limit_per_host=self.max_connections,
-            ttl_dns_cache=300,
-            enable_cleanup_closed=True,
-        )
-        self.session = aiohttp.ClientSession(
-            connector=connector,
-            timeout=aiohttp.ClientTimeout(
-                total=None, connect=self.connect_timeout, sock_read=self.timeout
-            ),
-            # The proxy passes bodies through byte for byte: no decompression, no cookies,
-            # none of aiohttp's default request headers.
-            auto_decompress=False,
-            cookie_jar=aiohttp.DummyCookieJar(),
-            skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
-            raise_for_status=False,
-        )
+        if self.pool is None:
+            self.pool = Http1Pool(
+                self.api_base,
+                max_connections=self.max_connections,
+                connect_timeout=self.connect_timeout,
+                read_timeout=self.timeout,
+            )
 
     async def close(self) -> None:
-        """Close the pool."""
-        if self.session is not None:
-            await self.session.close()
-            self.session = None
+        """Close the pool's connections."""
+        if self.pool is not None:
+            await self.pool.close()
+            self.pool = None

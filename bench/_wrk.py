@@ -234,6 +234,19 @@ class LagProbe:
         await self.app(scope, receive, send)
 
     async def _watch(self) -> None:
+        import gc
+
+        gc_worst = [0.0, 0.0, 0.0]
+        gc_started = [0.0]
+
+        def on_gc(phase: str, info: dict[str, int]) -> None:
+            if phase == "start":
+                gc_started[0] = time.perf_counter()
+            else:
+                gen = info["generation"]
+                gc_worst[gen] = max(gc_worst[gen], time.perf_counter() - gc_started[0])
+
+        gc.callbacks.append(on_gc)
         loop = asyncio.get_running_loop()
         with self.path.open("a", encoding="utf-8") as out:
             worst, window_end = 0.0, time.time() + 1
@@ -242,18 +255,26 @@ class LagProbe:
                 await asyncio.sleep(0.01)
                 worst = max(worst, loop.time() - before - 0.01)
                 if time.time() >= window_end:
-                    out.write(json.dumps({"t": time.time(), "max_ms": 1000 * worst}) + "\n")
+                    sample = {
+                        "t": time.time(),
+                        "max_ms": 1000 * worst,
+                        "gc_ms": [round(1000 * g, 2) for g in gc_worst],
+                    }
+                    out.write(json.dumps(sample) + "\n")
                     out.flush()
                     worst, window_end = 0.0, time.time() + 1
+                    gc_worst[:] = [0.0, 0.0, 0.0]
 
 
-def max_lag_ms(path: Path, since: float, until: float) -> float:
-    """The worst event-loop lag a :class:`LagProbe` wrote between two times."""
-    worst = 0.0
+def max_lag_ms(path: Path, since: float, until: float) -> tuple[float, float]:
+    """The worst event-loop lag, and the longest garbage collection, that a :class:`LagProbe`
+    wrote between two times (ms)."""
+    worst = gc_worst = 0.0
     if path.exists():
         for line in path.read_text(encoding="utf-8").splitlines():
             with contextlib.suppress(ValueError):
                 sample = json.loads(line)
                 if since <= sample["t"] <= until + 1:
                     worst = max(worst, float(sample["max_ms"]))
-    return worst
+                    gc_worst = max(gc_worst, *sample["gc_ms"])
+    return worst, gc_worst

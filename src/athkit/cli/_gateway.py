@@ -74,21 +74,31 @@ def serve(
     config: Path = _CONFIG,
     dev: bool = _DEV,
     access_log: bool = typer.Option(False, "--access-log", help="Log every request (slower)."),
+    workers: int = typer.Option(
+        1,
+        "--workers",
+        min=1,
+        help="Worker processes sharing the listening socket and the stores (one per core); "
+        'more than 1 needs a shared database and [rate_limit] backend = "redis".',
+    ),
 ) -> None:
     """Run the gateway on the configured listen address (uvicorn, uvloop, httptools)."""
     import logging
 
-    import uvicorn
-
     from athkit.gateway import ConfigError, create_gateway_app, load_config
+    from athkit.gateway._serve import serve_gateway, workers_problem
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
         loaded = load_config(config, mode="development" if dev else None)
+        problem = workers_problem(loaded, workers)
+        if problem is not None:
+            typer.echo(f"{config}: {problem}", err=True)
+            raise typer.Exit(2)
         app = create_gateway_app(loaded)
     except ConfigError as exc:
-        for problem in exc.problems:
-            typer.echo(str(problem), err=True)
+        for each in exc.problems:
+            typer.echo(str(each), err=True)
         typer.echo(f"{config}: the gateway did not start", err=True)
         raise typer.Exit(1) from None
     if dev:
@@ -97,19 +107,7 @@ def serve(
             fg=typer.colors.RED,
             err=True,
         )
-    uvicorn.run(
-        app,
-        host=loaded.listen_host,
-        port=loaded.listen_port,
-        loop="auto",
-        http="auto",
-        access_log=access_log,
-        proxy_headers=False,
-        # The proxy returns the provider's headers unchanged: no second Date or Server.
-        server_header=False,
-        date_header=False,
-        log_level="info",
-    )
+    serve_gateway(loaded, config, app=app, workers=workers, access_log=access_log)
 
 
 _OUTPUT = typer.Option(

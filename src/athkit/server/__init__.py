@@ -24,6 +24,7 @@ from athkit.server._engine import (
 from athkit.server._fetch import FetchPolicy, IdentityFetcher
 from athkit.server._forward_auth import NativeCheckApp
 from athkit.server._guard import ATHPrincipal, ATHScopeMiddleware, authenticate, require_scopes
+from athkit.server._heap import FrozenStartupHeap
 from athkit.server._isotime import parse_instant, to_iso
 from athkit.server._memory import (
     MemoryAgentStore,
@@ -126,6 +127,7 @@ __all__ = [
     "DuplicateAgentError",
     "EngineStores",
     "FetchPolicy",
+    "FrozenStartupHeap",
     "GrantStore",
     "HttpOAuthBridge",
     "IdentityFetcher",

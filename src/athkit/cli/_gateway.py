@@ -79,7 +79,7 @@ def serve(
         "--workers",
         min=1,
         help="Worker processes sharing the listening socket and the stores (one per core); "
-        'more than 1 needs a shared database and [rate_limit] backend = "redis".',
+        "more than 1 needs a shared database and a redis_url (shared rate limits).",
     ),
 ) -> None:
     """Run the gateway on the configured listen address (uvicorn, uvloop, httptools)."""

@@ -9,10 +9,11 @@ file or PostgreSQL), so a revocation written by one is read by the next call on 
 a process keeps to itself must not loosen a check, so several workers need:
 
 * a database every worker can open (not ``memory://``);
-* shared rate-limit counters (``[rate_limit] backend = "redis"``): in-memory counters per
-  process would let each agent through N times its limit.
+* shared rate-limit counters (a ``redis_url``, and ``[rate_limit] backend`` unset or
+  ``"redis"``): in-memory counters per process would let each agent through N times its limit.
 
-The schema is migrated once, here, before the workers start, so they never race to create it.
+With ``migrate_on_start`` (the default) the schema is migrated once, here, before the workers
+start, so they never race to create it.
 Each process freezes its start-up heap (:class:`~athkit.server.FrozenStartupHeap`) so full
 garbage collections do not stall its event loop.
 """
@@ -55,11 +56,15 @@ def workers_problem(config: GatewayConfig, workers: int) -> str | None:
             f"--workers {workers} needs a database the workers share: memory:// stores live in "
             "one process"
         )
-    if config.rate_limit.backend != "redis":
+    rate = config.rate_limit
+    shared = rate.backend == "redis" or (
+        rate.backend is None and (rate.redis_url or config.redis_url) is not None
+    )
+    if not shared:
         return (
-            f"--workers {workers} needs shared rate-limit counters: set [rate_limit] "
-            'backend = "redis" (in-memory counters would give each agent its limit once per '
-            "worker)"
+            f"--workers {workers} needs shared rate-limit counters: set redis_url (and leave "
+            '[rate_limit] backend unset or "redis"); in-memory counters would give each agent '
+            "its limit once per worker"
         )
     return None
 
@@ -98,7 +103,8 @@ def serve_gateway(
     if workers == 1:
         uvicorn.run(FrozenStartupHeap(app), **options)
         return
-    asyncio.run(_migrate(app))
+    if app.settings.migrate_on_start:
+        asyncio.run(_migrate(app))
     os.environ[_CONFIG_ENV] = str(config_path.resolve())
     if app.settings.mode == "development":
         os.environ[_DEV_ENV] = "1"

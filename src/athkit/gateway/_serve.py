@@ -110,7 +110,13 @@ def serve_gateway(
         os.environ[_DEV_ENV] = "1"
     logging.getLogger("athkit.gateway").info("starting %d worker processes", workers)
     uvicorn.run(
-        "athkit.gateway._serve:app_from_environment", factory=True, workers=workers, **options
+        "athkit.gateway._serve:app_from_environment",
+        factory=True,
+        workers=workers,
+        # The supervisor kills a worker that does not answer its health ping in time; a worker
+        # importing the gateway on a busy machine can take longer than uvicorn's 5 s default.
+        timeout_worker_healthcheck=30,
+        **options,
     )
 
 

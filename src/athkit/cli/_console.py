@@ -185,6 +185,19 @@ def native_list_users(database_url: str = _DB, base_url: str = _BASE) -> None:
         typer.echo(name)
 
 
+@console_app.command("migrate")
+def native_migrate(
+    database_url: str = _DB,
+    check: bool = typer.Option(
+        False, "--check", help="Change nothing: exit 1 unless the schema is at this release's head."
+    ),
+) -> None:
+    """Bring the console's tables to this release (Alembic, under a database lock)."""
+    from athkit.cli._migrate import CONSOLE, migrate_command
+
+    migrate_command(database_url, CONSOLE, check=check)
+
+
 @console_app.command("delete-user")
 def native_delete_user(
     username: str = typer.Argument(..., help="The operator's sign-in name."),

@@ -53,7 +53,7 @@ def migrate(
     Run it before starting new instances when ``migrate_on_start = false``; safe while
     instances run. A schema from a release this one does not know is refused, never touched.
     """
-    from athkit.cli._migrate import SERVER, migrate_command
+    from athkit.cli._migrate import CONSOLE, SERVER, migrate_command
     from athkit.gateway import ConfigError, load_config
     from athkit.gateway._settings import database_url
 
@@ -67,6 +67,8 @@ def migrate(
         typer.echo(f"{config}: memory:// stores have no schema to migrate", err=True)
         raise typer.Exit(1)
     migrate_command(database_url(loaded), SERVER, check=check)
+    if loaded.console.enabled:
+        migrate_command(database_url(loaded), CONSOLE, check=check)
 
 
 @gateway_app.command("serve")

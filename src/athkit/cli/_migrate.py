@@ -23,6 +23,7 @@ class Component:
 
 
 SERVER = Component("ATH engine", "athkit.server:migrations", "server_alembic_version")
+CONSOLE = Component("console", "athkit.console:migrations", "console_alembic_version")
 OAUTH_SERVER = Component(
     "OAuth server", "athkit.oauthserver:migrations", "oauthserver_alembic_version"
 )

@@ -61,7 +61,7 @@ class Console:
                 _log.warning("console accounts in memory: operators are lost at restart")
                 url = "sqlite:///:memory:"
             db = self._owned_db = create_engine(url)
-        self.store = ConsoleStore(db, engine.clock.now)
+        self.store = ConsoleStore(db, engine.clock.now, migrate=engine.settings.migrate_on_start)
         self.http = httpx.AsyncClient(follow_redirects=False)
         env = templates()
         tag = hashlib.sha256(self.deployment.encode("utf-8")).hexdigest()[:10]
@@ -101,7 +101,8 @@ class Console:
         return mounts
 
     async def migrate(self) -> None:
-        """Create or upgrade the console's tables (also done on first use)."""
+        """Create or upgrade the console's tables (or, with ``migrate_on_start = false``, check
+        them); the gateway and :func:`mount_console` call it at start-up."""
         await self.store.migrate()
 
     async def create_operator(self, username: str, password: str) -> None:
@@ -119,7 +120,7 @@ def mount_console(app: Starlette, engine: ATHEngine | None = None, **options: An
     """Mount the operator console on a native service (``create_native_app``) in one call.
 
     ``engine`` defaults to ``app.state.ath_engine``; ``options`` go to :class:`Console`. The
-    console is closed when the application shuts down.
+    console's tables are migrated when the application starts, and it is closed when it stops.
     """
     engine = engine or app.state.ath_engine
     assert isinstance(engine, ATHEngine)
@@ -131,6 +132,7 @@ def mount_console(app: Starlette, engine: ATHEngine | None = None, **options: An
     async def lifespan(outer: Starlette) -> AsyncIterator[Any]:
         async with inner(outer) as state:
             try:
+                await console.migrate()
                 yield state
             finally:
                 await console.aclose()

@@ -25,7 +25,7 @@ from athkit.console._tables import (
     user_logins,
 )
 from athkit.protocol import hash_password, hash_secret, verify_password
-from athkit.storage import run_migrations
+from athkit.storage import check_schema, run_migrations
 
 USERNAME = re.compile(r"^[A-Za-z0-9_.@\-]{1,64}$")
 MIN_PASSWORD = 12
@@ -62,19 +62,30 @@ class Throttle:
 class ConsoleStore:
     """Accounts, sessions and sign-in bookkeeping of the console, in one SQL database."""
 
-    def __init__(self, db: AsyncEngine, clock: Callable[[], float]) -> None:
+    def __init__(
+        self, db: AsyncEngine, clock: Callable[[], float], *, migrate: bool = True
+    ) -> None:
         self.db = db
         self._now = clock
+        self._auto_migrate = migrate
         self._migrated = False
         self._lock = asyncio.Lock()
 
     async def migrate(self) -> None:
-        """Create or upgrade the console's tables (once per process)."""
+        """Create or upgrade the console's tables, under a database lock (once per process).
+
+        With ``migrate=False`` (the engine's ``migrate_on_start = false``) only check that the
+        schema is at this release's head, and raise ``SchemaError`` if not: run
+        ``ath gateway migrate`` (or ``ath console migrate``) first.
+        """
         if self._migrated:
             return
         async with self._lock:
             if not self._migrated:
-                await run_migrations(self.db, MIGRATIONS, VERSION_TABLE)
+                if self._auto_migrate:
+                    await run_migrations(self.db, MIGRATIONS, VERSION_TABLE)
+                else:
+                    await check_schema(self.db, MIGRATIONS, VERSION_TABLE)
                 self._migrated = True
 
     # --- operators ------------------------------------------------------------------------

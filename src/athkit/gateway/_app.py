@@ -224,6 +224,8 @@ def create_gateway_app(
         if settings.mode == "development":
             _log.warning("ATH gateway running in DEVELOPMENT mode: not for production use")
         await built.start()
+        if console is not None:
+            await console.migrate()
         for upstream in upstreams.values():
             await upstream.start()
         audit.start()

@@ -49,6 +49,8 @@ def test_gateway_refuses_an_unmigrated_database_until_ath_gateway_migrate(tmp_pa
     migrated = runner.invoke(cli, ["gateway", "migrate", "--config", str(config)])
     assert migrated.exit_code == 0, migrated.output
     assert "migrated from an empty database to this release's schema" in migrated.output
+    # The console's tables too (its own version table), when the console is on (the default).
+    assert "console migrated from an empty database" in migrated.output
     assert str(tmp_path / "gateway.db") in migrated.output  # relative to the config file
 
     with TestClient(create_gateway_app(load_config(config))) as client:

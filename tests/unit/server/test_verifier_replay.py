@@ -22,7 +22,7 @@ from athkit.server import (
 from athkit.server._replay import seen_jti
 from athkit.storage import create_engine
 from athkit.testing import free_port
-from tests.server._verifier_support import FakeClock, clock, require_service
+from tests.unit.server._verifier_support import FakeClock, clock, require_service
 
 __all__ = ["clock"]
 

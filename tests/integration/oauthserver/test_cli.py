@@ -19,7 +19,7 @@ from athkit.oauthserver import OAuthServerConfig, verify_password
 from athkit.protocol import code_challenge_s256, generate_code_verifier, hash_secret
 from athkit.testing import drive_consent, free_port
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "oauth-server.toml"
+EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "oauth-server.toml"
 ENV = {
     "ATH_OAUTH_SECRET_KEY": "example-session-key-0123456789abcdef",
     "ATH_SHOP_CLIENT_SECRET": "example-shop-secret-0123456789",

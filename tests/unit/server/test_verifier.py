@@ -31,7 +31,7 @@ from athkit.server import (
 )
 from athkit.storage import create_engine
 from athkit.testing import free_port
-from tests.server._verifier_support import (
+from tests.unit.server._verifier_support import (
     AUDIENCE,
     DocumentHost,
     FakeClock,

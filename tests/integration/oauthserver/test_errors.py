@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from tests.oauthserver.conftest import OAuthEnv
+from tests.integration.oauthserver.conftest import OAuthEnv
 
 
 def _redirect_error(http: httpx.Client, url: str) -> dict[str, str]:
@@ -105,7 +105,7 @@ def test_wrong_client_secret(oauth: OAuthEnv, http: httpx.Client) -> None:
 
 
 def test_code_of_another_client_is_refused(oauth: OAuthEnv, http: httpx.Client) -> None:
-    from tests.oauthserver.conftest import RS_SECRET
+    from tests.integration.oauthserver.conftest import RS_SECRET
 
     code = oauth.consent(http)["code"]
     stolen = http.post(

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from athkit.protocol import create_consent_context
-from tests.oauthserver.conftest import PASSWORD, OAuthEnv
+from tests.integration.oauthserver.conftest import PASSWORD, OAuthEnv
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page, Route

@@ -15,7 +15,7 @@ from starlette.routing import Route
 
 from athkit.protocol import code_challenge_s256, generate_code_verifier
 from athkit.testing import drive_consent, drive_consent_async, serve_in_thread
-from tests.oauthserver.conftest import PASSWORD, RS_SECRET, SECRET, OAuthEnv
+from tests.integration.oauthserver.conftest import PASSWORD, RS_SECRET, SECRET, OAuthEnv
 
 
 def _introspect(

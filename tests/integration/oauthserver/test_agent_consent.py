@@ -14,7 +14,7 @@ from athkit.protocol import (
     generate_code_verifier,
     generate_private_key,
 )
-from tests.oauthserver.conftest import PASSWORD, OAuthEnv
+from tests.integration.oauthserver.conftest import PASSWORD, OAuthEnv
 
 AGENT_ID = "https://helper.example/.well-known/agent.json"
 

@@ -17,7 +17,7 @@ from athkit.oauthserver._sessions import BrowserSession, decode_session, encode_
 from athkit.oauthserver._tables import metadata
 from athkit.protocol import hash_secret
 from athkit.storage import create_engine, run_migrations
-from tests.oauthserver.conftest import make_config
+from tests.integration.oauthserver.conftest import make_config
 
 
 def test_password_hash_round_trip() -> None:

@@ -8,7 +8,7 @@ import httpx
 
 from athkit.oauthserver import create_oauth_app
 from athkit.testing import free_port, serve_in_thread
-from tests.oauthserver.conftest import PASSWORD, Clock, OAuthEnv, make_config
+from tests.integration.oauthserver.conftest import PASSWORD, Clock, OAuthEnv, make_config
 
 
 def _hidden(html: str, name: str) -> str:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import httpx
 import pytest
 
-from tests.scale.harness import Registration, ScaleWorld, scale_world
+from tests.integration.scale.harness import Registration, ScaleWorld, scale_world
 from tests.services import SHARED_REDIS, fresh_postgres_database, redis_prefix
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]

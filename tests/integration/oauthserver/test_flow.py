@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 
 from athkit.testing import drive_consent
-from tests.oauthserver.conftest import OAuthEnv
+from tests.integration.oauthserver.conftest import OAuthEnv
 
 
 def test_full_code_flow_with_pkce(oauth: OAuthEnv, http: httpx.Client) -> None:
@@ -214,7 +214,7 @@ def test_revoking_the_refresh_token_ends_the_grant(oauth: OAuthEnv, http: httpx.
 
 
 def test_another_client_cannot_revoke(oauth: OAuthEnv, http: httpx.Client) -> None:
-    from tests.oauthserver.conftest import RS_SECRET
+    from tests.integration.oauthserver.conftest import RS_SECRET
 
     tokens = oauth.tokens(http)
     response = http.post(
@@ -248,7 +248,7 @@ def test_an_existing_login_goes_straight_to_consent(oauth: OAuthEnv, http: httpx
 def test_loopback_redirect_on_any_port(http: httpx.Client) -> None:
     from athkit.oauthserver import create_oauth_app
     from athkit.testing import free_port, serve_in_thread
-    from tests.oauthserver.conftest import Clock, make_config
+    from tests.integration.oauthserver.conftest import Clock, make_config
 
     port = free_port()
     shop = (

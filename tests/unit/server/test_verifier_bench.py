@@ -7,7 +7,7 @@ from types import ModuleType
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "verifier.py"
+BENCH = Path(__file__).resolve().parents[3] / "bench" / "verifier.py"
 
 
 def _load() -> ModuleType:

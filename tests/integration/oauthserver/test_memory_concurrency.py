@@ -17,7 +17,7 @@ import pytest
 from athkit.oauthserver import ClientConfig, UserConfig, create_oauth_app
 from athkit.protocol import code_challenge_s256, generate_code_verifier
 from athkit.testing import drive_consent_async, free_port, serve_in_thread
-from tests.oauthserver.conftest import ALICE_HASH, PASSWORD, SCOPES, make_config
+from tests.integration.oauthserver.conftest import ALICE_HASH, PASSWORD, SCOPES, make_config
 
 USERS = 6
 REDIRECT = "http://127.0.0.1:1/callback"

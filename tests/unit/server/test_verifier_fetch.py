@@ -20,7 +20,7 @@ from cryptography.x509.oid import NameOID
 from athkit.protocol import ATHError, ErrorCode
 from athkit.server import FetchPolicy, IdentityFetcher
 from athkit.testing import serve_in_thread
-from tests.server._verifier_support import (
+from tests.unit.server._verifier_support import (
     DocumentHost,
     Listener,
     Reply,

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.scale.harness import ScaleWorld, scale_world
+from tests.integration.scale.harness import ScaleWorld, scale_world
 from tests.services import SHARED_REDIS, fresh_postgres_database, redis_prefix
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]

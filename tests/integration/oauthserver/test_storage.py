@@ -16,7 +16,7 @@ import pytest
 
 from athkit.oauthserver import create_oauth_app
 from athkit.testing import free_port, serve_in_thread
-from tests.oauthserver.conftest import RS_SECRET, Clock, OAuthEnv, make_config
+from tests.integration.oauthserver.conftest import RS_SECRET, Clock, OAuthEnv, make_config
 
 
 def test_racing_redemptions_leave_no_live_token(oauth: OAuthEnv, http: httpx.Client) -> None:

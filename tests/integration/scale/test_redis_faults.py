@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 
-from tests.scale.harness import ScaleWorld, scale_world
+from tests.integration.scale.harness import ScaleWorld, scale_world
 from tests.services import OwnRedis, fresh_postgres_database, redis_prefix
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]

@@ -169,3 +169,48 @@ async def test_legacy_session_with_its_event_stream(
             break
         await anyio.sleep(0.1)
     assert {c.get("method") for c in calls} >= {"POST", "GET", "DELETE"}
+
+
+async def test_ath_mcp_bridge_in_gateway_mode(
+    mcp_gateway: McpGateway, gateway_agent: Agent
+) -> None:
+    """The bridge behind `ath mcp`, in process, with a gateway provider: its routes go through
+    the proxy and its MCP tools through the gateway's MCP endpoint."""
+    from athkit.integrations.mcp._bridge import Bridge, RouteTool, build_server
+
+    await gateway_agent.auth.ensure_token()
+    bridge = Bridge(
+        gateway_agent.client,
+        provider_id=mcp_gateway.app_id,
+        routes=[RouteTool.parse("add_to_cart POST /cart cart:write")],
+        mcp_path="/mcp",
+    )
+    async with Client(build_server(bridge)) as client:
+        names = sorted(t.name for t in (await client.list_tools()).tools)
+        assert names == ["ath_authorize", "ath_status", "search_products", "stream_report"]
+        found = await client.call_tool("search_products", {"query": "kettle"})
+        assert found.structured_content == {"products": [{"id": "p2", "name": "Kettle"}]}
+        refused = await client.call_tool("add_to_cart", {"body": {}})
+        text = "".join(getattr(b, "text", "") for b in refused.content)
+        assert refused.is_error and text.startswith("SCOPE_NOT_APPROVED")
+        status = await client.call_tool("ath_status", {})
+        assert '"mode": "gateway"' in "".join(getattr(b, "text", "") for b in status.content)
+
+
+async def test_ath_mcp_bridge_with_the_service_down(gateway_agent: Agent) -> None:
+    from athkit.agent import AsyncATHClient, generate_key
+    from athkit.integrations.mcp._bridge import Bridge, build_server
+    from athkit.testing import free_port
+
+    async with AsyncATHClient(
+        f"http://127.0.0.1:{free_port()}",
+        agent_id=gateway_agent.agent_id,
+        private_key=generate_key(),
+    ) as down:
+        bridge = Bridge(down, provider_id=None, mcp_path="/mcp")
+        async with Client(build_server(bridge)) as client:
+            names = sorted(t.name for t in (await client.list_tools()).tools)
+            assert names == ["ath_authorize", "ath_status"]
+            answer = await client.call_tool("ath_authorize", {"scopes": ["x"]})
+            text = "".join(getattr(b, "text", "") for b in answer.content)
+            assert answer.is_error and text.startswith("NETWORK_ERROR")

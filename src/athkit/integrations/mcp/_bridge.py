@@ -153,8 +153,11 @@ class Bridge:
     # --- tools/list ------------------------------------------------------------------------
 
     async def list_tools(self) -> list[Tool]:
-        """The bridge's own tools, the allowed routes, and the upstream's allowed tools."""
-        await self.provider()
+        """The bridge's own tools, the allowed routes, and the upstream's allowed tools.
+
+        When the service cannot be reached, only ``ath_status`` and ``ath_authorize`` are
+        offered (they say what is wrong when called).
+        """
         tools = [
             Tool(
                 name=STATUS_TOOL,
@@ -177,6 +180,10 @@ class Bridge:
                 },
             ),
         ]
+        try:
+            await self.provider()
+        except (ATHClientError, ValueError):
+            return tools
         granted = self._token_scopes()
         tools += [r.tool() for r in self.routes.values() if r.scope is None or r.scope in granted]
         if self.mcp_path is not None and granted:
@@ -196,10 +203,12 @@ class Bridge:
 
     async def call_tool(self, name: str, arguments: dict[str, Any]) -> CallToolResult:
         """Run one tool; every refusal is a tool error starting with its code."""
-        await self.provider()
         try:
             if name == STATUS_TOOL:
+                with contextlib.suppress(ATHClientError, ValueError):
+                    await self.provider()  # a status is answered even when discovery fails
                 return _text(json.dumps(await self.status(), indent=2))
+            await self.provider()
             if name == AUTHORIZE_TOOL:
                 return _text(await self.authorize(arguments.get("scopes")))
             route = self.routes.get(name)

@@ -244,8 +244,9 @@ class AsyncATHClient(_Common):
             )
         )
 
-    async def exchange_token(self, code: str, ath_session_id: str) -> TokenResponse:
-        """Exchange the ATH code from the redirect for an access token (ATH §4.5)."""
+    async def exchange_token(self, code: str | None, ath_session_id: str) -> TokenResponse:
+        """Exchange the ATH code from the redirect (or the completion page) for an access token
+        (ATH §4.5); ``code=None`` for a session without a redirect URI, once the user is done."""
         return await self._run(self._core.exchange_token(code, ath_session_id))
 
     async def revoke(self, provider_id: str | None = None, *, token: str | None = None) -> None:
@@ -416,7 +417,7 @@ class ATHClient(_Common):
             )
         )
 
-    def exchange_token(self, code: str, ath_session_id: str) -> TokenResponse:
+    def exchange_token(self, code: str | None, ath_session_id: str) -> TokenResponse:
         """See :meth:`AsyncATHClient.exchange_token`."""
         return self._run(self._core.exchange_token(code, ath_session_id))
 

@@ -398,8 +398,12 @@ class ClientCore:
             user_redirect_uri=user_redirect_uri,
         )
 
-    def exchange_token(self, code: str, ath_session_id: str) -> Operation[TokenResponse]:
-        """Phase B finish (ATH §4.5): trade the ATH code for a token, which is stored."""
+    def exchange_token(self, code: str | None, ath_session_id: str) -> Operation[TokenResponse]:
+        """Phase B finish (ATH §4.5): trade the ATH code for a token, which is stored.
+
+        ``code`` may be ``None`` for a session authorized without a redirect URI: the server
+        then accepts the session id with the client secret and a fresh attestation (ATH §4.4).
+        """
         if self.mode == "native" or self.mode is None:
             yield from self._ensure_mode()
         creds = self.client_credentials()

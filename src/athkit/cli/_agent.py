@@ -453,10 +453,11 @@ def authorize(
     """
     setup = _Setup.load()
     out = Output(json_output)
-    if (code is None) != (session is None):
-        raise ValueError("--code and --session go together")
+    if code is not None and session is None:
+        raise ValueError("--code needs --session (the ath_session_id)")
     with setup.client(server, mode, agent_id, key, headers=header) as client:
-        if code is not None and session is not None:
+        if session is not None:
+            # Without --code: a session with no redirect URI, once the user finished (ATH §4.4).
             token = client.exchange_token(code, session)
             out.result(_token_summary(token), _render_token(token))
             return

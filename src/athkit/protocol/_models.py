@@ -155,6 +155,8 @@ class ApprovedProvider(ATHModel):
     approved_scopes: list[Scope]
     denied_scopes: list[Scope]
     denial_reason: str | None = None
+    # Our decision (ATH §4.1): scopes sent to operator review, so the agent knows what waits.
+    pending_scopes: list[Scope] | None = None
 
 
 class RegisterResponse(ATHModel):
@@ -206,7 +208,8 @@ class TokenRequest(ATHModel):
     client_id: ShortText
     client_secret: ShortText
     agent_attestation: Jwt
-    code: ShortText
+    # Our decision (ATH §4.4): may be omitted only for a session without an agent redirect.
+    code: ShortText | None = None
     ath_session_id: ShortText
 
 

@@ -53,6 +53,7 @@ class CallbackResult:
     denied: bool
     agent_name: str | None = None
     provider_id: str | None = None
+    expires_at: float | None = None  # when the code (the session) expires
 
 
 class BrowserEndpoints(EngineCore):
@@ -291,6 +292,7 @@ class BrowserEndpoints(EngineCore):
             False,
             agent.agent_name,
             session.provider_id,
+            session.expires_at,
         )
 
     async def revoke_for_user(

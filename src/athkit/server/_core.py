@@ -13,6 +13,7 @@ import logging
 from collections.abc import Awaitable
 from datetime import UTC, datetime
 from typing import TypeVar
+from urllib.parse import SplitResult, urlsplit
 
 from athkit.protocol import (
     ApprovedProvider,
@@ -63,6 +64,26 @@ def session_used(message: str = "this authorization link was already used") -> A
     return ath_error(ErrorCode.SESSION_NOT_FOUND, message, reason="session_used")
 
 
+def _same_endpoint(a: str, b: str) -> bool:
+    try:
+        pa, pb = urlsplit(a), urlsplit(b)
+        ports = (pa.port, pb.port)
+    except ValueError:
+        return False
+    defaults = {"https": 443, "http": 80}
+
+    def key(parts: SplitResult, port: int | None) -> tuple[str, str | None, int | None, str]:
+        scheme = parts.scheme.lower()
+        return (scheme, parts.hostname, port or defaults.get(scheme), parts.path.rstrip("/"))
+
+    return (
+        not pa.query
+        and not pa.fragment
+        and pa.username is None
+        and key(pa, ports[0]) == key(pb, ports[1])
+    )
+
+
 def approved_providers(agent: AgentRecord) -> list[ApprovedProvider]:
     """The registration's per-provider decisions as the protocol answers them (ATH §4.1)."""
     return [
@@ -72,6 +93,7 @@ def approved_providers(agent: AgentRecord) -> list[ApprovedProvider]:
             denied_scopes=list(a.denied_scopes),
             denial_reason=a.denial_reason
             or ("awaiting operator review" if a.pending_scopes else None),
+            pending_scopes=list(a.pending_scopes),
         )
         for a in agent.providers
     ]
@@ -116,6 +138,12 @@ class EngineCore:
     def base_url(self) -> str:
         """The public base URL (no trailing slash): the audience of register/authorize/status."""
         return self.settings.base_url
+
+    def is_own_callback(self, uri: str) -> bool:
+        """Whether ``uri`` is this implementer's own ``/ath/callback`` (scheme and host in any
+        case, default port or not, one trailing ``/``), which as an agent's redirect URI means
+        "no redirect" (ATH §4.4, our decision)."""
+        return _same_endpoint(uri, self.settings.callback_url)
 
     def consent_url(self, session_id: str) -> str:
         """``{base}/ath/consent/{session_id}``: the link handed to the user's browser."""

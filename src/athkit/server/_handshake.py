@@ -66,8 +66,11 @@ class AgentEndpoints(EngineCore):
                 "this agent_id is already registered; use its existing client_id",
                 reason="duplicate_agent_id",
             )
-        if request.redirect_uris:
-            for uri in request.redirect_uris:
+        # Our decision (ATH §4.4): our own callback as the agent's redirect (the public SDKs'
+        # default) means "no redirect"; the user finishes on the completion page.
+        redirect_uris = [u for u in request.redirect_uris or [] if not self.is_own_callback(u)]
+        if redirect_uris:
+            for uri in redirect_uris:
                 parts = urlsplit(uri)
                 if parts.scheme not in ("https", "http") or not parts.netloc or parts.fragment:
                     raise ath_error(
@@ -93,7 +96,7 @@ class AgentEndpoints(EngineCore):
             created_at=now,
             updated_at=now,
             approval_expires=now + self.policy.approval_lifetime(decisions),
-            redirect_uris=list(request.redirect_uris) if request.redirect_uris else None,
+            redirect_uris=redirect_uris or None,
             purpose=request.purpose,
         )
         try:
@@ -219,10 +222,14 @@ class AgentEndpoints(EngineCore):
                 denied_scopes=outside,
                 approved_scopes=list(approval.approved_scopes),
             )
+        # Our decision (ATH §4.4): our own callback as user_redirect_uri counts as none.
+        user_redirect_uri = request.user_redirect_uri
+        if user_redirect_uri is not None and self.is_own_callback(user_redirect_uri):
+            user_redirect_uri = None
         # ATH §4.1: redirect URIs match a registered one (loopback on any port, RFC 8252 §7.3);
         # without registered URIs, a request carrying one is rejected.
-        if request.user_redirect_uri is not None and not redirect_uri_allowed(
-            request.user_redirect_uri, agent.redirect_uris or []
+        if user_redirect_uri is not None and not redirect_uri_allowed(
+            user_redirect_uri, agent.redirect_uris or []
         ):
             raise ath_error(
                 ErrorCode.INVALID_REQUEST,
@@ -243,7 +250,7 @@ class AgentEndpoints(EngineCore):
             created_at=now,
             # ATH §4.3: the session expires within 10 minutes.
             expires_at=now + self.settings.session_lifetime,
-            user_redirect_uri=request.user_redirect_uri,
+            user_redirect_uri=user_redirect_uri,
             resource=request.resource or provider.resource,
         )
         await self.stores.sessions.insert(session)
@@ -312,8 +319,20 @@ class AgentEndpoints(EngineCore):
                 "the user has not completed consent yet",
                 reason="consent_incomplete",
             )
-        # Our decision (ATH §4.4): the one-time ATH code must match (constant time).
-        if not secret_hash_matches(request.code, session.ath_code_hash):
+        # Our decision (ATH §4.4): a code that is present must match (constant time). Only a
+        # session without an agent redirect may omit it (RFC 8628 precedent: the session id is
+        # the agent's alone, and this call also proved the client secret and a fresh
+        # attestation); a session that redirected to the agent needs the code it carried.
+        if request.code is None:
+            if session.user_redirect_uri is not None:
+                raise ath_error(
+                    ErrorCode.INVALID_REQUEST,
+                    "code is required: this session sent the user back to the agent's "
+                    "redirect URI with it",
+                    field="code",
+                    reason="missing_code",
+                )
+        elif not secret_hash_matches(request.code, session.ath_code_hash):
             raise ath_error(
                 ErrorCode.SESSION_NOT_FOUND,
                 "wrong authorization code for this session",

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-import html
 import inspect
+import math
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -29,6 +29,7 @@ from athkit.protocol import (
     TokenRequest,
     origin_of,
 )
+from athkit.server._completion import completion_page
 from athkit.server._engine import ATHEngine
 from athkit.server._isotime import to_iso
 from athkit.server._web import (
@@ -203,15 +204,13 @@ class _Handlers:
                 advice="Nothing was shared. You can close this window.",
             )
         else:
-            name = result.agent_name or "the agent"
-            response = _completion_page(
-                "Authorization complete",
-                f"You allowed {name} access.",
-                tone="ok",
-                advice=f"Give this code to {name} to finish connecting; it works once. "
-                "Then you can close this window.",
-                body_html="<p class=code-box><code id=ath-code>"
-                f"{html.escape(result.code or '')}</code></p>",
+            left = (result.expires_at or 0) - self.engine.clock.now()
+            response = completion_page(
+                base_url=self.engine.base_url,
+                session_id=result.session_id,
+                code=result.code or "",
+                agent_name=result.agent_name,
+                minutes=math.ceil(left / 60),
             )
         response.delete_cookie(
             binding_cookie_name(self.tag, result.session_id),

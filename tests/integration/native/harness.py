@@ -229,21 +229,20 @@ class World:
         client_id: str,
         secret: str,
         session_id: str,
-        code: str,
+        code: str | None,
         *,
         attestation: str | None = None,
     ) -> httpx.Response:
-        return self.http.post(
-            self.token_endpoint,
-            json={
-                "grant_type": "authorization_code",
-                "client_id": client_id,
-                "client_secret": secret,
-                "agent_attestation": attestation or agent.attest(self.token_endpoint, self.clock),
-                "code": code,
-                "ath_session_id": session_id,
-            },
-        )
+        body = {
+            "grant_type": "authorization_code",
+            "client_id": client_id,
+            "client_secret": secret,
+            "agent_attestation": attestation or agent.attest(self.token_endpoint, self.clock),
+            "ath_session_id": session_id,
+        }
+        if code is not None:
+            body["code"] = code
+        return self.http.post(self.token_endpoint, json=body)
 
     def full_flow(
         self,

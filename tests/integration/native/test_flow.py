@@ -84,7 +84,7 @@ def test_completion_page_without_redirect_uri(world: World) -> None:
     with httpx.Client(timeout=10) as browser:
         page = drive_consent(browser, body["authorization_url"], username="bob", password=PASSWORD)
     assert isinstance(page, httpx.Response) and page.status_code == 200
-    match = re.search(r"<code id=ath-code>([^<]+)</code>", page.text)
+    match = re.search(r'<code class="code-box" id="ath-code">([^<]+)</code>', page.text)
     assert match is not None, page.text
     response = world.token(agent, client_id, secret, body["ath_session_id"], match.group(1))
     assert response.status_code == 200, response.text

@@ -86,6 +86,7 @@ FULL: dict[type[ATHModel], dict[str, Any]] = {
                 "approved_scopes": ["orders:read"],
                 "denied_scopes": ["orders:write"],
                 "denial_reason": "policy",
+                "pending_scopes": ["payments"],
             }
         ],
         "approval_expires": "2026-12-01T00:00:00Z",
@@ -199,7 +200,13 @@ def test_token_response_defaults_to_bearer() -> None:
     ("model", "data", "field"),
     [
         (TokenRequest, {**FULL[TokenRequest], "grant_type": "password"}, "grant_type"),
-        (TokenRequest, {k: v for k, v in FULL[TokenRequest].items() if k != "code"}, "code"),
+        # code may be omitted (a session without redirect, ATH §4.4); an empty one is invalid.
+        (TokenRequest, {**FULL[TokenRequest], "code": ""}, "code"),
+        (
+            TokenRequest,
+            {k: v for k, v in FULL[TokenRequest].items() if k != "ath_session_id"},
+            "ath_session_id",
+        ),
         (AuthorizeRequest, {**FULL[AuthorizeRequest], "state": "short"}, "state"),
         (AuthorizeRequest, {**FULL[AuthorizeRequest], "scopes": []}, "scopes"),
         (AuthorizeRequest, {**FULL[AuthorizeRequest], "scopes": ["a b"]}, "scopes.0"),

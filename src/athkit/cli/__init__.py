@@ -48,6 +48,10 @@ def _register_subcommands() -> None:
 
     register_demo(app)
 
+    from athkit.cli._conformance import register as register_conformance
+
+    register_conformance(app)
+
     from athkit.cli._mcp import register as register_mcp
 
     register_mcp(app)

@@ -1,0 +1,971 @@
+"""The conformance suite: a black-box run over HTTP against any ATH server (ATH 0.1).
+
+It hosts real agent identity documents on 127.0.0.1 (so the server under test must allow
+loopback, plain-http identity fetches — a development setting), drives the whole handshake with
+a consent driver, and checks each MUST of the specification, one :class:`CheckResult` per check.
+Failures of a check never stop the run; checks whose prerequisite failed are skipped with the
+reason.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from urllib.parse import parse_qs, quote, urljoin, urlsplit
+
+import httpx
+
+from athkit.conformance._agents import DEVELOPER, Agent, hosted_agents
+from athkit.conformance._drivers import BrowserDriver, ConsentDriver, ConsentFailed, query_of
+from athkit.protocol import (
+    AppDiscovery,
+    ErrorCode,
+    GatewayDiscovery,
+    RegisterResponse,
+    TokenResponse,
+    generate_private_key,
+)
+
+Outcome = Literal["pass", "fail", "skip"]
+ATH_CODES = frozenset(code.value for code in ErrorCode)
+# Registered for the run; loopback (RFC 8252 §7.3), so a listener may use any port.
+AGENT_REDIRECT = "http://127.0.0.1:9/ath-conformance/callback"
+LISTENER_REDIRECT = "http://127.0.0.1/callback"
+_REDIRECTS = (301, 302, 303, 307, 308)
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One check: its id, the spec section, what it checks, the outcome and why."""
+
+    id: str
+    section: str
+    title: str
+    outcome: Outcome
+    detail: str = ""
+
+
+@dataclass
+class ConformanceReport:
+    """A whole run."""
+
+    target: str
+    mode: str | None
+    driver: str
+    results: list[CheckResult] = field(default_factory=list)
+    started: float = field(default_factory=time.time)
+    duration: float = 0.0
+
+    def count(self, outcome: Outcome) -> int:
+        """How many checks ended with ``outcome``."""
+        return sum(1 for r in self.results if r.outcome == outcome)
+
+    @property
+    def ok(self) -> bool:
+        """No check failed (skips are allowed, and listed)."""
+        return self.count("fail") == 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report as JSON-ready data."""
+        return {
+            "target": self.target,
+            "mode": self.mode,
+            "consent_driver": self.driver,
+            "started": self.started,
+            "duration_seconds": round(self.duration, 2),
+            "passed": self.count("pass"),
+            "failed": self.count("fail"),
+            "skipped": self.count("skip"),
+            "ok": self.ok,
+            "checks": [r.__dict__ for r in self.results],
+        }
+
+
+@dataclass
+class ConformanceConfig:
+    """What to run against and how.
+
+    ``call`` is a protected API call the consented scopes allow, as ``("GET", "/path")``: under
+    the gateway proxy (``/ath/proxy/{provider}/path``) or the native ``api_base``. Without it,
+    the checks that need an API call (token binding, proxy checks, revocation taking effect) are
+    skipped. ``headers`` go on every request to the server (not to the user's browser).
+    """
+
+    url: str
+    consent: ConsentDriver
+    provider: str | None = None
+    scopes: list[str] | None = None
+    call: tuple[str, str] | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    timeout: float = 20.0
+
+
+class Failed(Exception):
+    """The server did not do what the specification requires."""
+
+
+class Skipped(Exception):
+    """The check could not run (a prerequisite failed, or the driver cannot do it)."""
+
+
+def error_of(response: httpx.Response, status: int | tuple[int, ...], *codes: str) -> str:
+    """Check an ATH §7 error response: status, JSON ``{"code","message"[,"details"]}``, and a
+    code among ``codes`` (any listed code when none are given). Returns a short description."""
+    allowed = (status,) if isinstance(status, int) else status
+    try:
+        body = response.json()
+    except ValueError:
+        raise Failed(
+            f"HTTP {response.status_code} without a JSON body: {response.text[:120]!r}"
+        ) from None
+    if not isinstance(body, dict) or not isinstance(body.get("code"), str):
+        raise Failed(f"HTTP {response.status_code}: error body has no code: {body!r}"[:300])
+    if not isinstance(body.get("message"), str):
+        raise Failed(f"{body['code']}: error body has no message string")
+    if "details" in body and body["details"] is not None and not isinstance(body["details"], dict):
+        raise Failed(f"{body['code']}: details is not an object")
+    got = f"{response.status_code} {body['code']}"
+    if response.status_code not in allowed or (codes and body["code"] not in codes):
+        want = "/".join(str(s) for s in allowed) + " " + ("|".join(codes) or "an ATH code")
+        raise Failed(f"expected {want}, got {got}: {body['message'][:160]}")
+    if not codes and body["code"] not in ATH_CODES and body["code"] != "INVALID_REQUEST":
+        raise Failed(f"{got}: not an ATH error code")
+    return got
+
+
+class _Run:
+    def __init__(self, config: ConformanceConfig, report: ConformanceReport) -> None:
+        self.cfg = config
+        self.report = report
+        self.base = config.url.rstrip("/")
+        self.http = httpx.Client(timeout=config.timeout, headers=config.headers, trust_env=False)
+        self.register_url = f"{self.base}/ath/agents/register"
+        self.authorize_url = f"{self.base}/ath/authorize"
+        self.token_url = f"{self.base}/ath/token"
+        self.callback_url = f"{self.base}/ath/callback"
+        self.revoke_url = f"{self.base}/ath/revoke"
+        self.mode: str | None = None
+        self.provider: str | None = None
+        self.api_base: str | None = None
+        self.available: list[str] = []
+        self.approved: list[str] = []
+        self.agents: dict[str, Agent] = {}
+        self.tokens: dict[str, str] = {}
+
+    # --- bookkeeping ---------------------------------------------------------------------
+
+    def check(
+        self, check_id: str, section: str, title: str, work: Callable[[], str | None]
+    ) -> bool:
+        try:
+            detail = work() or ""
+            outcome: Outcome = "pass"
+        except Failed as exc:
+            outcome, detail = "fail", str(exc)
+        except Skipped as exc:
+            outcome, detail = "skip", str(exc)
+        except ConsentFailed as exc:
+            outcome, detail = "fail", f"consent driver: {exc}"
+        except httpx.HTTPError as exc:
+            outcome, detail = "fail", f"HTTP failure: {type(exc).__name__}: {exc}"
+        self.report.results.append(CheckResult(check_id, section, title, outcome, detail))
+        return outcome == "pass"
+
+    def need(self, name: str) -> Agent:
+        agent = self.agents[name]
+        if agent.client_id is None or agent.client_secret is None:
+            raise Skipped(f"agent {name!r} is not registered (an earlier check failed)")
+        return agent
+
+    def need_token(self, name: str) -> str:
+        if name not in self.tokens:
+            raise Skipped("no access token (an earlier check failed)")
+        return self.tokens[name]
+
+    def need_call(self) -> tuple[str, str]:
+        if self.cfg.call is None:
+            raise Skipped("give a protected API call (--call 'GET /path') to run this check")
+        return self.cfg.call
+
+    # --- requests ------------------------------------------------------------------------
+
+    def register(
+        self, agent: Agent, attestation: str | None = None, **extra: Any
+    ) -> httpx.Response:
+        body: dict[str, Any] = {
+            "agent_id": agent.agent_id,
+            "agent_attestation": attestation or agent.attest(self.base),
+            "developer": DEVELOPER,
+            "requested_providers": [
+                {"provider_id": self.provider, "scopes": self.cfg.scopes or self.available}
+            ],
+            "purpose": "ATH conformance run",
+            "redirect_uris": [AGENT_REDIRECT, LISTENER_REDIRECT],
+        }
+        body.update(extra)
+        return self.http.post(self.register_url, json=body)
+
+    def authorize(
+        self,
+        agent: Agent,
+        scopes: list[str] | None = None,
+        *,
+        attestation: str | None = None,
+        redirect: str | None = AGENT_REDIRECT,
+        state: str | None = None,
+        provider: str | None = None,
+        client_id: str | None = None,
+        omit: tuple[str, ...] = (),
+    ) -> httpx.Response:
+        body: dict[str, Any] = {
+            "client_id": client_id or agent.client_id,
+            "agent_attestation": attestation or agent.attest(self.base),
+            "provider_id": provider or self.provider,
+            "scopes": scopes or self.approved,
+            "state": state or secrets.token_urlsafe(32),
+            "user_redirect_uri": redirect,
+        }
+        for name in omit:
+            body.pop(name, None)
+        if redirect is None:
+            body.pop("user_redirect_uri")
+        return self.http.post(self.authorize_url, json=body)
+
+    def token(
+        self,
+        agent: Agent,
+        session_id: str,
+        code: str,
+        *,
+        attestation: str | None = None,
+        secret: str | None = None,
+    ) -> httpx.Response:
+        return self.http.post(
+            self.token_url,
+            json={
+                "grant_type": "authorization_code",
+                "client_id": agent.client_id,
+                "client_secret": secret or agent.client_secret,
+                "agent_attestation": attestation or agent.attest(self.token_url),
+                "code": code,
+                "ath_session_id": session_id,
+            },
+        )
+
+    def api(
+        self,
+        token: str | None,
+        agent_header: str | None,
+        *,
+        method: str | None = None,
+        path: str | None = None,
+        provider: str | None = None,
+    ) -> httpx.Response:
+        call_method, call_path = self.cfg.call or ("GET", "/")
+        method, path = method or call_method, path or call_path
+        if self.mode == "gateway":
+            url = f"{self.base}/ath/proxy/{quote(provider or self.provider or '', safe='')}"
+            url += "/" + path.lstrip("/")
+        else:
+            url = (self.api_base or self.base).rstrip("/") + "/" + path.lstrip("/")
+        headers = {}
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        if agent_header is not None:
+            headers["X-ATH-Agent-ID"] = agent_header
+        return self.http.request(method, url, headers=headers)
+
+    def start(self, agent: Agent, scopes: list[str] | None = None) -> tuple[str, str, str, str]:
+        """authorize → (authorization_url, session id, state, redirect URI)."""
+        state = secrets.token_urlsafe(32)
+        redirect = AGENT_REDIRECT
+        if isinstance(self.cfg.consent, BrowserDriver):
+            redirect = self.cfg.consent.listener(state).redirect_uri
+        response = self.authorize(agent, scopes, state=state, redirect=redirect)
+        if response.status_code != 200:
+            raise Failed(f"authorize answered {response.status_code}: {response.text[:200]}")
+        body = response.json()
+        return body["authorization_url"], body["ath_session_id"], state, redirect
+
+    def flow(
+        self, agent: Agent, scopes: list[str] | None = None, consent: list[str] | None = None
+    ) -> tuple[str, dict[str, str], str]:
+        """authorize + consent → (session id, the redirect's query, state sent)."""
+        url, session_id, state, redirect = self.start(agent, scopes)
+        query = self.cfg.consent.consent(url, redirect_uri=redirect, state=state, scopes=consent)
+        return session_id, query, state
+
+    # --- the suite -----------------------------------------------------------------------
+
+    def run(self) -> None:
+        if not self.check(
+            "discovery", "§3", "discovery document is served and valid", self.discovery
+        ):
+            return
+        with hosted_agents("main", "other", "probe", "denied") as agents:
+            self.agents = agents
+            self.attestation_checks()
+            self.registration_checks()
+            self.status_checks()
+            self.authorize_checks()
+            self.callback_and_token_checks()
+            self.api_checks()
+            self.revocation_checks()
+
+    def discovery(self) -> str:
+        gateway = self.http.get(f"{self.base}/.well-known/ath.json")
+        if gateway.status_code == 200:
+            doc = GatewayDiscovery.model_validate(gateway.json())
+            self.mode = "gateway"
+            ids = [p.provider_id for p in doc.supported_providers]
+            self.provider = self.cfg.provider or (ids[0] if ids else None)
+            found = next(
+                (p for p in doc.supported_providers if p.provider_id == self.provider), None
+            )
+            if found is None:
+                raise Failed(f"provider {self.provider!r} is not in the catalog ({ids})")
+            self.available = list(found.available_scopes)
+            self.register_url = doc.agent_registration_endpoint
+        else:
+            native = self.http.get(f"{self.base}/.well-known/ath-app.json")
+            if native.status_code != 200:
+                raise Failed(
+                    f"neither /.well-known/ath.json ({gateway.status_code}) nor "
+                    f"/.well-known/ath-app.json ({native.status_code}) answers 200"
+                )
+            app = AppDiscovery.model_validate(native.json())
+            self.mode = "native"
+            self.provider = self.cfg.provider or app.app_id
+            self.available = list(app.auth.scopes_supported)
+            self.api_base = app.api_base
+            self.authorize_url = app.auth.authorization_endpoint
+            self.token_url = app.auth.token_endpoint
+            if app.auth.registration_endpoint:
+                self.register_url = app.auth.registration_endpoint
+        self.report.mode = self.mode
+        if not self.available:
+            raise Failed("the discovery document lists no scopes")
+        return f"{self.mode} mode, provider {self.provider}, scopes {', '.join(self.available)}"
+
+    def attestation_checks(self) -> None:
+        probe = self.agents["probe"]
+        base = self.base
+        stranger = generate_private_key()
+        cases: list[tuple[str, str, Callable[[], str], tuple[str, ...]]] = [
+            (
+                "att-signature",
+                "signature by a key not in the identity document is refused",
+                lambda: probe.signed_by(stranger, base),
+                ("INVALID_ATTESTATION",),
+            ),
+            (
+                "att-alg-none",
+                "alg none is refused",
+                lambda: probe.unsigned(base),
+                ("INVALID_ATTESTATION",),
+            ),
+            (
+                "att-alg-hmac",
+                "HS256 keyed with the public key (alg confusion) is refused",
+                lambda: probe.hmac_with_public_key(base),
+                ("INVALID_ATTESTATION",),
+            ),
+            (
+                "att-exp",
+                "an expired attestation is refused",
+                lambda: probe.expired(base),
+                ("INVALID_ATTESTATION",),
+            ),
+            (
+                "att-aud",
+                "aud must be the registration endpoint's audience (the base URL)",
+                lambda: probe.attest(self.token_url),
+                ("INVALID_ATTESTATION",),
+            ),
+            (
+                "att-aud-foreign",
+                "an attestation for another server is refused",
+                lambda: probe.attest("https://other-server.invalid"),
+                ("INVALID_ATTESTATION",),
+            ),
+            (
+                "att-iat",
+                "iat more than 5 minutes from now is refused",
+                lambda: probe.issued_in_future(base),
+                ("INVALID_ATTESTATION",),
+            ),
+        ]
+
+        def refused(make: Callable[[], str], codes: tuple[str, ...]) -> Callable[[], str]:
+            return lambda: error_of(self.register(probe, make()), 401, *codes)
+
+        for check_id, title, make, codes in cases:
+            self.check(check_id, "§2", title, refused(make, codes))
+        other = self.agents["other"]
+
+        def sub_mismatch() -> str:
+            attestation = probe.claiming(base, other.agent_id)
+            return error_of(
+                self.register(probe, attestation),
+                (401, 403),
+                "INVALID_ATTESTATION",
+                "AGENT_IDENTITY_MISMATCH",
+            )
+
+        self.check("att-sub", "§4.1", "the attestation's sub must equal agent_id", sub_mismatch)
+
+        def malformed() -> str:
+            response = self.http.post(
+                self.register_url,
+                content=b"{not json",
+                headers={"Content-Type": "application/json"},
+            )
+            return error_of(response, 400)
+
+        self.check("err-malformed", "§7", "a malformed body is a 400 ATH error", malformed)
+
+    def registration_checks(self) -> None:
+        main, other = self.agents["main"], self.agents["other"]
+
+        def register_main() -> str:
+            response = self.register(main)
+            if response.status_code not in (200, 201):
+                raise Failed(f"registration answered {response.status_code}: {response.text[:200]}")
+            answer = RegisterResponse.model_validate(response.json())
+            mine = [p for p in answer.approved_providers if p.provider_id == self.provider]
+            if len(mine) != 1:
+                raise Failed(f"approved_providers has no single entry for {self.provider}")
+            decision = mine[0]
+            requested = set(self.cfg.scopes or self.available)
+            if not set(decision.approved_scopes) <= requested:
+                raise Failed(f"approved scopes {decision.approved_scopes} were not requested")
+            if decision.denied_scopes and not decision.denial_reason:
+                raise Failed("scopes were denied without a denial_reason")
+            main.client_id, main.client_secret = answer.client_id, answer.client_secret
+            self.approved = list(decision.approved_scopes)
+            if answer.agent_status != "approved" or not self.approved:
+                raise Failed(
+                    f"agent_status {answer.agent_status} with approved {self.approved}: the run "
+                    "needs an agent approved at once for some scopes (configure auto-approval)"
+                )
+            return f"approved {', '.join(self.approved)}; denied {decision.denied_scopes or '-'}"
+
+        self.check(
+            "reg-ok", "§4.1", "registration returns client credentials and decisions", register_main
+        )
+
+        def duplicate() -> str:
+            self.need("main")
+            return error_of(self.register(main), 409)
+
+        self.check(
+            "reg-duplicate", "§4.1", "a second registration of an agent_id answers 409", duplicate
+        )
+
+        def second() -> str:
+            response = self.register(other)
+            if response.status_code not in (200, 201):
+                raise Failed(f"answered {response.status_code}: {response.text[:200]}")
+            body = response.json()
+            other.client_id, other.client_secret = body["client_id"], body["client_secret"]
+            if other.client_id == main.client_id:
+                raise Failed("two agents got the same client_id")
+            return "distinct client_id"
+
+        self.check("reg-second", "§4.1", "a second agent registers with its own client_id", second)
+
+    def status_checks(self) -> None:
+        main, other = self.agents["main"], self.agents["other"]
+
+        def unauthenticated() -> str:
+            agent = self.need("main")
+            response = self.http.get(f"{self.base}/ath/agents/{agent.client_id}")
+            return error_of(response, (400, 401, 403))
+
+        def own() -> str:
+            agent = self.need("main")
+            response = self.http.get(
+                f"{self.base}/ath/agents/{agent.client_id}",
+                auth=(agent.client_id or "", agent.client_secret or ""),
+            )
+            if response.status_code != 200:
+                raise Failed(f"answered {response.status_code}: {response.text[:200]}")
+            if response.json().get("agent_status") != "approved":
+                raise Failed(f"agent_status is {response.json().get('agent_status')!r}")
+            return "200 approved"
+
+        def foreign() -> str:
+            agent, stranger = self.need("main"), self.need("other")
+            response = self.http.get(
+                f"{self.base}/ath/agents/{agent.client_id}",
+                auth=(stranger.client_id or "", stranger.client_secret or ""),
+            )
+            return error_of(response, (401, 403, 404))
+
+        self.check("status-auth", "§4.2", "status needs authentication", unauthenticated)
+        self.check("status-own", "§4.2", "an agent reads its own registration", own)
+        self.check("status-foreign", "§4.2", "an agent cannot read another's registration", foreign)
+        del main, other
+
+    def authorize_checks(self) -> None:
+        def unknown_client() -> str:
+            main = self.need("main")
+            response = self.authorize(main, client_id="ath-conformance-unknown-client")
+            return error_of(response, 403, "AGENT_NOT_REGISTERED")
+
+        def scope_outside() -> str:
+            main = self.need("main")
+            outside = [s for s in self.available if s not in self.approved]
+            scope = outside[0] if outside else "ath-conformance:unknown"
+            return error_of(
+                self.authorize(main, [*self.approved, scope]), 403, "SCOPE_NOT_APPROVED"
+            )
+
+        def provider_not_approved() -> str:
+            main = self.need("main")
+            return error_of(
+                self.authorize(main, provider="ath-conformance-unknown-provider"),
+                403,
+                "PROVIDER_NOT_APPROVED",
+            )
+
+        def identity_mismatch() -> str:
+            main, other = self.need("main"), self.need("other")
+            return error_of(
+                self.authorize(main, attestation=other.attest(self.base)),
+                (401, 403),
+                "AGENT_IDENTITY_MISMATCH",
+                "INVALID_ATTESTATION",
+            )
+
+        def aud_token() -> str:
+            main = self.need("main")
+            return error_of(
+                self.authorize(main, attestation=main.attest(self.token_url)),
+                401,
+                "INVALID_ATTESTATION",
+            )
+
+        def replay() -> str:
+            main = self.need("main")
+            attestation = main.attest(self.base)
+            first = self.authorize(main, attestation=attestation)
+            if first.status_code != 200:
+                raise Failed(f"the first use answered {first.status_code}: {first.text[:200]}")
+            return error_of(
+                self.authorize(main, attestation=attestation), 401, "INVALID_ATTESTATION"
+            )
+
+        def redirect_unregistered() -> str:
+            main = self.need("main")
+            return error_of(self.authorize(main, redirect="https://elsewhere.invalid/cb"), 400)
+
+        def state_required() -> str:
+            main = self.need("main")
+            return error_of(self.authorize(main, omit=("state",)), 400)
+
+        def pkce() -> str:
+            main = self.need("main")
+            response = self.authorize(main)
+            if response.status_code != 200:
+                raise Failed(f"authorize answered {response.status_code}: {response.text[:200]}")
+            url = response.json()["authorization_url"]
+            with httpx.Client(timeout=self.cfg.timeout, trust_env=False) as browser:
+                for _ in range(6):
+                    params = parse_qs(urlsplit(url).query)
+                    if "code_challenge" in params:
+                        method = params.get("code_challenge_method", [""])[0]
+                        challenge = params["code_challenge"][0]
+                        if method != "S256":
+                            raise Failed(f"code_challenge_method is {method!r}, not S256")
+                        if not re.fullmatch(r"[A-Za-z0-9_-]{43}", challenge):
+                            raise Failed("code_challenge is not a base64url SHA-256")
+                        return "code_challenge with S256"
+                    step = browser.get(url, follow_redirects=False)
+                    if step.status_code not in _REDIRECTS or "location" not in step.headers:
+                        break
+                    url = urljoin(url, step.headers["location"])
+            raise Failed("no redirect towards the provider carries a PKCE code_challenge")
+
+        for args in (
+            ("authz-unknown-client", "§4.3", "an unknown client_id is refused", unknown_client),
+            ("authz-scope", "§4.3", "scopes outside the approved ones are refused", scope_outside),
+            (
+                "authz-provider",
+                "§4.3",
+                "a provider the agent is not approved for is refused",
+                provider_not_approved,
+            ),
+            (
+                "authz-sub",
+                "§4.3",
+                "the attestation's sub must be the registered agent",
+                identity_mismatch,
+            ),
+            (
+                "authz-aud",
+                "§2",
+                "aud at /ath/authorize is the base URL, not the token URL",
+                aud_token,
+            ),
+            ("att-replay", "§2", "a replayed jti is refused", replay),
+            (
+                "authz-redirect",
+                "§4.1",
+                "an unregistered redirect URI is refused",
+                redirect_unregistered,
+            ),
+            ("authz-state", "§4.3", "state is required", state_required),
+            ("authz-pkce", "§4.3/§6", "the provider authorization carries PKCE S256", pkce),
+        ):
+            self.check(*args)
+
+    def callback_and_token_checks(self) -> None:
+        flow: dict[str, Any] = {}
+
+        def wrong_state() -> str:
+            response = self.http.get(self.callback_url, params={"state": "x" * 43, "code": "c"})
+            return error_of(response, 400, "STATE_MISMATCH")
+
+        def missing_state() -> str:
+            return error_of(
+                self.http.get(self.callback_url, params={"code": "c"}),
+                400,
+                "STATE_MISMATCH",
+                "INVALID_REQUEST",
+            )
+
+        def consent() -> str:
+            main = self.need("main")
+            session_id, query, state = self.flow(main)
+            if "code" not in query:
+                raise Failed(f"the redirect carries no code: {query}")
+            if query.get("state") != state:
+                raise Failed("the redirect's state is not the agent's state")
+            flow.update(session=session_id, code=query["code"])
+            return "redirect carries code and the agent's state"
+
+        def binding() -> str:
+            main = self.need("main")
+            if not self.cfg.consent.can_stop_at_callback:
+                raise Skipped(f"the {self.cfg.consent.name} driver cannot stop at the callback")
+            url, session_id, state, _ = self.start(main)
+            stopped = self.cfg.consent.to_callback(url, self.callback_url)
+            try:
+                with httpx.Client(timeout=self.cfg.timeout, trust_env=False) as thief:
+                    got = error_of(
+                        thief.get(stopped.callback_url, follow_redirects=False),
+                        400,
+                        "STATE_MISMATCH",
+                    )
+                step = stopped.browser.get(stopped.callback_url, follow_redirects=False)
+                target = urljoin(stopped.callback_url, step.headers.get("location", ""))
+                if step.status_code not in _REDIRECTS or not target.startswith(AGENT_REDIRECT):
+                    raise Failed(f"the right browser got HTTP {step.status_code}, no redirect")
+                query = query_of(target)
+                if query.get("state") != state or "code" not in query:
+                    raise Failed(f"the right browser's redirect is wrong: {query}")
+                response = self.token(main, session_id, query["code"])
+                if response.status_code == 200:
+                    self.tokens["second"] = response.json()["access_token"]
+            finally:
+                stopped.browser.close()
+            return f"another browser: {got}; the same browser: redirected"
+
+        def aud_base() -> str:
+            main = self.need("main")
+            if "session" not in flow:
+                raise Skipped("no consented session")
+            return error_of(
+                self.token(main, flow["session"], flow["code"], attestation=main.attest(self.base)),
+                401,
+                "INVALID_ATTESTATION",
+            )
+
+        def wrong_secret() -> str:
+            main = self.need("main")
+            if "session" not in flow:
+                raise Skipped("no consented session")
+            return error_of(
+                self.token(
+                    main, flow["session"], flow["code"], secret="ath-conformance-wrong-secret"
+                ),
+                (400, 401),
+            )
+
+        def wrong_code() -> str:
+            main = self.need("main")
+            if "session" not in flow:
+                raise Skipped("no consented session")
+            return error_of(
+                self.token(main, flow["session"], "ath-conformance-wrong-code"), (400, 401, 403)
+            )
+
+        def foreign_session() -> str:
+            other = self.need("other")
+            if "session" not in flow:
+                raise Skipped("no consented session")
+            return error_of(
+                self.token(other, flow["session"], flow["code"]), 400, "SESSION_NOT_FOUND"
+            )
+
+        def exchange() -> str:
+            main = self.need("main")
+            if "session" not in flow:
+                raise Skipped("no consented session")
+            response = self.token(main, flow["session"], flow["code"])
+            if response.status_code != 200:
+                raise Failed(f"answered {response.status_code}: {response.text[:200]}")
+            token = TokenResponse.model_validate(response.json())
+            if token.expires_in > 3600 or token.expires_in <= 0:
+                raise Failed(f"expires_in {token.expires_in} is not within 1 hour")
+            if token.agent_id != main.agent_id or token.provider_id != self.provider:
+                raise Failed("the token names another agent or provider")
+            part = token.scope_intersection
+            expected = [
+                s for s in part.agent_approved if s in part.user_consented and s in self.approved
+            ]
+            if sorted(token.effective_scopes) != sorted(part.effective) or sorted(
+                part.effective
+            ) != sorted(expected):
+                raise Failed(
+                    f"effective {token.effective_scopes} is not approved ∩ consented "
+                    f"∩ requested ({part})"
+                )
+            self.tokens["main"] = token.access_token
+            return f"Bearer, {token.expires_in} s, effective {', '.join(token.effective_scopes)}"
+
+        def single_use() -> str:
+            main = self.need("main")
+            self.need_token("main")
+            return error_of(
+                self.token(main, flow["session"], flow["code"]), 400, "SESSION_NOT_FOUND"
+            )
+
+        def unknown_session() -> str:
+            main = self.need("main")
+            return error_of(
+                self.token(main, "ath-conformance-unknown-session", "code"),
+                400,
+                "SESSION_NOT_FOUND",
+            )
+
+        def intersection() -> str:
+            main = self.need("main")
+            if not self.cfg.consent.can_choose_scopes:
+                raise Skipped(f"the {self.cfg.consent.name} driver cannot untick scopes")
+            if len(self.approved) < 2:
+                raise Skipped("needs at least two approved scopes")
+            subset = self.approved[:-1]
+            session_id, query, _ = self.flow(main, self.approved, consent=subset)
+            response = self.token(main, session_id, query.get("code", ""))
+            if response.status_code != 200:
+                raise Failed(f"answered {response.status_code}: {response.text[:200]}")
+            effective = sorted(response.json()["effective_scopes"])
+            if effective != sorted(subset):
+                raise Failed(f"user consented {subset}, token holds {effective}")
+            return f"consented {', '.join(subset)} → effective {', '.join(effective)}"
+
+        def user_denied() -> str:
+            denied = self.agents["denied"]
+            if not self.cfg.consent.can_deny:
+                raise Skipped(f"the {self.cfg.consent.name} driver cannot press deny")
+            response = self.register(denied)
+            if response.status_code not in (200, 201):
+                raise Failed(f"registration answered {response.status_code}")
+            denied.client_id = response.json()["client_id"]
+            denied.client_secret = response.json()["client_secret"]
+            url, session_id, state, redirect = self.start(denied)
+            query = self.cfg.consent.consent(url, redirect_uri=redirect, state=state, allow=False)
+            if query.get("error") != "access_denied" or query.get("state") != state:
+                raise Failed(f"the redirect after a refusal is {query}")
+            return error_of(self.token(denied, session_id, "none"), 403, "USER_DENIED")
+
+        for args in (
+            ("cb-state", "§4.4", "a callback with an unknown state is refused", wrong_state),
+            ("cb-no-state", "§4.4", "a callback without state is refused", missing_state),
+            (
+                "consent",
+                "§4.4",
+                "consent ends on the agent's redirect with code and state",
+                consent,
+            ),
+            (
+                "cb-binding",
+                "§4.3",
+                "the callback must come from the browser that consented",
+                binding,
+            ),
+            ("token-aud", "§4.5", "aud at /ath/token is the token endpoint URL", aud_base),
+            ("token-secret", "§4.5", "a wrong client secret is refused", wrong_secret),
+            ("token-code", "§4.4", "a wrong code is refused", wrong_code),
+            ("token-foreign", "§4.5", "another client cannot use the session", foreign_session),
+            (
+                "token-ok",
+                "§4.5/§5",
+                "the token is bound, ≤ 1 h, and holds the intersection",
+                exchange,
+            ),
+            ("token-single-use", "§4.5", "the session is single-use", single_use),
+            ("token-unknown", "§4.5", "an unknown session is refused", unknown_session),
+            ("intersection", "§5", "effective = approved ∩ consented ∩ requested", intersection),
+            (
+                "user-denied",
+                "§4.4",
+                "a refusal redirects with access_denied; no token",
+                user_denied,
+            ),
+        ):
+            self.check(*args)
+
+    def api_checks(self) -> None:
+        def works() -> str:
+            self.need_call()
+            token, main = self.need_token("main"), self.need("main")
+            response = self.api(token, main.agent_id)
+            if response.status_code >= 400:
+                raise Failed(f"the call answered {response.status_code}: {response.text[:200]}")
+            return f"HTTP {response.status_code}"
+
+        def no_token() -> str:
+            self.need_call()
+            return error_of(self.api(None, self.need("main").agent_id), 401, "TOKEN_INVALID")
+
+        def bogus_token() -> str:
+            self.need_call()
+            return error_of(
+                self.api("ath-conformance-bogus-token", self.need("main").agent_id),
+                401,
+                "TOKEN_INVALID",
+            )
+
+        def other_agent() -> str:
+            self.need_call()
+            token, other = self.need_token("main"), self.need("other")
+            return error_of(self.api(token, other.agent_id), 403, "AGENT_IDENTITY_MISMATCH")
+
+        def provider_mismatch() -> str:
+            self.need_call()
+            if self.mode != "gateway":
+                raise Skipped("gateway mode only")
+            token, main = self.need_token("main"), self.need("main")
+            return error_of(
+                self.api(token, main.agent_id, provider="ath-conformance-other"),
+                403,
+                "PROVIDER_MISMATCH",
+            )
+
+        def unmapped() -> str:
+            self.need_call()
+            if self.mode != "gateway":
+                raise Skipped("gateway mode only")
+            token, main = self.need_token("main"), self.need("main")
+            response = self.api(
+                token, main.agent_id, method="DELETE", path="/ath-conformance/unmapped/route"
+            )
+            return error_of(response, 403, "SCOPE_NOT_APPROVED")
+
+        for args in (
+            ("api-ok", "§4.6", "the token works with its own agent's id", works),
+            ("api-no-token", "§4.6", "a call without a token is refused", no_token),
+            ("api-bad-token", "§4.6", "an unknown token is refused", bogus_token),
+            ("api-agent", "§4.6", "X-ATH-Agent-ID of another agent is refused", other_agent),
+            (
+                "proxy-provider",
+                "§4.6",
+                "a token used on another provider's path is refused",
+                provider_mismatch,
+            ),
+            (
+                "proxy-scope-map",
+                "§4.6",
+                "a call that matches no scope mapping is refused",
+                unmapped,
+            ),
+        ):
+            self.check(*args)
+
+    def revocation_checks(self) -> None:
+        def unauthenticated() -> str:
+            token = self.need_token("second") if "second" in self.tokens else "x"
+            return error_of(self.http.post(self.revoke_url, json={"token": token}), (400, 401))
+
+        def foreign() -> str:
+            token, other = self.need_token("main"), self.need("other")
+            response = self.http.post(
+                self.revoke_url,
+                json={
+                    "token": token,
+                    "client_id": other.client_id,
+                    "client_secret": other.client_secret,
+                },
+            )
+            if response.status_code != 200:
+                raise Failed(f"answered {response.status_code} (RFC 7009: 200)")
+            if self.cfg.call is None:
+                return "200 (give --call to check the token survived)"
+            still = self.api(token, self.need("main").agent_id)
+            if still.status_code >= 400:
+                raise Failed(f"another agent revoked the token: the call got {still.status_code}")
+            return "200, and the token still works"
+
+        def own() -> str:
+            token, main = self.need_token("main"), self.need("main")
+            response = self.http.post(
+                self.revoke_url,
+                json={
+                    "token": token,
+                    "client_id": main.client_id,
+                    "client_secret": main.client_secret,
+                },
+            )
+            if response.status_code != 200:
+                raise Failed(f"answered {response.status_code}: {response.text[:200]}")
+            if self.cfg.call is None:
+                return "200 (give --call to check the token died)"
+            return "200; then " + error_of(self.api(token, main.agent_id), 401, "TOKEN_REVOKED")
+
+        def unknown() -> str:
+            main = self.need("main")
+            response = self.http.post(
+                self.revoke_url,
+                json={
+                    "token": "ath-conformance-unknown-token",
+                    "client_id": main.client_id,
+                    "client_secret": main.client_secret,
+                },
+            )
+            if response.status_code != 200:
+                raise Failed(f"answered {response.status_code} (RFC 7009 §2.2: 200)")
+            return "200"
+
+        for args in (
+            ("revoke-auth", "§4.7", "unauthenticated revocation is refused", unauthenticated),
+            ("revoke-foreign", "§4.7", "an agent cannot revoke another agent's token", foreign),
+            ("revoke-own", "§4.7", "a revoked token is unusable at once", own),
+            ("revoke-unknown", "§4.7", "revoking an unknown token answers 200", unknown),
+        ):
+            self.check(*args)
+
+
+def run_conformance(config: ConformanceConfig) -> ConformanceReport:
+    """Run every check against ``config.url``; never raises for the server's failures."""
+    report = ConformanceReport(target=config.url.rstrip("/"), mode=None, driver=config.consent.name)
+    run = _Run(config, report)
+    started = time.monotonic()
+    try:
+        run.run()
+    finally:
+        run.http.close()
+        config.consent.close()
+        report.duration = time.monotonic() - started
+    return report
+
+
+def iter_failures(report: ConformanceReport) -> Iterator[CheckResult]:
+    """The failed checks of a report."""
+    return (r for r in report.results if r.outcome == "fail")

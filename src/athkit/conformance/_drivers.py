@@ -23,7 +23,7 @@ from urllib.parse import parse_qs, urljoin, urlsplit
 import httpx
 
 from athkit.agent import ATHClientError, LoopbackListener
-from athkit.oauthserver import drive_consent
+from athkit.testing import drive_consent
 
 _REDIRECTS = (301, 302, 303, 307, 308)
 

@@ -19,8 +19,8 @@ import pytest
 from athkit.demo import NativeStack, native_stack
 from athkit.demo._stack import GatewayStack, gateway_stack
 from athkit.demo.shop import SHOP_PROVIDER_ID
-from athkit.oauthserver import drive_consent
 from athkit.protocol import private_key_to_pem
+from athkit.testing import drive_consent
 
 ath = pytest.importorskip("ath", reason="ath-sdk is a test dependency (the dev extra)")
 

@@ -8,7 +8,7 @@ import re
 
 import httpx
 
-from athkit.oauthserver import drive_consent
+from athkit.testing import drive_consent
 from tests.integration.native.harness import PASSWORD, World
 
 

@@ -158,21 +158,20 @@ auto_approve = ["mail:read"]
 
 
 def run_gateway(config_file: Path, lag_file: Path) -> None:
-    """The gateway as ``ath gateway serve`` runs it (one worker), with the lag probe around it."""
+    """The gateway exactly as ``ath gateway serve`` runs it (one worker), lag probe around it."""
     import uvicorn
 
     from athkit.gateway import create_gateway_app, load_config
+    from athkit.gateway._serve import UVICORN_OPTIONS
+    from athkit.server import FrozenStartupHeap
 
     config = load_config(config_file)
+    app = FrozenStartupHeap(create_gateway_app(config))
     uvicorn.run(
-        LagProbe(create_gateway_app(config), lag_file),
+        LagProbe(app, lag_file),
         host=config.listen_host,
         port=config.listen_port,
-        **UVICORN,
-        # As `ath gateway serve`: the provider's own Date/Server pass through, not doubled.
-        proxy_headers=False,
-        server_header=False,
-        date_header=False,
+        **{**UVICORN_OPTIONS, "access_log": False, "log_level": "warning"},
     )
 
 
@@ -407,6 +406,24 @@ def _measure(target: Target, upstream_pid: int, args: Any, workdir: Path) -> dic
     return result
 
 
+def _refusals(target: Target) -> dict[str, int]:
+    """What the gateway's /metrics counted as proxy outcomes other than an upstream 2xx."""
+    import re
+    import urllib.request
+
+    base = target.url.split("/ath/proxy/")[0]
+    with urllib.request.urlopen(f"{base}/metrics", timeout=10) as answer:  # noqa: S310
+        text = answer.read().decode()
+    counts: dict[str, int] = {}
+    pattern = (
+        r'athkit_gateway_requests_total\{endpoint="/ath/proxy/[^"]*",outcome="([^"]+)"\} (\S+)'
+    )
+    for outcome, value in re.findall(pattern, text):
+        if outcome != "upstream_2xx" and float(value):
+            counts[outcome] = int(float(value))
+    return counts
+
+
 def _median(runs: list[dict[str, Any]], key: str) -> float:
     return statistics.median(r[key] for r in runs)
 
@@ -590,7 +607,11 @@ def main() -> None:
                 target.runs.append(_measure(target, upstream_pid, args, workdir))
                 if spy is not None:
                     spy.wait(timeout=60)
+        refusals = {t.name: _refusals(t) for t in targets[2:]}
     report(targets, args)
+    for name, counts in refusals.items():
+        if counts:
+            print(f"{name}: answers other than the upstream's 2xx, by outcome: {counts}")
 
 
 if __name__ == "__main__":

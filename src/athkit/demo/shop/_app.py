@@ -53,6 +53,7 @@ def server_settings(config: ShopConfig) -> ServerSettings:
         allow_loopback=config.allow_loopback,
         allow_http=config.allow_http,
         consent_signing_key=config.consent_signing_key,
+        rate_limit=config.rate_limit,
         providers=[
             ProviderSettings(
                 provider_id=SHOP_PROVIDER_ID,

@@ -6,6 +6,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from athkit.server import RateLimitSettings
+
 SHOP_APP_ID = "athshop"
 SHOP_PROVIDER_ID = "athshop"
 # Scope → what the consent page tells the person.
@@ -70,6 +72,10 @@ class ShopConfig(BaseModel):
         default=False, description="development: fetch agent identity documents over http"
     )
     policy: ShopPolicy = Field(default_factory=ShopPolicy)
+    rate_limit: RateLimitSettings = Field(
+        default_factory=RateLimitSettings,
+        description="requests per agent through /api (ATH §6); default 600 per minute",
+    )
     mcp_endpoint: bool = Field(
         default=False,
         description="also serve the shop's tools as an MCP server at /mcp (needs athkit[mcp])",

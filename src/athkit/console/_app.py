@@ -55,13 +55,16 @@ class Console:
         self.engine = engine
         self.deployment = engine.base_url
         self._owned_db: AsyncEngine | None = None
+        migrate = engine.settings.migrate_on_start
         if db is None:
             url = database_url or engine.settings.database_url
             if url.startswith("memory:"):
-                _log.warning("console accounts in memory: operators are lost at restart")
                 url = "sqlite:///:memory:"
+            if url == "sqlite:///:memory:":
+                _log.warning("console accounts in memory: operators are lost at restart")
+                migrate = True  # a database born with this process has nothing to check
             db = self._owned_db = create_engine(url)
-        self.store = ConsoleStore(db, engine.clock.now, migrate=engine.settings.migrate_on_start)
+        self.store = ConsoleStore(db, engine.clock.now, migrate=migrate)
         self.http = httpx.AsyncClient(follow_redirects=False)
         env = templates()
         tag = hashlib.sha256(self.deployment.encode("utf-8")).hexdigest()[:10]

@@ -198,6 +198,8 @@ def create_gateway_app(
         console = Console(
             engine,
             db=db,
+            # Stores handed in (tests, embedding) or memory://: operators live in memory too.
+            database_url=None if db is not None else "sqlite:///:memory:",
             path="/admin",
             user_path="/account" if settings.console.user_pages else None,
             session_lifetime=int(settings.console.session_hours * 3600),

@@ -52,6 +52,11 @@ def mcp(
     Tools: ath_status, ath_authorize (answers the consent link for the person), one per --route
     the token allows, and with --mcp the service's own MCP tools the token allows.
     """
+    import importlib.util
+
+    if importlib.util.find_spec("mcp") is None:
+        raise ValueError("ath mcp needs the mcp extra: pip install 'athkit[mcp]'")
+
     import anyio
 
     from athkit.agent import AsyncATHClient, CredentialStore

@@ -103,3 +103,22 @@ async def test_ath_mcp_over_stdio(mcp_native: McpNative, tmp_path: Path) -> None
             assert status["agent_id"] == agent_id and status["mode"] == "native"
             added = await client.call_tool("add_to_cart", {"body": {"p1": 1}})
             assert _text(added).startswith("HTTP 201"), _text(added)
+
+
+def test_bad_options_are_usage_errors(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from athkit.cli import app
+
+    env = {"ATH_CONFIG_DIR": str(tmp_path), "NO_COLOR": "1"}
+    for args, text in (
+        (["--route", "list_products /products"], "expected 'NAME METHOD /path"),
+        (["--route", "ath_status GET /x"], "the bridge's own tool"),
+        (["--mcp", "mcp"], "--mcp takes a path"),
+        ([], "no server given"),
+    ):
+        result = CliRunner().invoke(app, ["mcp", "--server", "http://127.0.0.1:9", *args], env=env)
+        if not args:
+            result = CliRunner().invoke(app, ["mcp"], env=env)
+        assert result.exit_code == 2, result.output
+        assert text in result.output, result.output

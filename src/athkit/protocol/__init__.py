@@ -86,6 +86,7 @@ from athkit.protocol._pkce import (
     is_valid_code_verifier,
     verify_code_challenge,
 )
+from athkit.protocol._reasons import REASONS, is_known_reason
 from athkit.protocol._redirects import redirect_matches, redirect_uri_allowed
 from athkit.protocol._scopes import (
     RouteRule,
@@ -102,6 +103,7 @@ __all__ = [
     "JSONRPC_ATH_ERROR",
     "MAX_CLOCK_SKEW_SECONDS",
     "MAX_CONSENT_CONTEXT_LIFETIME",
+    "REASONS",
     "ATHError",
     "ATHModel",
     "AgentIdError",
@@ -150,6 +152,7 @@ __all__ = [
     "hash_password",
     "hash_secret",
     "intersect_scopes",
+    "is_known_reason",
     "is_loopback_host",
     "is_valid_code_verifier",
     "jsonrpc_ath_error",

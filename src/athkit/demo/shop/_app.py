@@ -33,7 +33,7 @@ from athkit.demo.shop._config import (
 from athkit.demo.shop._login import LoginClient
 from athkit.demo.shop._pages import ShopWeb, page_routes
 from athkit.demo.shop._service import ShopService
-from athkit.demo.shop._sessions import SessionStore
+from athkit.demo.shop._sessions import LoginSessionStore
 from athkit.pages import status_page, wants_html
 from athkit.server import ProviderSettings, ServerSettings, ath_error_handler, create_native_app
 from athkit.storage import create_engine
@@ -90,7 +90,7 @@ def create_shop_app(config: ShopConfig) -> Starlette:
         autoescape=select_autoescape(default=True, default_for_string=True),
     )
     http = httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=5.0), follow_redirects=False)
-    sessions = SessionStore(db, timedelta(seconds=config.session_lifetime))
+    sessions = LoginSessionStore(db, timedelta(seconds=config.session_lifetime))
     web = ShopWeb(
         service=service,
         sessions=sessions,

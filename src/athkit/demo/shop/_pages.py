@@ -22,7 +22,7 @@ from starlette.templating import Jinja2Templates
 from athkit.demo.shop._errors import ShopError
 from athkit.demo.shop._login import LoginClient, LoginError
 from athkit.demo.shop._service import ShopService, format_price
-from athkit.demo.shop._sessions import SessionStore, WebSession
+from athkit.demo.shop._sessions import LoginSessionStore, WebSession
 from athkit.protocol import ATHError, generate_code_verifier
 from athkit.server import ATHEngine
 
@@ -40,7 +40,7 @@ class ShopWeb:
     """What the storefront's handlers share."""
 
     service: ShopService
-    sessions: SessionStore
+    sessions: LoginSessionStore
     login: LoginClient
     templates: Jinja2Templates
     http: httpx.AsyncClient

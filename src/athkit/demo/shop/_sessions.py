@@ -32,7 +32,7 @@ class WebSession:
     expires_at: datetime
 
 
-class SessionStore:
+class LoginSessionStore:
     """Create, read, change and end storefront sessions."""
 
     def __init__(self, engine: AsyncEngine, lifetime: timedelta) -> None:

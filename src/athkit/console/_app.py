@@ -122,11 +122,19 @@ class Console:
 def mount_console(app: Starlette, engine: ATHEngine | None = None, **options: Any) -> Console:
     """Mount the operator console on a native service (``create_native_app``) in one call.
 
-    ``engine`` defaults to ``app.state.ath_engine``; ``options`` go to :class:`Console`. The
+    ``engine`` defaults to ``app.state.ath_engine``; ``options`` go to :class:`Console` (without
+    ``db`` or ``database_url``, the console uses the engine's database). The
     console's tables are migrated when the application starts, and it is closed when it stops.
     """
     engine = engine or app.state.ath_engine
     assert isinstance(engine, ATHEngine)
+    if options.get("db") is None and options.get("database_url") is None:
+        # The engine's own database; with stores handed in (memory), accounts in memory too.
+        database = getattr(app.state, "ath_database", None)
+        if database is not None:
+            options["db"] = database
+        else:
+            options["database_url"] = "sqlite:///:memory:"
     console = Console(engine, **options)
     app.router.routes.extend(console.routes())
     inner = app.router.lifespan_context

@@ -131,6 +131,8 @@ def create_native_app(
     )
     setattr(app.state, ENGINE_STATE_KEY, engine)
     setattr(app.state, ACCESS_STATE_KEY, built.access)
+    # The engine's database (None with stores handed in): the console mounts onto it.
+    app.state.ath_database = built.database
     return app
 
 

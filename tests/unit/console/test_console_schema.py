@@ -98,3 +98,19 @@ async def test_a_console_whose_database_is_down_fails_closed() -> None:
         )
         assert posted.status_code == 503 and "Traceback" not in posted.text
         assert not any(c.startswith("ath_console_") and "login" not in c for c in http.cookies)
+
+
+def test_with_stores_handed_in_the_console_writes_no_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from starlette.testclient import TestClient
+
+    monkeypatch.chdir(tmp_path)
+    app = create_native_app(
+        ServerSettings(base_url="http://127.0.0.1:9", secret_key="d" * 40),  # sqlite:///ath.db
+        stores=memory_stores(),
+    )
+    mount_console(app)
+    with TestClient(app, base_url="http://127.0.0.1:9") as client:
+        assert client.get("/admin/login").status_code == 200
+    assert list(tmp_path.iterdir()) == []

@@ -66,9 +66,8 @@ class ATHAuth(httpx2.Auth):
     client credentials yet) and runs the person's consent for ``scopes`` through a loopback
     redirect (``opener``, ``open_browser``, ``on_url`` and ``timeout`` as in
     :func:`~athkit.agent.authorize_interactive_async`). Call ``await auth.ensure_token()``
-    before connecting: requests only ever carry the stored token, and one without a usable
-    token goes out without credentials (the server's refusal comes back as an ``MCPError``,
-    which :func:`ath_error` reads).
+    before connecting: requests only ever carry the stored token (none at all when nothing
+    is stored), and a refusal comes back as an ``MCPError``, which :func:`ath_error` reads.
     """
 
     def __init__(
@@ -153,17 +152,18 @@ class ATHAuth(httpx2.Auth):
     async def async_auth_flow(
         self, request: httpx2.Request
     ) -> AsyncGenerator[httpx2.Request, httpx2.Response]:
-        """Add the token and agent id (to the ATH server's origin only); remember a refusal."""
+        """Add the stored token and agent id (to the ATH server's origin only) — even one that
+        looks expired or was refused, so the server's own code (``TOKEN_EXPIRED``,
+        ``TOKEN_REVOKED``) reaches the caller — and remember a refusal."""
         if not self._ours(request.url):
             # Never hand the ATH token to another origin.
             yield request
             return
-        token = await self._stored_token()
+        token = self.agent.token(await self._provider())
         if token is None:
-            # Nothing usable (never authorized, expired, or revoked a moment ago). Consent is
-            # never started from inside a transport request: the request goes out bare, the
-            # server's refusal reaches the caller as an MCPError, and `ensure_token()` is how
-            # the agent asks the person again.
+            # Never authorized here. Consent is never started from inside a transport request:
+            # the request goes out bare, the server's refusal reaches the caller as an
+            # MCPError, and `ensure_token()` is how the agent asks the person.
             yield request
             return
         request.headers["Authorization"] = f"Bearer {token.access_token}"
@@ -176,11 +176,6 @@ class ATHAuth(httpx2.Auth):
                 # same refusal, and the next ensure_token() asks the person again.
                 self._dead.add(token.access_token)
                 self.last_refusal = authorize_again(code, token.provider_id)
-
-    async def _stored_token(self) -> StoredToken | None:
-        provider = await self._provider()
-        token = self.agent.token(provider)
-        return token if token is not None and not token.is_expired() else None
 
     def _usable(self, token: StoredToken | None) -> bool:
         return token is not None and not token.is_expired() and token.access_token not in self._dead

@@ -214,3 +214,22 @@ async def test_ath_mcp_bridge_with_the_service_down(gateway_agent: Agent) -> Non
             answer = await client.call_tool("ath_authorize", {"scopes": ["x"]})
             text = "".join(getattr(b, "text", "") for b in answer.content)
             assert answer.is_error and text.startswith("NETWORK_ERROR")
+
+
+async def test_expired_token_mid_session(mcp_gateway: McpGateway, gateway_agent: Agent) -> None:
+    import time
+
+    from athkit.protocol import hash_secret
+
+    auth = gateway_agent.auth
+    token = await auth.ensure_token()
+    async with Client(ath_streamable_http(mcp_gateway.mcp_url, auth)) as client:
+        assert (await client.call_tool("search_products", {})).is_error is False
+        # An hour passes for this token (its record says so; the store is the authority).
+        record = mcp_gateway.stores.tokens._by_hash[hash_secret(token.access_token)]
+        record.expires_at = time.time() - 1
+        with pytest.raises(MCPError) as refused:
+            await client.call_tool("search_products", {})
+    error = ath_error(refused.value)
+    assert error is not None and (error.code, error.status) == ("TOKEN_EXPIRED", 401)
+    assert error.message.startswith("the ATH token expired; the person must authorize")

@@ -9,8 +9,6 @@ HTTP status.
 from athkit.agent._client import DEFAULT_TIMEOUT, AsyncATHClient, ATHClient
 from athkit.agent._config import AgentConfig, ServerEntry
 from athkit.agent._core import (
-    AGENT_ID_HEADER,
-    ATTESTATION_HEADER,
     LOOPBACK_REDIRECT_URI,
     Discovery,
     Mode,
@@ -53,6 +51,7 @@ from athkit.agent._store import (
     StoredClient,
     StoredToken,
 )
+from athkit.protocol import AGENT_ID_HEADER, ATTESTATION_HEADER
 
 __all__ = [
     "AGENT_ID_HEADER",

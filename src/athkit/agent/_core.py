@@ -30,7 +30,11 @@ from athkit.agent._errors import (
 )
 from athkit.agent._store import MemoryCredentialStore, StoredClient, StoredToken
 from athkit.protocol import (
+    AGENT_ID_HEADER,
+    APP_DISCOVERY_PATH,
+    ATTESTATION_HEADER,
     DEFAULT_LIFETIME,
+    GATEWAY_DISCOVERY_PATH,
     AgentStatusResponse,
     AppDiscovery,
     AuthorizeRequest,
@@ -57,10 +61,7 @@ Operation = Generator["Call", httpx.Response, T]
 
 # Registration lists this; ATH §4.4 (RFC 8252 §7.3) lets it match any loopback port.
 LOOPBACK_REDIRECT_URI = "http://127.0.0.1/callback"
-GATEWAY_DISCOVERY_PATH = "/.well-known/ath.json"
-NATIVE_DISCOVERY_PATH = "/.well-known/ath-app.json"
-ATTESTATION_HEADER = "X-ATH-Attestation"
-AGENT_ID_HEADER = "X-ATH-Agent-ID"
+NATIVE_DISCOVERY_PATH = APP_DISCOVERY_PATH
 _ATH_CODES = frozenset(code.value for code in ErrorCode)
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from athkit.protocol import (
+    IDENTITY_DOCUMENT_PATH,
     Developer,
     IdentityDocument,
     PrivateKey,
@@ -22,7 +23,7 @@ from athkit.protocol import (
     save_private_key,
 )
 
-IDENTITY_PATH = "/.well-known/agent.json"
+IDENTITY_PATH = IDENTITY_DOCUMENT_PATH
 # ATH §2: identity documents should be served with Cache-Control: max-age=300.
 IDENTITY_CACHE_CONTROL = "max-age=300"
 

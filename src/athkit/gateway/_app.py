@@ -25,9 +25,10 @@ from athkit.gateway._check import CHECK_PREFIX, CheckApp
 from athkit.gateway._config import GatewayConfig
 from athkit.gateway._mcp import McpGate
 from athkit.gateway._metrics import GatewayMetrics
-from athkit.gateway._proxy import PROXY_PREFIX, AuditQueue, ProxyApp, Receive, Scope, Send
+from athkit.gateway._proxy import AuditQueue, ProxyApp, Receive, Scope, Send
 from athkit.gateway._settings import GatewaySettings, resolve_settings
 from athkit.gateway._upstream import Upstream
+from athkit.protocol import PROXY_PREFIX
 from athkit.server import (
     AgentVerifier,
     ATHEngine,

@@ -18,11 +18,16 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from athkit.gateway._proxy import NO_ROUTES, PROXY_PREFIX, Receive, Scope, Send
-from athkit.protocol import ATHError, ErrorCode
+from athkit.gateway._proxy import NO_ROUTES, Receive, Scope, Send
+from athkit.protocol import (
+    CHECK_PATH,
+    PROXY_PREFIX,
+    UPSTREAM_AUTHORIZATION_HEADER,
+    ATHError,
+    ErrorCode,
+)
 from athkit.server import TokenInfo
 from athkit.server._forward_auth import (
-    CHECK_PATH,
     read_original_call,
     record_refusal,
     send_allowed,
@@ -33,7 +38,7 @@ if TYPE_CHECKING:
     from athkit.gateway._proxy import ProxyApp
 
 CHECK_PREFIX = CHECK_PATH
-CREDENTIALS_HEADER = "X-ATH-Upstream-Authorization"
+CREDENTIALS_HEADER = UPSTREAM_AUTHORIZATION_HEADER
 _CREDENTIALS = CREDENTIALS_HEADER.lower().encode()
 _PROXY_PREFIX = PROXY_PREFIX.encode()
 

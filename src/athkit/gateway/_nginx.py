@@ -33,7 +33,8 @@ from urllib.parse import urlsplit
 
 from athkit.gateway._check import CREDENTIALS_HEADER
 from athkit.gateway._config import GatewayConfig
-from athkit.server._forward_auth import CHECK_PATH, ERROR_HEADER, SECRET_HEADER
+from athkit.protocol import CHECK_PATH, ERROR_HEADER
+from athkit.server._forward_auth import SECRET_HEADER
 
 # Every status the check may refuse with (ATH §7 table plus our additions).
 DENY_STATUSES = (400, 401, 403, 404, 409, 413, 415, 429, 500, 502, 503, 504)

@@ -38,7 +38,7 @@ from athkit.gateway._http1 import Http1Response, UpstreamError, UpstreamTimeout
 from athkit.gateway._mcp import MAX_LISTING_BYTES, McpCall, McpGate, send_jsonrpc_error
 from athkit.gateway._metrics import GatewayMetrics
 from athkit.gateway._upstream import Upstream
-from athkit.protocol import ATHError, ErrorCode, ScopeRouteMap
+from athkit.protocol import PROXY_PREFIX, ATHError, ErrorCode, ScopeRouteMap
 from athkit.server import AccessCheck, ATHEngine, AuditEvent, ProviderCredentials, TokenInfo
 
 Scope = MutableMapping[str, Any]
@@ -48,7 +48,6 @@ Send = Callable[[Message], Awaitable[None]]
 
 _log = logging.getLogger("athkit.gateway.proxy")
 
-PROXY_PREFIX = "/ath/proxy/"
 _PREFIX_BYTES = PROXY_PREFIX.encode()
 
 # RFC 9110 §7.6.1 (plus the older proxy-* and trailer names RFC 2616 listed).

@@ -32,8 +32,6 @@ from athkit.server._engine import ATHEngine
 from athkit.server._ratelimit import RateLimiter, RateLimiterUnavailable
 from athkit.server._records import TokenInfo
 
-AGENT_ID_HEADER = "X-ATH-Agent-ID"
-
 
 class RateRule(Protocol):
     """Per-agent limits: a default and overrides by agent_id."""

@@ -16,10 +16,10 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from athkit.pages import status_page, wants_html
-from athkit.protocol import ATHError, ErrorCode, ScopeRouteMap
+from athkit.protocol import CHECK_PATH, ATHError, ErrorCode, ScopeRouteMap
 from athkit.server._assembly import build_engine
 from athkit.server._clock import Clock
-from athkit.server._forward_auth import CHECK_PATH, NativeCheckApp
+from athkit.server._forward_auth import NativeCheckApp
 from athkit.server._guard import ACCESS_STATE_KEY, ENGINE_STATE_KEY, ATHScopeMiddleware
 from athkit.server._oauth import OAuthBridge
 from athkit.server._ports import AgentVerifier

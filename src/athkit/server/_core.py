@@ -16,6 +16,7 @@ from typing import TypeVar
 from urllib.parse import SplitResult, urlsplit
 
 from athkit.protocol import (
+    CONSENT_PATH,
     ApprovedProvider,
     ATHError,
     ErrorCode,
@@ -147,7 +148,7 @@ class EngineCore:
 
     def consent_url(self, session_id: str) -> str:
         """``{base}/ath/consent/{session_id}``: the link handed to the user's browser."""
-        return f"{self.base_url}/ath/consent/{session_id}"
+        return f"{self.base_url}{CONSENT_PATH}{session_id}"
 
     def _provider(self, provider_id: str) -> ProviderSettings | None:
         return self.policy.provider(provider_id)

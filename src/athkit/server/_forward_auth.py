@@ -33,7 +33,14 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from athkit.protocol import ATHError, ErrorCode, ScopeRouteMap
+from athkit.protocol import (
+    CHECK_PATH,
+    CHECK_SECRET_HEADER,
+    ERROR_HEADER,
+    ATHError,
+    ErrorCode,
+    ScopeRouteMap,
+)
 from athkit.server._access import AccessCheck
 from athkit.server._engine import ATHEngine
 
@@ -43,9 +50,7 @@ Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
-CHECK_PATH = "/ath/check"
-SECRET_HEADER = "X-ATH-Check-Secret"
-ERROR_HEADER = "X-ATH-Error"
+SECRET_HEADER = CHECK_SECRET_HEADER
 _SECRET = SECRET_HEADER.lower().encode()
 _ERROR = ERROR_HEADER.lower().encode()
 _MAX_ERROR_HEADER = 2500  # well inside nginx's proxy_buffer_size (8k) for the check's answer

@@ -19,6 +19,14 @@ from starlette.routing import BaseRoute, Route
 
 from athkit.pages import ath_error_page, message_page, wants_html
 from athkit.protocol import (
+    AGENTS_PATH,
+    APP_DISCOVERY_PATH,
+    AUTHORIZE_PATH,
+    CALLBACK_PATH,
+    CONSENT_PATH,
+    REGISTER_PATH,
+    REVOKE_PATH,
+    TOKEN_PATH,
     AppAuth,
     AppDiscovery,
     ATHError,
@@ -102,9 +110,9 @@ class _Handlers:
             app_id=s.app_id,
             name=s.name,
             auth=AppAuth(
-                authorization_endpoint=f"{s.base_url}/ath/authorize",
+                authorization_endpoint=s.base_url + AUTHORIZE_PATH,
                 token_endpoint=s.token_endpoint,
-                registration_endpoint=f"{s.base_url}/ath/agents/register",
+                registration_endpoint=s.base_url + REGISTER_PATH,
                 scopes_supported=scopes,
                 agent_attestation_required=True,
             ),
@@ -336,16 +344,16 @@ def create_ath_routes(
     (``/ath/user/...``, need ``user_authenticator``)."""
     h = _Handlers(engine, user_authenticator)
     routes: list[BaseRoute] = [
-        Route("/ath/agents/register", fail_closed(h.register), methods=["POST"]),
-        Route("/ath/agents/{client_id}", fail_closed(h.agent_status), methods=["GET"]),
-        Route("/ath/authorize", fail_closed(h.authorize), methods=["POST"]),
-        Route("/ath/consent/{session_id}", fail_closed(h.consent), methods=["GET"]),
-        Route("/ath/callback", fail_closed(h.callback), methods=["GET"]),
-        Route("/ath/token", fail_closed(h.token), methods=["POST"]),
-        Route("/ath/revoke", fail_closed(h.revoke), methods=["POST"]),
+        Route(REGISTER_PATH, fail_closed(h.register), methods=["POST"]),
+        Route(AGENTS_PATH + "{client_id}", fail_closed(h.agent_status), methods=["GET"]),
+        Route(AUTHORIZE_PATH, fail_closed(h.authorize), methods=["POST"]),
+        Route(CONSENT_PATH + "{session_id}", fail_closed(h.consent), methods=["GET"]),
+        Route(CALLBACK_PATH, fail_closed(h.callback), methods=["GET"]),
+        Route(TOKEN_PATH, fail_closed(h.token), methods=["POST"]),
+        Route(REVOKE_PATH, fail_closed(h.revoke), methods=["POST"]),
     ]
     if discovery:
-        routes.append(Route("/.well-known/ath-app.json", fail_closed(h.discovery), methods=["GET"]))
+        routes.append(Route(APP_DISCOVERY_PATH, fail_closed(h.discovery), methods=["GET"]))
     if user_authenticator is not None:
         routes.append(Route("/ath/user/grants", fail_closed(h.user_grants), methods=["GET"]))
         routes.append(Route("/ath/user/revoke", fail_closed(h.user_revoke), methods=["POST"]))

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from athkit.protocol import PrivateKey, load_private_key
+from athkit.protocol import CALLBACK_PATH, TOKEN_PATH, PrivateKey, load_private_key
 
 MAX_SESSION_LIFETIME = 600  # ATH §4.3: sessions expire within 10 minutes
 MAX_TOKEN_LIFETIME = 3600  # ATH §4.5: token lifetime ≤ 1 hour
@@ -196,12 +196,12 @@ class ServerSettings(BaseModel):
     @property
     def token_endpoint(self) -> str:
         """``{base}/ath/token``: the audience of token-exchange attestations (ATH §2)."""
-        return f"{self.base_url}/ath/token"
+        return self.base_url + TOKEN_PATH
 
     @property
     def callback_url(self) -> str:
         """``{base}/ath/callback``: the redirect_uri registered with every provider."""
-        return f"{self.base_url}/ath/callback"
+        return self.base_url + CALLBACK_PATH
 
     def database_options(self) -> dict[str, Any]:
         """Keyword arguments of ``athkit.storage.create_engine`` for ``database_url``."""

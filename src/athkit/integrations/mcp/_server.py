@@ -27,6 +27,7 @@ from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from athkit.protocol import (
+    AGENT_ID_HEADER,
     JSONRPC_ATH_ERROR,
     ATHError,
     ErrorCode,
@@ -41,7 +42,6 @@ from athkit.server._web import NO_STORE
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
-AGENT_ID_HEADER = "x-ath-agent-id"
 MAX_PEEK_BYTES = 1 << 20
 """How much of a refused request's body is read to find its JSON-RPC id."""
 

@@ -163,6 +163,10 @@ def run_wrk(
         "p99_ms": report["p99_us"] / 1000,
         "max_ms": report["max_us"] / 1000,
         "loadgen_cpu_us": 1e6 * (usage.ru_utime + usage.ru_stime) / max(1, ok),
+        # wrk counts a request unanswered after its 2 s timeout as a "timeout" error.
+        "error_kinds": {
+            k: report[k] for k in ("non2xx", "connect", "read", "write", "timeout") if report[k]
+        },
     }
 
 

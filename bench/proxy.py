@@ -175,6 +175,41 @@ def run_gateway(config_file: Path, lag_file: Path) -> None:
     )
 
 
+def granian_app() -> Any:
+    """The gateway for granian's worker (factory target ``proxy:granian_app``)."""
+    from athkit.gateway import create_gateway_app, load_config
+    from athkit.server import FrozenStartupHeap
+
+    config = load_config(Path(os.environ["BENCH_GATEWAY_CONFIG"]))
+    return LagProbe(
+        FrozenStartupHeap(create_gateway_app(config)), Path(os.environ["BENCH_LAG_FILE"])
+    )
+
+
+def run_gateway_granian(config_file: Path, lag_file: Path) -> None:
+    """The same gateway app under granian (one worker, uvloop, HTTP/1), for the comparison."""
+    from granian import Granian
+    from granian.constants import HTTPModes, Interfaces, Loops
+
+    from athkit.gateway import load_config
+
+    config = load_config(config_file)
+    os.environ["BENCH_GATEWAY_CONFIG"] = str(config_file)
+    os.environ["BENCH_LAG_FILE"] = str(lag_file)
+    Granian(
+        "proxy:granian_app",
+        address=config.listen_host,
+        port=config.listen_port,
+        interface=Interfaces.ASGI,
+        workers=1,
+        loop=Loops.uvloop,
+        http=HTTPModes.http1,
+        factory=True,
+        log_access=False,
+        working_dir=Path(__file__).resolve().parent,
+    ).serve()
+
+
 # --- the handshake ----------------------------------------------------------------------------
 
 
@@ -474,6 +509,16 @@ def report(targets: list[Target], args: Any) -> None:
             f"    per-round ranges: CPU {cpu[1]:.2f}–{cpu[2]:.2f}, throughput "
             f"{rps[1]:.2f}–{rps[2]:.2f}, p99 {p99[1]:.2f}–{p99[2]:.2f}"
         )
+    for t in targets:
+        if t.name.endswith(")") and "(" in t.name:
+            base = by_name.get(t.name.rsplit(" (", 1)[0])
+            if base is not None:
+                rps, cpu = _ratio(t, base, "rps"), _ratio(t, base, "proxy_cpu_us")
+                print(
+                    f"{t.name} / same under uvicorn: throughput {rps[0]:.2f} "
+                    f"({rps[1]:.2f}–{rps[2]:.2f}), CPU per request {cpu[0]:.2f} "
+                    f"({cpu[1]:.2f}–{cpu[2]:.2f})"
+                )
     if "gateway, SQLite" in by_name and "gateway, PostgreSQL" in by_name:
         pg = _ratio(by_name["gateway, PostgreSQL"], by_name["gateway, SQLite"], "rps")
         print(
@@ -494,6 +539,11 @@ def main() -> None:
         help="gateways to measure, comma-separated: sqlite, postgres (skipped if not running)",
     )
     parser.add_argument(
+        "--servers",
+        default="uvicorn",
+        help="HTTP servers to run each gateway under, comma-separated: uvicorn, granian",
+    )
+    parser.add_argument(
         "--profile", metavar="FILE", help="record the first gateway with py-spy (raw stacks)"
     )
     args = parser.parse_args()
@@ -503,18 +553,21 @@ def main() -> None:
     kinds = [k.strip() for k in args.databases.split(",") if k.strip()]
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         workdir = Path(tmp)
-        pg_name = None
+        pg_names: dict[str, str] = {}
         if "postgres" in kinds:
             import asyncio
 
-            pg_name = asyncio.run(_pg_create())
-            if pg_name is None:
-                print("PostgreSQL is not running on 127.0.0.1:5432: its gateway is skipped")
-                kinds.remove("postgres")
-            else:
-                stack.callback(lambda: asyncio.run(_pg_drop(pg_name)))
+            for server in [x.strip() for x in args.servers.split(",") if x.strip()]:
+                created = asyncio.run(_pg_create())
+                if created is None:
+                    print("PostgreSQL is not running on 127.0.0.1:5432: its gateway is skipped")
+                    kinds.remove("postgres")
+                    break
+                pg_names[server] = created
+                stack.callback(lambda name=created: asyncio.run(_pg_drop(name)))
         up_port, bare_port = free_port(), free_port()
-        gw_ports = {kind: free_port() for kind in kinds}
+        servers = [x.strip() for x in args.servers.split(",") if x.strip()]
+        gw_ports = {(kind, server): free_port() for kind in kinds for server in servers}
         handshake = _Handshake([f"http://{HOST}:{port}" for port in gw_ports.values()])
         stack.enter_context(serve_in_thread(handshake.oauth_app, port=handshake.oauth_port))
         stack.enter_context(serve_in_thread(handshake.identity_app, port=handshake.ident_port))
@@ -553,20 +606,24 @@ def main() -> None:
             )
         )
         bare.pid = procs[-1].pid
-        for kind, port in gw_ports.items():
+        for (kind, server), port in gw_ports.items():
+            name = f"{kind}-{server}"
             database_url = (
-                f"sqlite:///{workdir / kind}/gateway.db"
+                f"sqlite:///{workdir / name}/gateway.db"
                 if kind == "sqlite"
-                else f"postgresql://postgres@127.0.0.1:5432/{pg_name}"
+                else f"postgresql://postgres@127.0.0.1:5432/{pg_names[server]}"
             )
-            config = write_config(workdir / kind, port, up_port, handshake.oauth_url, database_url)
+            config = write_config(workdir / name, port, up_port, handshake.oauth_url, database_url)
             label = {"sqlite": "gateway, SQLite", "postgres": "gateway, PostgreSQL"}[kind]
+            if server != "uvicorn":
+                label += f" ({server})"
             target = Target(
-                label, f"http://{HOST}:{port}/ath/proxy/mail/messages", workdir / f"lag-{kind}"
+                label, f"http://{HOST}:{port}/ath/proxy/mail/messages", workdir / f"lag-{name}"
             )
+            mode = "gateway" if server == "uvicorn" else f"gateway-{server}"
             procs.append(
                 subprocess.Popen(
-                    [sys.executable, __file__, "gateway", str(config), str(target.lag_file)],
+                    [sys.executable, __file__, mode, str(config), str(target.lag_file)],
                     env=env,
                 )
             )
@@ -609,6 +666,13 @@ def main() -> None:
                     spy.wait(timeout=60)
         refusals = {t.name: _refusals(t) for t in targets[2:]}
     report(targets, args)
+    for t in targets:
+        kinds: dict[str, int] = {}
+        for r in t.runs:
+            for kind, n in r["error_kinds"].items():
+                kinds[kind] = kinds.get(kind, 0) + n
+        if kinds:
+            print(f"{t.name}: wrk errors by kind {kinds} (timeout: no answer within 2 s)")
     for name, counts in refusals.items():
         if counts:
             print(f"{name}: answers other than the upstream's 2xx, by outcome: {counts}")
@@ -617,6 +681,8 @@ def main() -> None:
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "gateway":
         run_gateway(Path(sys.argv[2]), Path(sys.argv[3]))
+    elif len(sys.argv) > 1 and sys.argv[1] == "gateway-granian":
+        run_gateway_granian(Path(sys.argv[2]), Path(sys.argv[3]))
     elif len(sys.argv) > 1 and sys.argv[1] == "bare":
         run_bare(int(sys.argv[2]), int(sys.argv[3]), Path(sys.argv[4]))
     else:

@@ -584,17 +584,24 @@ class AuditQueue:
 
     What a crash can lose: only ``proxy_request`` rows (the record of a *successful* forwarded
     call), at most ``maxsize`` of them — ``[proxy] audit_max_pending``, 1,000 by default — and in
-    practice those of the last batch write, a few milliseconds of traffic. When the writer falls
-    behind that bound, calls wait for it rather than grow the loss. Security events —
-    registrations, denials (every rejection, including the proxy's own), issuance, revocation,
-    scope violations — are never queued: they are stored before the response is sent. A graceful
-    stop (SIGTERM) writes what is queued before exiting.
+    practice those of the last batch write and its 10 ms linger, a few milliseconds of traffic.
+    When the writer falls behind that bound, calls wait for it rather than grow the loss.
+    Security events — registrations, denials (every rejection, including the proxy's own),
+    issuance, revocation, scope violations — are never queued: they are stored before the
+    response is sent. A graceful stop (SIGTERM) writes what is queued before exiting.
     """
 
-    def __init__(self, engine: ATHEngine, maxsize: int = 1_000, batch: int = 500) -> None:
+    def __init__(
+        self, engine: ATHEngine, maxsize: int = 1_000, batch: int = 500, linger: float = 0.01
+    ) -> None:
         self._engine = engine
         self._maxsize = maxsize
         self._batch = batch
+        # After the first event of a batch, wait this long for more (unless the batch is full):
+        # one transaction per 10 ms instead of one per few calls. Measured with bench/proxy.py,
+        # a write of a handful of rows costs about as much as one of hundreds (begin, thread
+        # hand-offs, commit), so without it the writer's cost per call was many times higher.
+        self._linger = linger
         self._queue: asyncio.Queue[AuditEvent] | None = None
         self._task: asyncio.Task[None] | None = None
         self.failing = False
@@ -628,6 +635,8 @@ class AuditQueue:
         queue = self._queue
         while True:
             batch = [await queue.get()]
+            if self._linger and queue.qsize() < self._batch:
+                await asyncio.sleep(self._linger)
             while len(batch) < self._batch and not queue.empty():
                 batch.append(queue.get_nowait())
             while True:

@@ -16,16 +16,18 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from athkit.protocol import JSONLimits, JSONRejected, loads_bounded
 
 MAIL_SCOPE_DESCRIPTIONS: dict[str, str] = {
     "mail:read": "Read your email",
@@ -107,11 +109,15 @@ def create_mail_app(*, issuer: str, client_id: str, client_secret: str) -> Starl
         user = await caller(request, "mail:send")
         if isinstance(user, Response):
             return user
-        raw = await request.body()
+        raw = bytearray()
+        async for chunk in request.stream():
+            raw += chunk
+            if len(raw) > _MAX_BODY:
+                return _error(413, "too_large", f"send at most {_MAX_BODY} bytes")
         try:
-            data = json.loads(raw) if len(raw) <= _MAX_BODY else None
-        except ValueError:
-            data = None
+            data = loads_bounded(bytes(raw), JSONLimits(max_bytes=_MAX_BODY))
+        except JSONRejected as exc:
+            return _error(400, "bad_request", f"send JSON with to, subject and body ({exc})")
         if not isinstance(data, dict) or not all(
             isinstance(data.get(k), str) for k in ("to", "subject", "body")
         ):
@@ -144,7 +150,14 @@ def create_mail_app(*, issuer: str, client_id: str, client_secret: str) -> Starl
         finally:
             await http.aclose()
 
+    async def http_error(_request: Request, exc: Exception) -> Response:
+        # Unknown paths and wrong methods answer the API's own JSON, not Starlette's text.
+        status = exc.status_code if isinstance(exc, HTTPException) else 400
+        detail = exc.detail if isinstance(exc, HTTPException) else "bad request"
+        return _error(status, "not_found" if status == 404 else "bad_request", detail)
+
     return Starlette(
+        exception_handlers={HTTPException: http_error},
         routes=[
             Route("/messages", list_messages, methods=["GET"]),
             Route("/messages", send_message, methods=["POST"]),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import binascii
 import hmac
 from urllib.parse import unquote
 
@@ -60,7 +59,7 @@ def _authenticate(srv: ServerState, request: Request, form: FormData) -> ClientC
         try:
             decoded = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
             raw_id, sep, raw_secret = decoded.partition(":")
-        except (binascii.Error, UnicodeDecodeError):
+        except ValueError:  # binascii.Error, UnicodeDecodeError, non-ASCII text in the header
             raise OAuthError(
                 "invalid_client", "malformed Basic credentials", status=401, basic_auth=True
             ) from None

@@ -96,7 +96,7 @@ from athkit.server._stores import (
 )
 from athkit.server._vault import ProviderVault
 from athkit.server._verifier import AttestationVerifier, VerifiedAgent
-from athkit.server._web import read_json_object
+from athkit.server._web import read_form, read_json_object
 
 __all__ = [
     "ACCESS_TOKEN_PREFIX",
@@ -195,6 +195,7 @@ __all__ = [
     "openapi_document",
     "overall_status",
     "parse_instant",
+    "read_form",
     "read_json_object",
     "redirect_uri_allowed",
     "require_scopes",

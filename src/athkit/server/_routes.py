@@ -7,7 +7,6 @@ native service mounts these routes; the gateway mounts them too (plus its proxy)
 from __future__ import annotations
 
 import base64
-import binascii
 import inspect
 import math
 from collections.abc import Awaitable, Callable, Sequence
@@ -64,7 +63,7 @@ def basic_credentials(request: Request) -> tuple[str, str] | None:
         return None
     try:
         decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:  # binascii.Error, UnicodeDecodeError, and non-ASCII text in the header
         return None
     user, sep, password = decoded.partition(":")
     return (user, password) if sep else None

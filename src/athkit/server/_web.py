@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
 from pydantic import BaseModel, ValidationError
+from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -134,6 +135,30 @@ def decode_form(body: bytes, limit: int) -> dict[str, str]:
     except JSONRejected as exc:
         raise invalid_request(f"body refused: {exc.message}", reason=f"form_{exc.reason}") from None
     return data
+
+
+MAX_FORM_BYTES = 32 * 1024
+
+
+async def read_form(request: Request, *, max_fields: int, limit: int = MAX_FORM_BYTES) -> FormData:
+    """A browser form (``application/x-www-form-urlencoded``), bounded like a JSON body: at
+    most ``limit`` bytes (413), that media type (415), UTF-8, at most ``max_fields`` fields and
+    no NUL (400), each an :class:`ATHError` ``INVALID_REQUEST``. Starlette's own
+    ``request.form()`` buffers a urlencoded body of any size and fails with its own exceptions
+    on a malformed multipart body; pages and the console use this instead."""
+    media, charset = _media_type(request)
+    if media != "application/x-www-form-urlencoded" or charset not in (None, "utf-8", "utf8"):
+        raise _unsupported("send the form as application/x-www-form-urlencoded (UTF-8)")
+    body = await read_body(request, limit)
+    try:
+        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=max_fields)
+    except UnicodeDecodeError:
+        raise invalid_request("form body is not UTF-8", reason="malformed_body") from None
+    except ValueError:
+        raise invalid_request("form body has too many fields", reason="malformed_body") from None
+    if any("\x00" in name or "\x00" in value for name, value in pairs):
+        raise invalid_request("form body holds a NUL character", reason="malformed_body")
+    return FormData([(name, value) for name, value in pairs])
 
 
 async def read_json_object(

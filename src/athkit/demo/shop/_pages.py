@@ -24,7 +24,7 @@ from athkit.demo.shop._login import LoginClient, LoginError
 from athkit.demo.shop._service import ShopService, format_price
 from athkit.demo.shop._sessions import LoginSessionStore, WebSession
 from athkit.protocol import ATHError, generate_code_verifier
-from athkit.server import ATHEngine
+from athkit.server import ATHEngine, read_form
 
 _NOTICES = {
     "added": ("Added to your cart.", "ok"),
@@ -111,7 +111,7 @@ class ShopWeb:
         session = await self.session(request)
         if session is None or session.user_id is None:
             return RedirectResponse("/login", status_code=303)
-        form = await request.form()
+        form = await read_form(request, max_fields=50)
         presented = form.get("csrf")
         if not isinstance(presented, str) or not hmac.compare_digest(
             presented.encode(), session.csrf_token.encode()

@@ -38,6 +38,7 @@ from athkit.server import (
     ath_error_handler,
     build_engine,
     create_ath_routes,
+    unexpected_error_handler,
 )
 from athkit.server._ratelimit import RateLimiter
 
@@ -244,7 +245,12 @@ def create_gateway_app(
             await built.aclose()
 
     web = Starlette(
-        routes=routes, lifespan=lifespan, exception_handlers={HTTPException: ath_error_handler}
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={
+            HTTPException: ath_error_handler,
+            Exception: unexpected_error_handler,
+        },
     )
     secret = settings.forward_auth_secret
     check = CheckApp(proxy, secret.get_secret_value()) if secret is not None else None

@@ -9,7 +9,7 @@ bridge to the provider, the audit log and a clock. Configuration is ``ServerSett
 from athkit.protocol import redirect_uri_allowed
 from athkit.server._access import AccessCheck, AccessGranted, RateRule, bearer_token
 from athkit.server._admin import agent_json, audit_json, create_admin_routes, token_json
-from athkit.server._app import ath_error_handler, create_native_app
+from athkit.server._app import ath_error_handler, create_native_app, unexpected_error_handler
 from athkit.server._assembly import BuiltEngine, build_engine
 from athkit.server._audit import AUDIT_LOGGER, AuditLog
 from athkit.server._clock import Clock, ManualClock, SystemClock
@@ -202,4 +202,5 @@ __all__ = [
     "sql_stores",
     "to_iso",
     "token_json",
+    "unexpected_error_handler",
 ]

@@ -52,6 +52,13 @@ async def ath_error_handler(_request: Request, exc: Exception) -> Response:
     return error_response(exc)
 
 
+async def unexpected_error_handler(request: Request, exc: Exception) -> Response:
+    """A bug: logged with its traceback, answered as ATH §7 ``INTERNAL_ERROR`` JSON (or the 500
+    page for a browser), never Starlette's plain-text "Internal Server Error"."""
+    _log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return await _http_error(request, exc)
+
+
 def create_native_app(
     settings: ServerSettings,
     *,
@@ -110,7 +117,11 @@ def create_native_app(
                 access=built.access,
             )
         )
-    exception_handlers: dict[Any, Any] = {HTTPException: _http_error, ATHError: ath_error_handler}
+    exception_handlers: dict[Any, Any] = {
+        HTTPException: _http_error,
+        ATHError: ath_error_handler,
+        Exception: unexpected_error_handler,
+    }
     all_routes = [*create_ath_routes(engine, user_authenticator=user_authenticator), *routes]
     if settings.forward_auth_secret is not None:
         # Forward-auth: a proxy in front of the API asks /ath/check about each call.

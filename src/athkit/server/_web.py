@@ -146,10 +146,12 @@ async def read_form(request: Request, *, max_fields: int, limit: int = MAX_FORM_
     no NUL (400), each an :class:`ATHError` ``INVALID_REQUEST``. Starlette's own
     ``request.form()`` buffers a urlencoded body of any size and fails with its own exceptions
     on a malformed multipart body; pages and the console use this instead."""
+    body = await read_body(request, limit)
+    if not body:
+        return FormData()  # an empty POST is an empty form, whatever it says it is
     media, charset = _media_type(request)
     if media != "application/x-www-form-urlencoded" or charset not in (None, "utf-8", "utf8"):
         raise _unsupported("send the form as application/x-www-form-urlencoded (UTF-8)")
-    body = await read_body(request, limit)
     try:
         pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=max_fields)
     except UnicodeDecodeError:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import json
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -31,9 +30,12 @@ from athkit.protocol import (
     JSONRPC_ATH_ERROR,
     ATHError,
     ErrorCode,
+    JSONLimits,
+    JSONRejected,
     McpScopeMap,
     McpTarget,
     jsonrpc_ath_error,
+    loads_bounded,
     parse_target,
     target_of,
 )
@@ -278,8 +280,8 @@ async def _request_id(scope: Scope, receive: Receive) -> Any:
     else:
         return None
     try:
-        parsed = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+        parsed = loads_bounded(body, JSONLimits(max_bytes=MAX_PEEK_BYTES))
+    except JSONRejected:
         return None
     if isinstance(parsed, dict) and isinstance(parsed.get("id"), str | int):
         return parsed["id"]

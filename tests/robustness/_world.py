@@ -20,7 +20,7 @@ from starlette.routing import BaseRoute, Mount, Route
 import athkit.demo._stack as demo_stack
 from athkit.agent import ATHClient
 from athkit.demo.shop import SHOP_PROVIDER_ID
-from athkit.oauthserver import drive_consent
+from athkit.testing import drive_consent
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,8 @@ for athkit and one per provider API, three ``map`` blocks and a ``server``. In t
 * ``/ath/proxy/{provider_id}/{path}`` — the same URL as the built-in proxy, so agents change
   nothing. ``auth_request`` asks athkit's ``/ath/check`` (through the internal location
   ``/_ath_check``, with the original method and raw URI in ``X-Original-Method`` /
-  ``X-Original-URI`` and the shared secret in ``X-ATH-Check-Secret``). On 2xx the user's
+  ``X-Original-URI``, the agent's ``Authorization`` and ``X-ATH-Agent-ID`` and no other of its
+  headers, and the shared secret in ``X-ATH-Check-Secret``). On 2xx the user's
   provider token, carried back in ``X-ATH-Upstream-Authorization`` and taken by
   ``auth_request_set``, replaces the agent's ``Authorization`` on the forwarded request; the
   agent's ``X-ATH-Agent-ID`` and ``Cookie`` are dropped.
@@ -242,6 +243,9 @@ def nginx_config(
         f"        proxy_pass http://ath_gateway{CHECK_PATH};",
         "        proxy_pass_request_body off;",
         '        proxy_set_header Content-Length "";',
+        "        proxy_pass_request_headers off;  # only what the check reads:",
+        "        proxy_set_header Authorization $http_authorization;",
+        "        proxy_set_header X-ATH-Agent-ID $http_x_ath_agent_id;",
         "        proxy_set_header X-Original-URI $request_uri;",
         "        proxy_set_header X-Original-Method $request_method;",
         f"        proxy_set_header {SECRET_HEADER} {_quote(secret)};",

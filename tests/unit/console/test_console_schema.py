@@ -114,3 +114,23 @@ def test_with_stores_handed_in_the_console_writes_no_file(
     with TestClient(app, base_url="http://127.0.0.1:9") as client:
         assert client.get("/admin/login").status_code == 200
     assert list(tmp_path.iterdir()) == []
+
+
+def test_processes_migrating_one_fresh_sqlite_file_at_once_all_start(tmp_path: Path) -> None:
+    # Two gateway workers start together on a new database: both must end up running.
+    import subprocess
+    import sys
+
+    script = (
+        "import asyncio, sys, time\n"
+        "from athkit.console import ConsoleStore\n"
+        "from athkit.storage import create_engine\n"
+        "async def main():\n"
+        "    db = create_engine(sys.argv[1])\n"
+        "    await ConsoleStore(db, time.time).migrate()\n"
+        "    await db.dispose()\n"
+        "asyncio.run(main())\n"
+    )
+    url = f"sqlite:///{tmp_path / 'race.db'}"
+    procs = [subprocess.Popen([sys.executable, "-c", script, url]) for _ in range(3)]
+    assert [p.wait(timeout=60) for p in procs] == [0, 0, 0]

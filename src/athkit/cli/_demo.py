@@ -6,8 +6,6 @@ import importlib.util
 
 import typer
 
-from athkit.demo import DemoOptions, run_demo
-
 
 def demo(
     json_output: bool = typer.Option(
@@ -33,6 +31,8 @@ def demo(
     if mcp and importlib.util.find_spec("mcp") is None:
         typer.echo("ath demo --mcp needs the mcp extra: pip install 'athkit[mcp]'", err=True)
         raise typer.Exit(2)
+    from athkit.demo import DemoOptions, run_demo  # imported per command: `ath` starts fast
+
     summary = run_demo(
         DemoOptions(json=json_output, browser=browser, serve=serve, gateway=gateway, mcp=mcp)
     )

@@ -6,8 +6,6 @@ from pathlib import Path
 
 import typer
 
-from athkit.gateway import check_config
-
 gateway_app = typer.Typer(
     name="gateway",
     help="Run an ATH gateway in front of services that know nothing of ATH.",
@@ -31,6 +29,8 @@ _DEV = typer.Option(
 @gateway_app.command("check")
 def check(config: Path = _CONFIG, dev: bool = _DEV) -> None:
     """Validate a configuration; print every problem with its key path, one per line."""
+    from athkit.gateway import check_config  # imported per command: `ath` starts fast
+
     _, problems = check_config(config, mode="development" if dev else None)
     errors = [p for p in problems if not p.warning]
     for problem in problems:

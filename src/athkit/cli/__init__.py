@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 import typer
 
 from athkit import __version__
@@ -22,39 +24,27 @@ def version() -> None:
     typer.echo(__version__)
 
 
+# Each area of the CLI lives in its own module, which adds its commands in one way: a
+# ``register_commands(app)`` function. This order is the order of ``ath --help``.
+_COMMAND_MODULES = (
+    "_identity",
+    "_handshake",
+    "_call",
+    "_config",
+    "_gateway",
+    "_console",
+    "_oauth",
+    "_migrate",
+    "_demo",
+    "_conformance",
+    "_mcp",
+)
+
+
 def _register_subcommands() -> None:
-    # Each area of the CLI lives in its own module and adds its commands here.
-    from athkit.cli._gateway import gateway_app
-
-    app.add_typer(gateway_app)
-
-    from athkit.cli._console import register as register_console
-
-    register_console(app)
-
-    from athkit.cli._agent import register_agent_commands
-
-    register_agent_commands(app)
-
-    from athkit.cli._oauth import oauth_app
-
-    app.add_typer(oauth_app)
-
-    from athkit.cli._migrate import native_app
-
-    app.add_typer(native_app)
-
-    from athkit.cli._demo import register as register_demo
-
-    register_demo(app)
-
-    from athkit.cli._conformance import register as register_conformance
-
-    register_conformance(app)
-
-    from athkit.cli._mcp import register as register_mcp
-
-    register_mcp(app)
+    for name in _COMMAND_MODULES:
+        module = importlib.import_module(f"athkit.cli.{name}")
+        module.register_commands(app)
 
 
 _register_subcommands()

@@ -25,7 +25,7 @@ EXIT_NOT_CONFORMANT = 1
 EXIT_USAGE = 2
 
 
-def _parse_headers(values: list[str]) -> dict[str, str]:
+def parse_headers(values: list[str]) -> dict[str, str]:
     headers: dict[str, str] = {}
     for value in values:
         name, sep, content = value.partition(":")
@@ -114,7 +114,7 @@ def conformance(
         provider=provider,
         scopes=scopes,
         call=api_call,
-        headers=_parse_headers(header or []),
+        headers=parse_headers(header or []),
         timeout=timeout,
     )
     report = run_conformance(config)
@@ -129,6 +129,6 @@ def conformance(
     raise typer.Exit(0 if report.ok else EXIT_NOT_CONFORMANT)
 
 
-def register(app: typer.Typer) -> None:
+def register_commands(app: typer.Typer) -> None:
     """Add ``ath conformance`` to the CLI."""
     app.command(name="conformance")(conformance)

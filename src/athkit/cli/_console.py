@@ -219,7 +219,7 @@ def native_set_password(
     _set_password(database_url, base_url.rstrip("/"), username, password_stdin)
 
 
-def register(app: typer.Typer) -> None:
+def register_commands(app: typer.Typer) -> None:
     """Add ``ath gateway admin`` and ``ath console``."""
     gateway_app.add_typer(admin_app)
     app.add_typer(console_app)

@@ -39,6 +39,6 @@ def demo(
     raise typer.Exit(0 if summary.ok else 1)
 
 
-def register(app: typer.Typer) -> None:
+def register_commands(app: typer.Typer) -> None:
     """Add ``ath demo`` to the CLI."""
     app.command(name="demo")(demo)

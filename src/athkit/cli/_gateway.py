@@ -138,8 +138,8 @@ def nginx_config_command(
     """
     import os
 
+    from athkit.config import read_secret
     from athkit.gateway import ConfigError, load_config, nginx_config
-    from athkit.gateway._config import read_secret
 
     try:
         loaded = load_config(config)
@@ -169,3 +169,8 @@ def nginx_config_command(
         file.write(text)
     os.chmod(output, 0o600)
     typer.echo(f"wrote {output} (mode 0600: it holds the forward-auth secret)", err=True)
+
+
+def register_commands(app: typer.Typer) -> None:
+    """Add the ``gateway`` group to the ``ath`` app."""
+    app.add_typer(gateway_app)

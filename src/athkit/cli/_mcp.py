@@ -6,17 +6,17 @@ from typing import Annotated, Literal, cast
 
 import typer
 
-from athkit.cli._agent import (
+from athkit.cli._agent_output import handles_errors
+from athkit.cli._options import (
     AgentOpt,
     KeyOpt,
     ModeOpt,
     ProviderOpt,
     ServerOpt,
-    _developer,
-    _scopes,
-    _Setup,
+    Setup,
+    developer_of,
+    scopes_of,
 )
-from athkit.cli._agent_output import handles_errors
 
 
 @handles_errors()
@@ -63,7 +63,7 @@ def mcp(
     from athkit.agent._core import Mode
     from athkit.integrations.mcp._bridge import Bridge, RouteTool, serve_stdio
 
-    setup = _Setup.load()
+    setup = Setup.load()
     routes = [RouteTool.parse(text) for text in route or []]
     if mcp_path is not None and not mcp_path.startswith("/"):
         raise ValueError("--mcp takes a path such as /mcp")
@@ -83,12 +83,12 @@ def mcp(
         provider_id=provider,
         routes=routes,
         mcp_path=mcp_path,
-        scopes=_scopes(scope),
-        developer=_developer(setup, None, None),
+        scopes=scopes_of(scope),
+        developer=developer_of(setup, None, None),
     )
     anyio.run(serve_stdio, bridge)
 
 
-def register(app: typer.Typer) -> None:
+def register_commands(app: typer.Typer) -> None:
     """Add ``ath mcp`` to the ``ath`` app."""
     app.command("mcp")(mcp)

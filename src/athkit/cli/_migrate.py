@@ -108,3 +108,8 @@ def native_migrate(
 ) -> None:
     """Bring the ATH engine's tables of a native service to this release (Alembic, locked)."""
     migrate_command(database_url, SERVER, check=check)
+
+
+def register_commands(app: typer.Typer) -> None:
+    """Add the ``native`` group to the ``ath`` app."""
+    app.add_typer(native_app)

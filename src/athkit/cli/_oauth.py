@@ -110,3 +110,8 @@ def hash_secret_command(
         typer.echo("a client secret needs at least 16 characters", err=True)
         raise typer.Exit(2)
     typer.echo(hash_secret(secret))
+
+
+def register_commands(app: typer.Typer) -> None:
+    """Add the ``oauth`` group to the ``ath`` app."""
+    app.add_typer(oauth_app)

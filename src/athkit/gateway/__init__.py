@@ -5,27 +5,23 @@ configuration, the scope-checked proxy, the forward-auth check endpoint for an e
 (with an nginx configuration generator), the catalog, per-agent rate limits, health and metrics.
 """
 
+from athkit.config import ConfigError, Problem
 from athkit.gateway._app import GatewayApp, create_gateway_app
 from athkit.gateway._catalog import catalog
 from athkit.gateway._check import CheckApp
-from athkit.gateway._config import (
-    ENV_PREFIX,
+from athkit.gateway._config import ENV_PREFIX, check_config, config_from_mapping, load_config
+from athkit.gateway._metrics import GatewayMetrics
+from athkit.gateway._nginx import nginx_config
+from athkit.gateway._proxy import HOP_BY_HOP, ProxyApp
+from athkit.gateway._schema import (
     ApprovalConfig,
-    ConfigError,
     ForwardAuthConfig,
     GatewayConfig,
-    Problem,
     ProviderConfig,
     ProxyConfig,
     RateLimitConfig,
     VerifierConfig,
-    check_config,
-    config_from_mapping,
-    load_config,
 )
-from athkit.gateway._metrics import GatewayMetrics
-from athkit.gateway._nginx import nginx_config
-from athkit.gateway._proxy import HOP_BY_HOP, ProxyApp
 from athkit.gateway._settings import (
     GatewayProviderSettings,
     GatewaySettings,

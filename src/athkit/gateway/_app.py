@@ -22,10 +22,10 @@ from starlette.routing import BaseRoute, Route
 from athkit.console import Console, Throttle
 from athkit.gateway._catalog import catalog
 from athkit.gateway._check import CHECK_PREFIX, CheckApp
-from athkit.gateway._config import GatewayConfig
 from athkit.gateway._mcp import McpGate
 from athkit.gateway._metrics import GatewayMetrics
 from athkit.gateway._proxy import AuditQueue, ProxyApp, Receive, Scope, Send
+from athkit.gateway._schema import GatewayConfig
 from athkit.gateway._settings import GatewaySettings, resolve_settings
 from athkit.gateway._upstream import Upstream
 from athkit.protocol import PROXY_PREFIX

@@ -33,7 +33,7 @@ import json
 from urllib.parse import urlsplit
 
 from athkit.gateway._check import CREDENTIALS_HEADER
-from athkit.gateway._config import GatewayConfig
+from athkit.gateway._schema import GatewayConfig
 from athkit.protocol import CHECK_PATH, ERROR_HEADER
 from athkit.server._forward_auth import SECRET_HEADER
 

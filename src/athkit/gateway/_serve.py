@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from athkit.gateway._app import GatewayApp, create_gateway_app
-from athkit.gateway._config import GatewayConfig, load_config
+from athkit.gateway._config import load_config
+from athkit.gateway._schema import GatewayConfig
 from athkit.server import FrozenStartupHeap, migrate_server_schema
 from athkit.storage import create_engine
 

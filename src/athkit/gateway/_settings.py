@@ -24,19 +24,16 @@ import httpx
 from pydantic import Field, SecretStr
 from sqlalchemy.engine import make_url
 
-from athkit.gateway._config import (
-    ConfigError,
+from athkit.config import ConfigError, Problem, read_secret, resolve_path
+from athkit.gateway._mcp import McpUpstreamConfig
+from athkit.gateway._schema import (
     ConsoleConfig,
     GatewayConfig,
-    Problem,
     ProviderConfig,
     ProxyConfig,
-    read_secret,
-    resolve_path,
 )
-from athkit.gateway._mcp import McpUpstreamConfig
 from athkit.protocol import ScopeRouteMap
-from athkit.server import ProviderSettings, ServerSettings
+from athkit.server import ApprovalRules, ProviderDescription, ProviderSettings, ServerSettings
 
 _log = logging.getLogger("athkit.gateway")
 
@@ -239,32 +236,30 @@ def _provider_settings(
         raise ValueError(
             "no authorization_endpoint/token_endpoint (nor issuer metadata naming them)"
         )
-    approval = provider.approval
-    return GatewayProviderSettings(
-        provider_id=pid,
-        display_name=provider.display_name,
-        categories=provider.categories,
+    # One description of a provider: the fields the TOML and the engine share are copied by
+    # the models that define them, never one by one.
+    described = provider.model_dump(include=set(ProviderDescription.model_fields))
+    rules = provider.approval.model_dump(include=set(ApprovalRules.model_fields))
+    described.update(
+        # The issuer is also the audience of the signed ath_context: spelt as RFC 8414 §2
+        # issuers are compared, without a trailing slash.
+        issuer=provider.issuer.rstrip("/") if provider.issuer else None,
         authorization_endpoint=authorization_endpoint,
         token_endpoint=token_endpoint,
         userinfo_endpoint=userinfo_endpoint,
-        user_id_field=provider.user_id_field,
-        mcp=provider.mcp,
-        client_id=provider.client_id,
+    )
+    return GatewayProviderSettings(
+        **described,
+        **rules,
+        provider_id=pid,
         client_secret=SecretStr(client_secret),
-        scopes=provider.scopes,
-        resource=provider.resource,
-        auto_approve=approval.auto_approve,
-        review=approval.review,
-        never=approval.never,
-        allowed_agent_domains=approval.allowed_agent_domains,
-        denied_agent_domains=approval.denied_agent_domains,
-        approval_lifetime=timedelta(days=approval.lifetime_days),
-        approve_while_reviewing=approval.approve_while_reviewing,
+        approval_lifetime=timedelta(days=provider.approval.lifetime_days),
         api_base=provider.api_base.rstrip("/"),
         routes=provider.routes,
         timeout=provider.timeout_seconds or proxy.timeout_seconds,
         connect_timeout=provider.connect_timeout_seconds or proxy.connect_timeout_seconds,
         max_connections=provider.max_connections or proxy.max_connections,
+        mcp=provider.mcp,
         user_login_scopes=provider.user_login_scopes,
     )
 

@@ -12,18 +12,26 @@ import logging
 import os
 import re
 import secrets
-import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
+from athkit.config import (
+    apply_env_overrides,
+    read_secret,
+    read_toml,
+    resolve_path,
+    secret_problems,
+)
 from athkit.oauthserver._passwords import check_password_hash_format
 from athkit.protocol import ATHError, PublicKey, hash_secret, load_public_key
 
 logger = logging.getLogger("athkit.oauthserver")
 
+ENV_PREFIX = "ATH_OAUTH__"
 _SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]{1,128}$")  # RFC 6749 §3.3 scope-token
 _SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 
@@ -98,19 +106,8 @@ class ClientConfig(_Model):
             if not _SHA256_HEX.fullmatch(self.client_secret_hash):
                 raise ValueError("client_secret_hash must be a lower-case SHA-256 hex digest")
             self._secret_hash = self.client_secret_hash
-        elif self.client_secret_env is not None:
-            value = os.environ.get(self.client_secret_env)
-            if not value:
-                raise ValueError(f"environment variable {self.client_secret_env} is not set")
-            self._secret_hash = hash_secret(value)
-        elif self.client_secret_file is not None:
-            try:
-                value = self.client_secret_file.read_text("utf-8").strip()
-            except OSError as exc:
-                raise ValueError(f"cannot read client_secret_file: {exc.strerror}") from None
-            if not value:
-                raise ValueError(f"client_secret_file {self.client_secret_file} is empty")
-            self._secret_hash = hash_secret(value)
+        elif self.client_secret_env is not None or self.client_secret_file is not None:
+            self._secret_hash = hash_secret(self._read_secret())
         else:
             assert self.client_secret is not None
             if len(self.client_secret) < 16:
@@ -122,6 +119,16 @@ class ClientConfig(_Model):
             except ATHError as exc:
                 raise ValueError(f"ath_context_key: {exc.message}") from None
         return self
+
+    def _read_secret(self) -> str:
+        # The *_env / *_file pair, read the way every athkit configuration reads secrets.
+        for problem in secret_problems(
+            "client_secret", self.client_secret_env, self.client_secret_file, os.environ, Path()
+        ):
+            raise ValueError(problem.message)
+        value = read_secret(self.client_secret_env, self.client_secret_file, os.environ, Path())
+        assert value is not None  # secret_problems reported unset and empty values
+        return value
 
     @property
     def secret_hash(self) -> str:
@@ -211,14 +218,20 @@ class OAuthServerConfig(_Model):
         return self
 
     @classmethod
-    def from_toml(cls, path: str | os.PathLike[str]) -> OAuthServerConfig:
+    def from_toml(
+        cls, path: str | os.PathLike[str], *, environ: Mapping[str, str] | None = None
+    ) -> OAuthServerConfig:
         """Load a TOML config file; relative ``client_secret_file`` paths are from its folder.
+
+        Any key can be overridden from the environment as ``ATH_OAUTH__`` plus its path in
+        upper case (``ATH_OAUTH__ISSUER``, ``ATH_OAUTH__ACCESS_TOKEN_LIFETIME=600``), as for the
+        gateway (``athkit.config``).
 
         Plain ``client_secret`` values are refused in files: use a hash, an env var or a file.
         """
         source = Path(path)
-        with source.open("rb") as fh:
-            data = tomllib.load(fh)
+        data = read_toml(source)
+        apply_env_overrides(data, os.environ if environ is None else environ, ENV_PREFIX)
         for client in data.get("clients", []):
             if isinstance(client, dict):
                 if "client_secret" in client:
@@ -227,8 +240,8 @@ class OAuthServerConfig(_Model):
                         "client_secret_hash, client_secret_env or client_secret_file"
                     )
                 file = client.get("client_secret_file")
-                if isinstance(file, str) and not Path(file).is_absolute():
-                    client["client_secret_file"] = str(source.parent / file)
+                if isinstance(file, str):
+                    client["client_secret_file"] = str(resolve_path(file, source.parent))
         if "secret_key" in data:
             raise ValueError("a config file must not hold secret_key; use secret_key_env")
         return cls.model_validate(data)

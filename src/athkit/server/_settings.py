@@ -19,29 +19,16 @@ MAX_SESSION_LIFETIME = 600  # ATH §4.3: sessions expire within 10 minutes
 MAX_TOKEN_LIFETIME = 3600  # ATH §4.5: token lifetime ≤ 1 hour
 
 
-class ProviderSettings(BaseModel):
-    """One provider: its OAuth endpoints and client, its scopes, and the approval policy."""
+ProviderId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.\-]+$")]
+
+
+class ApprovalRules(BaseModel):
+    """A provider's app-side approval policy (ATH §4.1): which requested scopes are approved at
+    registration, which wait for an operator, which are never granted, and which agents may
+    ask at all. The gateway's ``[providers.<id>.approval]`` table is this model too."""
 
     model_config = ConfigDict(extra="forbid")
 
-    provider_id: Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.\-]+$")]
-    display_name: str
-    categories: list[str] = Field(default_factory=list)
-    authorization_endpoint: str
-    token_endpoint: str
-    userinfo_endpoint: str | None = None
-    issuer: str | None = Field(
-        default=None,
-        description="The authorization server's issuer URL: the audience of the signed "
-        "ath_context. Defaults to the origin of authorization_endpoint.",
-    )
-    user_id_field: str = "sub"
-    client_id: str
-    client_secret: SecretStr
-    scopes: list[str] = Field(
-        default_factory=list, description="Every scope the provider offers to agents."
-    )
-    resource: str | None = None
     auto_approve: list[str] = Field(
         default_factory=list, description="Scopes approved at registration without review."
     )
@@ -56,7 +43,6 @@ class ProviderSettings(BaseModel):
         "subdomain of one) may use this provider.",
     )
     denied_agent_domains: list[str] = Field(default_factory=list)
-    approval_lifetime: timedelta = timedelta(days=90)
     approve_while_reviewing: bool = Field(
         default=False,
         description="When true, an agent that got some scopes auto-approved is 'approved' for "
@@ -64,16 +50,65 @@ class ProviderSettings(BaseModel):
         "'awaiting operator review'); when false, any review scope keeps the agent 'pending'.",
     )
 
-    @model_validator(mode="after")
-    def _policy_scopes_are_known(self) -> ProviderSettings:
-        known = set(self.scopes)
+    def rule_problems(
+        self, offered: list[str], offered_name: str = "scopes"
+    ) -> list[tuple[str, str]]:
+        """``(field, message)`` for each broken rule: a policy scope the provider does not
+        offer (``offered``, called ``offered_name`` in messages), or a scope both auto-approved
+        and reviewed. The one place these rules live."""
+        known = set(offered)
+        out: list[tuple[str, str]] = []
         for name in ("auto_approve", "review", "never"):
             unknown = [s for s in getattr(self, name) if s not in known]
             if unknown:
-                raise ValueError(f"{name} lists scopes the provider does not offer: {unknown}")
-        overlap = set(self.auto_approve) & set(self.review)
+                out.append((name, f"scopes not in {offered_name}: {unknown}"))
+        overlap = sorted(set(self.auto_approve) & set(self.review))
         if overlap:
-            raise ValueError(f"scopes both auto-approved and under review: {sorted(overlap)}")
+            out.append(("review", f"scopes both auto-approved and reviewed: {overlap}"))
+        return out
+
+
+class ProviderDescription(BaseModel):
+    """What describes a provider wherever it is configured: its name, its OAuth server and the
+    client registered there, and the scopes it offers. ``ProviderSettings`` (Python) and the
+    gateway's ``[providers.<id>]`` (TOML) both extend it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    display_name: Annotated[str, Field(min_length=1, max_length=256)]
+    categories: list[str] = Field(default_factory=list)
+    issuer: str | None = Field(
+        default=None,
+        description="The authorization server's issuer URL: the audience of the signed "
+        "ath_context (default: the origin of authorization_endpoint); the gateway also reads "
+        "missing endpoints from its RFC 8414 metadata.",
+    )
+    authorization_endpoint: str | None = None
+    token_endpoint: str | None = None
+    userinfo_endpoint: str | None = None
+    user_id_field: str = "sub"
+    client_id: Annotated[str, Field(min_length=1)]
+    scopes: list[str] = Field(
+        default_factory=list, description="Every scope the provider offers to agents."
+    )
+    resource: str | None = None
+
+
+class ProviderSettings(ProviderDescription, ApprovalRules):
+    """One provider: its OAuth endpoints and client, its scopes, and the approval policy."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    provider_id: ProviderId
+    authorization_endpoint: str
+    token_endpoint: str
+    client_secret: SecretStr
+    approval_lifetime: timedelta = timedelta(days=90)
+
+    @model_validator(mode="after")
+    def _policy_scopes_are_known(self) -> ProviderSettings:
+        for name, message in self.rule_problems(self.scopes):
+            raise ValueError(f"{name}: {message}")
         return self
 
 

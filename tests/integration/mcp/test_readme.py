@@ -118,8 +118,8 @@ def test_mcp_agent_example(mcp_native: McpNative, browser_env: dict[str, str]) -
 
 def test_gateway_mcp_config_example() -> None:
     (block,) = code_blocks("Use with MCP", "toml")
-    from athkit.gateway._config import ProviderConfig
     from athkit.gateway._mcp import McpGate
+    from athkit.gateway._schema import ProviderConfig
     from athkit.protocol import McpTarget
 
     provider = ProviderConfig.model_validate(tomllib.loads(block)["providers"]["shop"])

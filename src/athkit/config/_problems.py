@@ -1,0 +1,73 @@
+"""Problems found in a configuration, each at its key path, and how they are printed.
+
+``ath gateway check`` and ``ath oauth check`` print one problem per line in the same format:
+``error: providers.mail.client_id: required but missing (set by ATH_GATEWAY__...)``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong with a configuration, at a key path (``providers.mail.client_id``)."""
+
+    path: str
+    message: str
+    warning: bool = False
+
+    def __str__(self) -> str:
+        kind = "warning" if self.warning else "error"
+        where = f"{self.path}: " if self.path else ""
+        return f"{kind}: {where}{self.message}"
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be used; ``problems`` lists every reason."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+_BARE_KEY = re.compile(r"^[A-Za-z0-9_\-]+$")
+
+
+def format_path(loc: tuple[str | int, ...] | list[str | int]) -> str:
+    """A key path as TOML spells it: ``providers.mail.routes."mail:read"[1]``."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+            continue
+        key = part if _BARE_KEY.match(part) else '"' + part.replace('"', '\\"') + '"'
+        out = f"{out}.{key}" if out else key
+    return out
+
+
+def under(path: str, prefix: str) -> bool:
+    """True when ``path`` is ``prefix`` or a key inside it."""
+    return path == prefix or path.startswith((prefix + ".", prefix + "["))
+
+
+def describe(err: Any) -> str:
+    """A pydantic error (one item of ``ValidationError.errors()``) in plain words."""
+    if err["type"] == "missing":
+        return "required but missing"
+    if err["type"] == "extra_forbidden":
+        return "unknown key (misspelt?)"
+    return str(err["msg"])
+
+
+def dedupe(problems: list[Problem]) -> list[Problem]:
+    """``problems`` without repeats (same path and message), in order."""
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for p in problems:
+        if (p.path, p.message) not in seen:
+            seen.add((p.path, p.message))
+            out.append(p)
+    return out

@@ -132,5 +132,5 @@ def test_processes_migrating_one_fresh_sqlite_file_at_once_all_start(tmp_path: P
         "asyncio.run(main())\n"
     )
     url = f"sqlite:///{tmp_path / 'race.db'}"
-    procs = [subprocess.Popen([sys.executable, "-c", script, url]) for _ in range(3)]
-    assert [p.wait(timeout=60) for p in procs] == [0, 0, 0]
+    procs = [subprocess.Popen([sys.executable, "-c", script, url]) for _ in range(2)]
+    assert [p.wait(timeout=60) for p in procs] == [0, 0]

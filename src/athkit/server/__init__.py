@@ -12,7 +12,7 @@ from athkit.server._admin import agent_json, audit_json, create_admin_routes, to
 from athkit.server._app import ath_error_handler, create_native_app, unexpected_error_handler
 from athkit.server._assembly import BuiltEngine, build_engine
 from athkit.server._audit import AUDIT_LOGGER, AuditLog
-from athkit.server._clock import Clock, ManualClock, SystemClock
+from athkit.server._clock import Clock, ClockLike, ManualClock, SystemClock, TimeSource, time_source
 from athkit.server._consent import SignedConsentContext
 from athkit.server._crypto import TokenCipher
 from athkit.server._engine import (
@@ -125,6 +125,7 @@ __all__ = [
     "BuiltEngine",
     "CallbackResult",
     "Clock",
+    "ClockLike",
     "ConsentContextFactory",
     "ConsentStart",
     "DuplicateAgentError",
@@ -172,6 +173,7 @@ __all__ = [
     "SqlSessionStore",
     "SqlTokenStore",
     "SystemClock",
+    "TimeSource",
     "TokenCipher",
     "TokenInfo",
     "TokenRecord",
@@ -204,6 +206,7 @@ __all__ = [
     "redirect_uri_allowed",
     "require_scopes",
     "sql_stores",
+    "time_source",
     "to_iso",
     "token_json",
     "unexpected_error_handler",

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from typing import Protocol
+from collections.abc import Callable
+from typing import Protocol, cast
 
 
 class Clock(Protocol):
@@ -42,3 +43,18 @@ class ManualClock:
 
     def __call__(self) -> float:
         return self._now
+
+
+TimeSource = Callable[[], float]
+"""A function that tells the time, e.g. ``time.time``."""
+
+ClockLike = Clock | TimeSource
+"""What every time-reading part of athkit accepts: a :class:`Clock` or a plain function."""
+
+
+def time_source(clock: ClockLike) -> TimeSource:
+    """The one convention for reading time: a :class:`Clock`'s ``now``, or the function itself."""
+    now = getattr(clock, "now", None)
+    if callable(now):
+        return cast(Clock, clock).now
+    return cast(TimeSource, clock)

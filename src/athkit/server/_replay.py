@@ -29,7 +29,6 @@ import asyncio
 import heapq
 import logging
 import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from sqlalchemy import BigInteger, Column, Index, String, Table, delete, insert
@@ -37,6 +36,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from athkit.protocol import ATHError, ErrorCode
+from athkit.server._clock import ClockLike, time_source
 from athkit.server._tables import metadata
 
 if TYPE_CHECKING:
@@ -44,7 +44,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("athkit.server.replay")
 
-Clock = Callable[[], float]
 
 seen_jti = Table(
     "seen_jti",
@@ -87,8 +86,8 @@ def _store_fault(store: str, exc: BaseException) -> ATHError:
 class MemoryReplayStore:
     """An in-process store for tests and development: lost on restart, not shared."""
 
-    def __init__(self, *, clock: Clock = time.time) -> None:
-        self._clock = clock
+    def __init__(self, *, clock: ClockLike = time.time) -> None:
+        self._clock = time_source(clock)
         self._seen: dict[str, int] = {}
         self._expiry: list[tuple[int, str]] = []
 
@@ -128,12 +127,12 @@ class SqlReplayStore:
         self,
         engine: AsyncEngine,
         *,
-        clock: Clock = time.time,
+        clock: ClockLike = time.time,
         purge_interval: float = 60.0,
         timeout: float = 5.0,
     ) -> None:
         self._engine = engine.execution_options(isolation_level="AUTOCOMMIT")
-        self._clock = clock
+        self._clock = time_source(clock)
         self._purge_interval = purge_interval
         self._timeout = timeout
         self._next_purge = 0.0
@@ -184,17 +183,22 @@ class RedisReplayStore:
         client: Redis,
         *,
         prefix: str = "ath:jti:",
-        clock: Clock = time.time,
+        clock: ClockLike = time.time,
         owns_client: bool = False,
     ) -> None:
         self._redis = client
         self._prefix = prefix
-        self._clock = clock
+        self._clock = time_source(clock)
         self._owns_client = owns_client
 
     @classmethod
     def from_url(
-        cls, url: str, *, prefix: str = "ath:jti:", clock: Clock = time.time, timeout: float = 1.0
+        cls,
+        url: str,
+        *,
+        prefix: str = "ath:jti:",
+        clock: ClockLike = time.time,
+        timeout: float = 1.0,
     ) -> RedisReplayStore:
         """A store on its own client for ``url`` (``redis://host:port/db``), closed by aclose."""
         from redis.asyncio import Redis

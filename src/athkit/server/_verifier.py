@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 from urllib.parse import urlsplit
 
 from athkit.protocol import (
@@ -39,7 +39,7 @@ from athkit.protocol import (
     read_unverified_claims,
     verify_attestation,
 )
-from athkit.server._clock import Clock
+from athkit.server._clock import ClockLike, time_source
 from athkit.server._fetch import FetchPolicy, IdentityFetcher
 from athkit.server._identity import MAX_CACHE_SECONDS, IdentityCache
 from athkit.server._replay import ReplayStore
@@ -49,7 +49,6 @@ logger = logging.getLogger("athkit.server.verifier")
 REFETCH_INTERVAL_SECONDS = 60  # ATH §2: re-fetch on signature failure at most once per minute
 
 TrustedKey = PublicKey | VerificationKey | IdentityDocument | dict[str, Any] | str
-ClockLike = Callable[[], float] | Clock
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +112,7 @@ class AttestationVerifier:
         else:
             self._fetcher, self._owns_fetcher = IdentityFetcher(fetcher), True
         self._replay = replay_store
-        self._clock = _time_source(clock)
+        self._clock = time_source(clock)
         self._identities = IdentityCache(self._fetcher, clock=self._clock, max_age=cache_seconds)
         self._refetch_interval = refetch_interval
         self._last_refetch: dict[str, float] = {}
@@ -213,13 +212,6 @@ class AttestationVerifier:
             self._last_refetch = {k: v for k, v in self._last_refetch.items() if v > cutoff}
         self._last_refetch[agent_id] = now
         return True
-
-
-def _time_source(clock: ClockLike) -> Callable[[], float]:
-    now = getattr(clock, "now", None)
-    if callable(now):
-        return cast(Clock, clock).now
-    return cast(Callable[[], float], clock)
 
 
 def _unverified_sub(token: str) -> str:

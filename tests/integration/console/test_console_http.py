@@ -389,3 +389,27 @@ def test_hostile_forms_are_refused_with_a_page(world: GatewayWorld) -> None:
         login = http.post(f"{world.base}/admin/login", content=b"x" * 40_000, headers=form)
         assert login.status_code == 413
     assert _status(world, client_id) == "approved"
+
+
+def test_a_denial_reason_reaches_the_agent(world: GatewayWorld) -> None:
+    agent = world.new_agent()
+    registration = world.register(agent, {"mail": ["mail:read", "mail:send"]})
+    client_id = registration["client_id"]
+    with _client() as http:
+        sign_in(http, world.base)
+        token = csrf_of(http, f"{world.base}/admin/review")
+        denied = http.post(
+            f"{world.base}/admin/agents/{client_id}/deny",
+            data={"csrf": token, "reason": "purpose unclear: write to ops@example.com"},
+        )
+        assert denied.status_code == 303
+    status = world.http.get(
+        f"{world.base}/ath/agents/{client_id}",
+        headers={"X-ATH-Attestation": agent.attest(world.base, world.clock)},
+    )
+    assert status.status_code == 200, status.text
+    body = status.json()
+    assert body["agent_status"] == "denied"
+    (mail,) = body["approved_providers"]
+    assert mail["denial_reason"] == "purpose unclear: write to ops@example.com"
+    assert mail["denied_scopes"] == ["mail:send"]

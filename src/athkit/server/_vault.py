@@ -159,6 +159,14 @@ class ProviderVault:
         if lock is None:
             lock = self._refresh_locks[info.grant_id] = asyncio.Lock()
         async with lock:
+            if not force_refresh:
+                # Single flight: when the cached entry ran out, every call in flight for this
+                # token missed it and queued here; the first one loaded it again, so the others
+                # take that instead of reading the store one after another (bench/proxy.py saw
+                # 32 queued SQLite reads hold calls for over 2 s on a busy machine).
+                cached = self._cache.get(info.token_id)
+                if cached is not None and cached[0] > self._clock.now():
+                    return cached[1]
             grant = await self._grants.get(info.grant_id)
             if grant is None or grant.needs_user:
                 raise _reauthorize("the user must authorize this agent again")

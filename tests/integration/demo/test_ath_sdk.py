@@ -89,6 +89,13 @@ def test_ath_sdk_native_shop_default_redirect_ends_on_the_completion_page(
         assert f"--session {pending.ath_session_id} --code {code}" in command
         sdk_line = browser_page.locator("#sdk-call").inner_text()
         assert sdk_line == f'client.exchange_token("{code}", "{pending.ath_session_id}")'
+        # The copy button puts the code on the clipboard (its script runs under the page's CSP).
+        browser_page.context.grant_permissions(
+            ["clipboard-read", "clipboard-write"], origin=shop.shop_url
+        )
+        browser_page.locator("#copy-code").click()
+        browser_page.get_by_text("Copied.").wait_for()
+        assert browser_page.evaluate("navigator.clipboard.readText()") == code
 
         token = client.exchange_token(code, pending.ath_session_id)
         assert token.effective_scopes == ["products:read"]

@@ -13,7 +13,14 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from athkit.protocol import CALLBACK_PATH, TOKEN_PATH, PrivateKey, load_private_key
+from athkit.protocol import (
+    CALLBACK_PATH,
+    TOKEN_PATH,
+    AgentIdError,
+    PrivateKey,
+    canonical_agent_id,
+    load_private_key,
+)
 
 MAX_SESSION_LIFETIME = 600  # ATH §4.3: sessions expire within 10 minutes
 MAX_TOKEN_LIFETIME = 3600  # ATH §4.5: token lifetime ≤ 1 hour
@@ -129,6 +136,15 @@ class RateLimitSettings(BaseModel):
     agents: dict[str, Annotated[int, Field(ge=1)]] = Field(
         default_factory=dict, description="Per-agent request counts, by agent_id."
     )
+
+    @field_validator("agents")
+    @classmethod
+    def _canonical_agent_ids(cls, value: dict[str, int]) -> dict[str, int]:
+        # ATH §2: agent_ids are compared in canonical form, so the keys are stored in it.
+        try:
+            return {canonical_agent_id(k, allow_query=True): v for k, v in value.items()}
+        except AgentIdError as exc:
+            raise ValueError(f"not an agent_id: {exc}") from None
 
 
 class ServerSettings(BaseModel):

@@ -33,10 +33,12 @@ from athkit.protocol import (
     PublicKey,
     VerificationKey,
     VerifiedAttestation,
+    canonical_agent_id,
     check_agent_id,
     load_public_key,
     public_key_to_jwk,
     read_unverified_claims,
+    same_agent_id,
     verify_attestation,
 )
 from athkit.server._clock import ClockLike, time_source
@@ -118,7 +120,9 @@ class AttestationVerifier:
         self._last_refetch: dict[str, float] = {}
         self._trusted: dict[str, tuple[VerificationKey, IdentityDocument]] = {}
         for agent_id, key in (trusted_keys or {}).items():
-            self._trusted[agent_id] = _prepare_trusted(agent_id, key)
+            # ATH §2: looked up by the (canonical) sub, so kept under the canonical form.
+            canonical = canonical_agent_id(agent_id, allow_query=True)
+            self._trusted[canonical] = _prepare_trusted(canonical, key)
         if self._trusted:
             logger.warning(
                 "attestation fetch skipped for %s; development only: these keys are trusted "
@@ -226,7 +230,7 @@ def _unverified_sub(token: str) -> str:
 
 def _prepare_trusted(agent_id: str, value: TrustedKey) -> tuple[VerificationKey, IdentityDocument]:
     if isinstance(value, IdentityDocument):
-        if value.agent_id != agent_id:
+        if not same_agent_id(value.agent_id, agent_id, allow_query=True):
             raise ValueError(f"trusted document for {agent_id} names agent_id {value.agent_id}")
         return VerificationKey(load_public_key(value.public_key)), value
     if isinstance(value, VerificationKey):

@@ -22,6 +22,16 @@ import httpx
 from athkit.conformance._agents import DEVELOPER, Agent, hosted_agents
 from athkit.conformance._drivers import BrowserDriver, ConsentDriver, ConsentFailed, query_of
 from athkit.protocol import (
+    AGENT_ID_HEADER,
+    AGENTS_PATH,
+    APP_DISCOVERY_PATH,
+    AUTHORIZE_PATH,
+    CALLBACK_PATH,
+    GATEWAY_DISCOVERY_PATH,
+    PROXY_PREFIX,
+    REGISTER_PATH,
+    REVOKE_PATH,
+    TOKEN_PATH,
     AppDiscovery,
     ErrorCode,
     GatewayDiscovery,
@@ -143,11 +153,11 @@ class _Run:
         self.report = report
         self.base = config.url.rstrip("/")
         self.http = httpx.Client(timeout=config.timeout, headers=config.headers, trust_env=False)
-        self.register_url = f"{self.base}/ath/agents/register"
-        self.authorize_url = f"{self.base}/ath/authorize"
-        self.token_url = f"{self.base}/ath/token"
-        self.callback_url = f"{self.base}/ath/callback"
-        self.revoke_url = f"{self.base}/ath/revoke"
+        self.register_url = self.base + REGISTER_PATH
+        self.authorize_url = self.base + AUTHORIZE_PATH
+        self.token_url = self.base + TOKEN_PATH
+        self.callback_url = self.base + CALLBACK_PATH
+        self.revoke_url = self.base + REVOKE_PATH
         self.mode: str | None = None
         self.provider: str | None = None
         self.api_base: str | None = None
@@ -268,7 +278,7 @@ class _Run:
         call_method, call_path = self.cfg.call or ("GET", "/")
         method, path = method or call_method, path or call_path
         if self.mode == "gateway":
-            url = f"{self.base}/ath/proxy/{quote(provider or self.provider or '', safe='')}"
+            url = self.base + PROXY_PREFIX + quote(provider or self.provider or "", safe="")
             url += "/" + path.lstrip("/")
         else:
             url = (self.api_base or self.base).rstrip("/") + "/" + path.lstrip("/")
@@ -276,7 +286,7 @@ class _Run:
         if token is not None:
             headers["Authorization"] = f"Bearer {token}"
         if agent_header is not None:
-            headers["X-ATH-Agent-ID"] = agent_header
+            headers[AGENT_ID_HEADER] = agent_header
         return self.http.request(method, url, headers=headers)
 
     def start(self, agent: Agent, scopes: list[str] | None = None) -> tuple[str, str, str, str]:
@@ -317,7 +327,7 @@ class _Run:
             self.revocation_checks()
 
     def discovery(self) -> str:
-        gateway = self.http.get(f"{self.base}/.well-known/ath.json")
+        gateway = self.http.get(self.base + GATEWAY_DISCOVERY_PATH)
         if gateway.status_code == 200:
             doc = GatewayDiscovery.model_validate(gateway.json())
             self.mode = "gateway"
@@ -331,7 +341,7 @@ class _Run:
             self.available = list(found.available_scopes)
             self.register_url = doc.agent_registration_endpoint
         else:
-            native = self.http.get(f"{self.base}/.well-known/ath-app.json")
+            native = self.http.get(self.base + APP_DISCOVERY_PATH)
             if native.status_code != 200:
                 raise Failed(
                     f"neither /.well-known/ath.json ({gateway.status_code}) nor "
@@ -483,13 +493,13 @@ class _Run:
 
         def unauthenticated() -> str:
             agent = self.need("main")
-            response = self.http.get(f"{self.base}/ath/agents/{agent.client_id}")
+            response = self.http.get(f"{self.base}{AGENTS_PATH}{agent.client_id}")
             return error_of(response, (400, 401, 403))
 
         def own() -> str:
             agent = self.need("main")
             response = self.http.get(
-                f"{self.base}/ath/agents/{agent.client_id}",
+                f"{self.base}{AGENTS_PATH}{agent.client_id}",
                 auth=(agent.client_id or "", agent.client_secret or ""),
             )
             if response.status_code != 200:
@@ -501,7 +511,7 @@ class _Run:
         def foreign() -> str:
             agent, stranger = self.need("main"), self.need("other")
             response = self.http.get(
-                f"{self.base}/ath/agents/{agent.client_id}",
+                f"{self.base}{AGENTS_PATH}{agent.client_id}",
                 auth=(stranger.client_id or "", stranger.client_secret or ""),
             )
             return error_of(response, (401, 403, 404))

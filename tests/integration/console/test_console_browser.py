@@ -67,6 +67,8 @@ def test_approve_a_subset_and_the_token_holds_exactly_it(
     )
     assert registration["agent_status"] == "pending"
     page = browser_page
+    page.goto(f"{world.base}/admin/login")
+    _snap(page, shots, "sign-in")
     _sign_in(page, world, "/admin/review")
     card = page.locator(f"section.review[data-client-id='{registration['client_id']}']")
     assert card.locator(".agent-name").inner_text() == f"{agent.name} agent"

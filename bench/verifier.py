@@ -47,7 +47,7 @@ from athkit.server import (
     SqlReplayStore,
     migrate_server_schema,
 )
-from athkit.storage import create_engine
+from athkit.storage import create_database
 from athkit.testing import free_port, serve_in_thread
 
 AUDIENCE = "https://service.example"
@@ -91,7 +91,7 @@ async def measure(
     stores: dict[str, ReplayStore] = {"memory": MemoryReplayStore()}
     closers: list[Callable[[], Awaitable[None]]] = []
     tmp = tempfile.TemporaryDirectory()
-    engine = create_engine(f"sqlite:///{Path(tmp.name) / 'bench.db'}")
+    engine = create_database(f"sqlite:///{Path(tmp.name) / 'bench.db'}")
     await migrate_server_schema(engine)
     stores["SQLite"] = SqlReplayStore(engine)
     closers.append(engine.dispose)

@@ -64,9 +64,9 @@ def _gateway_target(config: Path) -> tuple[str, str]:
 
 async def _with_store(url: str, work: Callable[[ConsoleStore], Awaitable[_T]]) -> _T:
     from athkit.console import ConsoleStore
-    from athkit.storage import create_engine
+    from athkit.storage import create_database
 
-    db = create_engine(url)
+    db = create_database(url)
     try:
         return await work(ConsoleStore(db, time.time))
     finally:

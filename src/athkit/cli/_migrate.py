@@ -48,9 +48,9 @@ def _redact(url: str) -> str:
 
 
 async def _migrate(url: str, component: Component, check: bool) -> str:
-    from athkit.storage import check_schema, create_engine, run_migrations
+    from athkit.storage import check_schema, create_database, run_migrations
 
-    engine = create_engine(url)
+    engine = create_database(url)
     try:
         if check:
             await check_schema(engine, component.script_location, component.version_table)

@@ -24,7 +24,7 @@ from athkit.console._store import ConsoleStore, Throttle
 from athkit.console._users import UserConsole
 from athkit.console._web import CookieSpec, templates
 from athkit.server import ATHEngine
-from athkit.storage import create_engine
+from athkit.storage import create_database
 
 _log = logging.getLogger("athkit.console")
 
@@ -63,7 +63,7 @@ class Console:
             if url == "sqlite:///:memory:":
                 _log.warning("console accounts in memory: operators are lost at restart")
                 migrate = True  # a database born with this process has nothing to check
-            db = self._owned_db = create_engine(url)
+            db = self._owned_db = create_database(url)
         self.store = ConsoleStore(db, engine.clock.now, migrate=migrate)
         self.http = httpx.AsyncClient(follow_redirects=False)
         env = templates()

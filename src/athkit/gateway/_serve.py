@@ -30,7 +30,7 @@ from athkit.gateway._app import GatewayApp, create_gateway_app
 from athkit.gateway._config import load_config
 from athkit.gateway._schema import GatewayConfig
 from athkit.server import FrozenStartupHeap, migrate_server_schema
-from athkit.storage import create_engine
+from athkit.storage import create_database
 
 _CONFIG_ENV = "ATH_GATEWAY_CONFIG"
 _DEV_ENV = "ATH_GATEWAY_SERVE_DEV"
@@ -122,7 +122,7 @@ def serve_gateway(
 
 
 async def _migrate(app: GatewayApp) -> None:
-    db = create_engine(app.settings.database_url)
+    db = create_database(app.settings.database_url)
     try:
         await migrate_server_schema(db)
     finally:

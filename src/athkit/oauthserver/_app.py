@@ -20,7 +20,7 @@ from athkit.oauthserver._common import ServerState, json_response
 from athkit.oauthserver._config import OAuthServerConfig
 from athkit.oauthserver._store import OAuthStore
 from athkit.pages import status_page, wants_html
-from athkit.storage import create_engine, run_migrations
+from athkit.storage import create_database, run_migrations
 
 logger = logging.getLogger("athkit.oauthserver")
 
@@ -36,7 +36,7 @@ def create_oauth_app(
     The database schema is migrated when the app starts (its lifespan). ``clock`` returns the
     current Unix time; tests pass their own to move time forward.
     """
-    engine = create_engine(config.database_url)
+    engine = create_database(config.database_url)
     srv = ServerState(config=config, store=OAuthStore(engine), clock=clock or time.time)
 
     @contextlib.asynccontextmanager

@@ -79,8 +79,8 @@ class IssuedTokens:
 class OAuthStore:
     """The OAuth server's records."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
+    def __init__(self, db: AsyncEngine) -> None:
+        self._engine = db
 
     async def ping(self) -> None:
         """Raise if the database does not answer."""

@@ -47,7 +47,7 @@ from athkit.server._settings import ServerSettings
 from athkit.server._sql import sql_stores
 from athkit.server._stores import EngineStores
 from athkit.server._verifier import AttestationVerifier
-from athkit.storage import SchemaError, create_engine
+from athkit.storage import SchemaError, create_database
 
 _log = logging.getLogger("athkit.server")
 
@@ -162,7 +162,7 @@ def _stores(
     if settings.database_url.startswith("memory:"):
         _log.warning("memory stores: every registration and token is lost at restart")
         return memory_stores(), None
-    db = create_engine(settings.database_url, **settings.database_options())
+    db = create_database(settings.database_url, **settings.database_options())
     closers.append(db.dispose)
     return sql_stores(db), db
 

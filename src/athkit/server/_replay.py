@@ -125,13 +125,13 @@ class SqlReplayStore:
 
     def __init__(
         self,
-        engine: AsyncEngine,
+        db: AsyncEngine,
         *,
         clock: ClockLike = time.time,
         purge_interval: float = 60.0,
         timeout: float = 5.0,
     ) -> None:
-        self._engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._engine = db.execution_options(isolation_level="AUTOCOMMIT")
         self._clock = time_source(clock)
         self._purge_interval = purge_interval
         self._timeout = timeout

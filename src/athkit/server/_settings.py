@@ -255,7 +255,7 @@ class ServerSettings(BaseModel):
         return self.base_url + CALLBACK_PATH
 
     def database_options(self) -> dict[str, Any]:
-        """Keyword arguments of ``athkit.storage.create_engine`` for ``database_url``."""
+        """Keyword arguments of ``athkit.storage.create_database`` for ``database_url``."""
         return {
             "pool_size": self.database_pool_size,
             "max_overflow": self.database_max_overflow,

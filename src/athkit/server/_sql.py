@@ -167,11 +167,11 @@ def _load_agent(row: sa.Row[Any]) -> AgentRecord:
 class SqlAgentStore:
     """Registrations in ``ath_agents``."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
+    def __init__(self, db: AsyncEngine) -> None:
+        self._engine = db
         # Single statements run in autocommit: no BEGIN/COMMIT round trips around them (each
         # statement is atomic on its own); several statements that must agree use _engine.
-        self._auto = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._auto = db.execution_options(isolation_level="AUTOCOMMIT")
 
     @database_call
     async def insert(self, agent: AgentRecord) -> None:
@@ -223,11 +223,11 @@ class SqlAgentStore:
 class SqlSessionStore:
     """Sessions in ``ath_sessions``."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
+    def __init__(self, db: AsyncEngine) -> None:
+        self._engine = db
         # Single statements run in autocommit: no BEGIN/COMMIT round trips around them (each
         # statement is atomic on its own); several statements that must agree use _engine.
-        self._auto = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._auto = db.execution_options(isolation_level="AUTOCOMMIT")
 
     @database_call
     async def insert(self, session: SessionRecord) -> None:
@@ -280,12 +280,12 @@ class SqlTokenStore:
     """Tokens in ``ath_tokens`` (hashes only); ``get_by_hash`` reads through the database's
     fast path (``athkit.server._tokenread``) and falls back to SQLAlchemy."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
+    def __init__(self, db: AsyncEngine) -> None:
+        self._engine = db
         # Single statements run in autocommit: no BEGIN/COMMIT round trips around them (each
         # statement is atomic on its own); several statements that must agree use _engine.
-        self._auto = engine.execution_options(isolation_level="AUTOCOMMIT")
-        self._reader = token_reader(engine)
+        self._auto = db.execution_options(isolation_level="AUTOCOMMIT")
+        self._reader = token_reader(db)
 
     @database_call
     async def insert(self, token: TokenRecord) -> None:
@@ -371,11 +371,11 @@ class SqlTokenStore:
 class SqlGrantStore:
     """Provider grants in ``ath_provider_grants`` (tokens encrypted by the engine)."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
+    def __init__(self, db: AsyncEngine) -> None:
+        self._engine = db
         # Single statements run in autocommit: no BEGIN/COMMIT round trips around them (each
         # statement is atomic on its own); several statements that must agree use _engine.
-        self._auto = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._auto = db.execution_options(isolation_level="AUTOCOMMIT")
 
     @database_call
     async def upsert(self, grant: ProviderGrant) -> ProviderGrant:
@@ -445,11 +445,11 @@ class SqlGrantStore:
 class SqlAuditStore:
     """Audit events in ``ath_audit_events``."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
+    def __init__(self, db: AsyncEngine) -> None:
+        self._engine = db
         # Single statements run in autocommit: no BEGIN/COMMIT round trips around them (each
         # statement is atomic on its own); several statements that must agree use _engine.
-        self._auto = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._auto = db.execution_options(isolation_level="AUTOCOMMIT")
 
     @database_call
     async def append(self, event: AuditEvent) -> None:
@@ -498,19 +498,19 @@ async def open_sql_stores(database_url: str) -> tuple[EngineStores, AsyncEngine]
     """Open ``database_url``, bring its schema up to date (Alembic) and return the stores and
     the engine (dispose it on shutdown)."""
     from athkit.server._schema import migrate_server_schema
-    from athkit.storage import create_engine
+    from athkit.storage import create_database
 
-    engine = create_engine(database_url)
+    engine = create_database(database_url)
     await migrate_server_schema(engine)
     return sql_stores(engine), engine
 
 
-def sql_stores(engine: AsyncEngine) -> EngineStores:
-    """Every engine store over one database (run the server migrations first)."""
+def sql_stores(db: AsyncEngine) -> EngineStores:
+    """Every db store over one database (run the server migrations first)."""
     return EngineStores(
-        agents=SqlAgentStore(engine),
-        sessions=SqlSessionStore(engine),
-        tokens=SqlTokenStore(engine),
-        grants=SqlGrantStore(engine),
-        audit=SqlAuditStore(engine),
+        agents=SqlAgentStore(db),
+        sessions=SqlSessionStore(db),
+        tokens=SqlTokenStore(db),
+        grants=SqlGrantStore(db),
+        audit=SqlAuditStore(db),
     )

@@ -262,9 +262,9 @@ class PostgresTokenReader:
                 waiter.set_exception(ConnectionError("token reader closed"))
 
 
-def token_reader(engine: AsyncEngine) -> TokenReader | None:
-    """The fast reader for ``engine``'s database, or ``None`` (in-memory SQLite, others)."""
-    url = engine.url
+def token_reader(db: AsyncEngine) -> TokenReader | None:
+    """The fast reader for ``db``'s database, or ``None`` (in-memory SQLite, others)."""
+    url = db.url
     backend = url.get_backend_name()
     reader: SqliteTokenReader | PostgresTokenReader
     if backend == "sqlite":
@@ -278,7 +278,7 @@ def token_reader(engine: AsyncEngine) -> TokenReader | None:
     else:
         return None
 
-    @event.listens_for(engine.sync_engine, "engine_disposed")
+    @event.listens_for(db.sync_engine, "engine_disposed")
     def _disposed(_engine: Any) -> None:
         reader.close()
 

@@ -5,7 +5,7 @@ its own SQLAlchemy ``MetaData`` with its own Alembic migration folder and versio
 uses these helpers to open the database named by one URL setting.
 """
 
-from athkit.storage._database import create_engine, normalize_database_url
+from athkit.storage._database import create_database, normalize_database_url
 from athkit.storage._migrations import (
     SchemaError,
     check_schema,
@@ -16,7 +16,7 @@ from athkit.storage._migrations import (
 __all__ = [
     "SchemaError",
     "check_schema",
-    "create_engine",
+    "create_database",
     "normalize_database_url",
     "run_migrations",
     "run_migrations_env",

@@ -30,7 +30,7 @@ def _is_memory_sqlite(url: str) -> bool:
     return parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:")
 
 
-def create_engine(
+def create_database(
     url: str,
     *,
     pool_size: int = 10,
@@ -38,7 +38,8 @@ def create_engine(
     timeout: float = 5.0,
     **kwargs: Any,
 ) -> AsyncEngine:
-    """An async engine for ``url``; SQLite gets WAL, foreign keys and a busy timeout.
+    """The database at ``url`` (a SQLAlchemy ``AsyncEngine``; athkit keeps the word "engine"
+    for the ATH engine). SQLite gets WAL, foreign keys and a busy timeout.
 
     On PostgreSQL the pool keeps ``pool_size`` connections (plus up to ``max_overflow`` under
     load), and ``timeout`` seconds bound each wait: the connection attempt, a pool checkout and

@@ -61,9 +61,9 @@ def _check_known(script: ScriptDirectory, current: tuple[str, ...], version_tabl
 
 
 async def run_migrations(
-    engine: AsyncEngine, script_location: str, version_table: str, revision: str = "head"
+    db: AsyncEngine, script_location: str, version_table: str, revision: str = "head"
 ) -> list[str]:
-    """Upgrade the database behind ``engine`` to ``revision`` with the given migration folder.
+    """Upgrade the database behind ``db`` to ``revision`` with the given migration folder.
 
     ``script_location`` is an Alembic location such as ``"athkit.oauthserver:migrations"``.
     Safe to run from several processes at once (see the module docstring). Returns the
@@ -83,11 +83,11 @@ async def run_migrations(
         command.upgrade(config, revision)
         return list(before)
 
-    async with engine.begin() as conn:
+    async with db.begin() as conn:
         return await conn.run_sync(_upgrade)
 
 
-async def check_schema(engine: AsyncEngine, script_location: str, version_table: str) -> None:
+async def check_schema(db: AsyncEngine, script_location: str, version_table: str) -> None:
     """Raise :class:`SchemaError` unless the database is exactly at this release's head.
 
     For components started with migrations switched off: they run only on a schema they know.
@@ -107,7 +107,7 @@ async def check_schema(engine: AsyncEngine, script_location: str, version_table:
                 "ath native migrate or ath oauth migrate)"
             )
 
-    async with engine.connect() as conn:
+    async with db.connect() as conn:
         await conn.run_sync(_check)
 
 

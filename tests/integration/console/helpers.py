@@ -9,7 +9,7 @@ import time
 import httpx
 
 from athkit.console import ConsoleStore
-from athkit.storage import create_engine
+from athkit.storage import create_database
 
 OPERATOR = "ops-ann"
 OPERATOR_PASSWORD = "a long operator passphrase"
@@ -22,7 +22,7 @@ def add_operator(database_url: str, deployment: str, name: str, password: str) -
     """Create an operator account in ``database_url`` for ``deployment`` (own connection)."""
 
     async def run() -> None:
-        db = create_engine(database_url)
+        db = create_database(database_url)
         try:
             await ConsoleStore(db, time.time).create_operator(deployment, name, password)
         finally:

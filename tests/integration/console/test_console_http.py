@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from athkit.cli import app as cli_app
 from athkit.console import mount_console
 from athkit.server import ServerSettings, create_native_app, memory_stores
-from athkit.storage import create_engine
+from athkit.storage import create_database
 from athkit.testing import drive_consent, free_port, serve_in_thread
 from tests.integration.console.helpers import (
     MARKUP_DEVELOPER,
@@ -197,7 +197,7 @@ def _other_deployment(world: GatewayWorld) -> Iterator[str]:
         ServerSettings(base_url=base, secret_key="n" * 40, name="Other service"),
         stores=memory_stores(),
     )
-    db = create_engine(world.app.settings.database_url)
+    db = create_database(world.app.settings.database_url)
     mount_console(app, db=db)
     with serve_in_thread(app, port=port):
         yield base

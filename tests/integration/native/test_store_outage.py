@@ -12,7 +12,7 @@ import httpx
 from sqlalchemy.pool import NullPool
 
 from athkit.server import migrate_server_schema, sql_stores
-from athkit.storage import create_engine
+from athkit.storage import create_database
 from athkit.testing import free_port, serve_in_thread
 from tests.integration.native.harness import surroundings
 from tests.integration.native.service import build_service
@@ -34,7 +34,7 @@ def _restore(directory: Path, db: Path) -> None:
 def test_database_outage_fails_closed_over_http(tmp_path: Path) -> None:
     db_file = tmp_path / "ath.db"
     # NullPool: every request opens its own connection, so the outage is seen at once.
-    database = create_engine(f"sqlite:///{db_file}", poolclass=NullPool)
+    database = create_database(f"sqlite:///{db_file}", poolclass=NullPool)
     asyncio.run(migrate_server_schema(database))
     port = free_port()
     base = f"http://127.0.0.1:{port}"

@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection
 from athkit.console import ConsoleStore, mount_console
 from athkit.console._tables import metadata
 from athkit.server import ServerSettings, create_native_app, memory_stores
-from athkit.storage import create_engine
+from athkit.storage import create_database
 from athkit.testing import free_port
 
 PG = "postgresql://postgres@127.0.0.1:5432"
@@ -32,7 +32,7 @@ def _diff(connection: Connection) -> list[Any]:
 
 
 async def _check(url: str) -> None:
-    engine = create_engine(url)
+    engine = create_database(url)
     try:
         store = ConsoleStore(engine, time.time)
         await store.migrate()
@@ -124,9 +124,9 @@ def test_processes_migrating_one_fresh_sqlite_file_at_once_all_start(tmp_path: P
     script = (
         "import asyncio, sys, time\n"
         "from athkit.console import ConsoleStore\n"
-        "from athkit.storage import create_engine\n"
+        "from athkit.storage import create_database\n"
         "async def main():\n"
-        "    db = create_engine(sys.argv[1])\n"
+        "    db = create_database(sys.argv[1])\n"
         "    await ConsoleStore(db, time.time).migrate()\n"
         "    await db.dispose()\n"
         "asyncio.run(main())\n"

@@ -10,12 +10,12 @@ import pytest
 from sqlalchemy import inspect, text
 
 from athkit.demo.shop import CATALOGUE, SeedProduct, ShopError, ShopService, format_price
-from athkit.storage import create_engine
+from athkit.storage import create_database
 
 
 @pytest.fixture
 async def shop(tmp_path: Path) -> AsyncIterator[ShopService]:
-    engine = create_engine(f"sqlite:///{tmp_path / 'shop.db'}")
+    engine = create_database(f"sqlite:///{tmp_path / 'shop.db'}")
     service = ShopService(engine)
     await service.migrate()
     await service.seed()
@@ -26,7 +26,7 @@ async def shop(tmp_path: Path) -> AsyncIterator[ShopService]:
 async def test_migrations_create_the_tables_under_their_own_version_table(
     tmp_path: Path,
 ) -> None:
-    engine = create_engine(f"sqlite:///{tmp_path / 'm.db'}")
+    engine = create_database(f"sqlite:///{tmp_path / 'm.db'}")
     service = ShopService(engine)
     await service.migrate()
     await service.migrate()  # idempotent
@@ -153,7 +153,7 @@ async def test_out_of_stock_at_order_time_rolls_everything_back(shop: ShopServic
 
 
 async def test_concurrent_orders_never_oversell(tmp_path: Path) -> None:
-    engine = create_engine(f"sqlite:///{tmp_path / 'race.db'}")
+    engine = create_database(f"sqlite:///{tmp_path / 'race.db'}")
     service = ShopService(engine)
     await service.migrate()
     await service.seed([SeedProduct("last-one", "Last one", "Only three left.", 1000, 3)])

@@ -16,7 +16,7 @@ from athkit.oauthserver import OAuthServerConfig, hash_password, verify_password
 from athkit.oauthserver._sessions import BrowserSession, decode_session, encode_session
 from athkit.oauthserver._tables import metadata
 from athkit.protocol import hash_secret
-from athkit.storage import create_engine, run_migrations
+from athkit.storage import create_database, run_migrations
 from tests.integration.oauthserver.conftest import make_config
 
 
@@ -89,7 +89,7 @@ def test_session_cookie_is_signed() -> None:
 
 def test_migrations_match_the_tables() -> None:
     async def check() -> list[Any]:
-        engine = create_engine("sqlite:///:memory:")
+        engine = create_database("sqlite:///:memory:")
         await run_migrations(engine, "athkit.oauthserver:migrations", "oauthserver_alembic_version")
 
         def diff(conn: Connection) -> list[Any]:

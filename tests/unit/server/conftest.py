@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from athkit.server import EngineStores, memory_stores, migrate_server_schema, sql_stores
-from athkit.storage import create_engine
+from athkit.storage import create_database
 
 
 async def _pg_connect(database: str = "test") -> object:
@@ -27,7 +27,7 @@ async def stores(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
         yield memory_stores()
         return
     if request.param == "sqlite":
-        engine = create_engine(f"sqlite:///{tmp_path / 'ath.db'}")
+        engine = create_database(f"sqlite:///{tmp_path / 'ath.db'}")
         await migrate_server_schema(engine)
         yield sql_stores(engine)
         await engine.dispose()
@@ -40,7 +40,7 @@ async def stores(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
         pytest.skip(f"PostgreSQL not reachable on 127.0.0.1:5432: {exc}")
     name = f"ath_engine_{secrets.token_hex(6)}"
     await admin.execute(f'CREATE DATABASE "{name}"')  # type: ignore[attr-defined]
-    engine = create_engine(f"postgresql://postgres@127.0.0.1:5432/{name}")
+    engine = create_database(f"postgresql://postgres@127.0.0.1:5432/{name}")
     try:
         await migrate_server_schema(engine)
         yield sql_stores(engine)

@@ -12,12 +12,12 @@ from typer.testing import CliRunner
 
 from athkit.cli import app
 from athkit.server import check_server_schema, migrate_server_schema
-from athkit.storage import SchemaError, create_engine
+from athkit.storage import SchemaError, create_database
 from tests.services import fresh_postgres_database
 
 
 async def _migrate_together(url: str, replicas: int) -> list[object]:
-    engines = [create_engine(url) for _ in range(replicas)]
+    engines = [create_database(url) for _ in range(replicas)]
     try:
         return await asyncio.gather(
             *(migrate_server_schema(e) for e in engines), return_exceptions=True
@@ -36,7 +36,7 @@ def test_replicas_migrating_a_fresh_postgres_database_together_all_succeed() -> 
         assert sorted(len(o) for o in outcomes if isinstance(o, list)) == [0, 1, 1, 1]
 
         async def check() -> None:
-            engine = create_engine(url)
+            engine = create_database(url)
             try:
                 await check_server_schema(engine)
             finally:
@@ -46,7 +46,7 @@ def test_replicas_migrating_a_fresh_postgres_database_together_all_succeed() -> 
 
 
 async def _pretend_newer_release(url: str) -> None:
-    engine = create_engine(url)
+    engine = create_database(url)
     try:
         await migrate_server_schema(engine)
         async with engine.begin() as conn:
@@ -56,7 +56,7 @@ async def _pretend_newer_release(url: str) -> None:
 
 
 async def _outcome(url: str, check: bool) -> str:
-    engine = create_engine(url)
+    engine = create_database(url)
     try:
         await (check_server_schema(engine) if check else migrate_server_schema(engine))
     except SchemaError as exc:

@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection
 
 from athkit.server import migrate_server_schema
 from athkit.server._tables import metadata
-from athkit.storage import create_engine
+from athkit.storage import create_database
 
 PG = "postgresql://postgres@127.0.0.1:5432"
 
@@ -27,7 +27,7 @@ def _diff(connection: Connection) -> list[Any]:
 
 
 async def _check(url: str) -> None:
-    engine = create_engine(url)
+    engine = create_database(url)
     try:
         await migrate_server_schema(engine)
         async with engine.connect() as conn:

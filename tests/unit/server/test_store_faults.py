@@ -10,7 +10,7 @@ import pytest
 
 from athkit.protocol import ATHError, ErrorCode
 from athkit.server import migrate_server_schema, sql_stores
-from athkit.storage import create_engine
+from athkit.storage import create_database
 from tests.unit.server.helpers import make_world
 from tests.unit.server.test_engine import consent, full_flow, start, token_request
 
@@ -31,7 +31,7 @@ def _restore(tmp_path: Path, path: Path) -> None:
 
 async def test_unreachable_database_fails_closed_then_recovers(tmp_path: Path) -> None:
     path = tmp_path / "ath.db"
-    db = create_engine(f"sqlite:///{path}")
+    db = create_database(f"sqlite:///{path}")
     await migrate_server_schema(db)
     w = make_world(stores=sql_stores(db))
     agent = w.agent("fault")

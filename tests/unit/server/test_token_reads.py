@@ -20,7 +20,7 @@ from athkit.server._tokenread import (
     SqliteTokenReader,
     token_reader,
 )
-from athkit.storage import create_engine
+from athkit.storage import create_database
 from tests.unit.server.conftest import _pg_connect
 
 
@@ -63,7 +63,7 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
 async def test_revocation_by_another_instance_is_seen_on_the_next_read(database_url: str) -> None:
     # Two engines on one database stand for two processes (gateway instances, or a native
     # service and its admin): one revokes, the other's very next read sees it.
-    reading, writing = create_engine(database_url), create_engine(database_url)
+    reading, writing = create_database(database_url), create_database(database_url)
     try:
         await migrate_server_schema(writing)
         reader_store, writer_store = SqlTokenStore(reading), SqlTokenStore(writing)
@@ -94,7 +94,7 @@ async def test_revocation_by_another_instance_is_seen_on_the_next_read(database_
 
 async def test_sqlite_fast_path_failure_falls_back_to_the_store(tmp_path: Path) -> None:
     path = tmp_path / "ath.db"
-    db = create_engine(f"sqlite:///{path}")
+    db = create_database(f"sqlite:///{path}")
     try:
         await migrate_server_schema(db)
         store = SqlTokenStore(db)
@@ -119,7 +119,7 @@ async def test_sqlite_reader_never_waits_on_a_writer(tmp_path: Path) -> None:
     # WAL: a transaction holding the write lock does not stop the read (nor does the read wait
     # the writer's busy timeout on the event loop); it sees the last committed row.
     path = tmp_path / "ath.db"
-    db = create_engine(f"sqlite:///{path}")
+    db = create_database(f"sqlite:///{path}")
     try:
         await migrate_server_schema(db)
         store = SqlTokenStore(db)

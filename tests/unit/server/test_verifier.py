@@ -29,7 +29,7 @@ from athkit.server import (
     SqlReplayStore,
     VerifiedAgent,
 )
-from athkit.storage import create_engine
+from athkit.storage import create_database
 from athkit.testing import free_port
 from tests.unit.server._verifier_support import (
     AUDIENCE,
@@ -366,7 +366,7 @@ async def test_no_warning_without_trusted_keys(
 async def test_unreachable_replay_store_fails_closed(
     document_host: DocumentHost, agent_key: PrivateKey, clock: FakeClock
 ) -> None:
-    engine = create_engine(f"postgresql://postgres@127.0.0.1:{free_port()}/test")
+    engine = create_database(f"postgresql://postgres@127.0.0.1:{free_port()}/test")
     try:
         async with AttestationVerifier(
             replay_store=SqlReplayStore(engine, clock=clock), fetcher=DEV, clock=clock

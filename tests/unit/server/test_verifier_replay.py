@@ -20,7 +20,7 @@ from athkit.server import (
     migrate_server_schema,
 )
 from athkit.server._replay import seen_jti
-from athkit.storage import create_engine
+from athkit.storage import create_database
 from athkit.testing import free_port
 from tests.unit.server._verifier_support import FakeClock, clock, require_service
 
@@ -78,7 +78,7 @@ async def test_memory_store_purges_after_exp(clock: FakeClock) -> None:
 
 @pytest.fixture
 async def sqlite_engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(f"sqlite:///{tmp_path / 'ath.db'}")
+    engine = create_database(f"sqlite:///{tmp_path / 'ath.db'}")
     await migrate_server_schema(engine)
     yield engine
     await engine.dispose()
@@ -126,7 +126,7 @@ async def test_sql_schema_migration_is_idempotent(sqlite_engine: AsyncEngine) ->
 
 
 async def test_sql_store_without_its_table_fails_closed(tmp_path: Path, clock: FakeClock) -> None:
-    engine = create_engine(f"sqlite:///{tmp_path / 'empty.db'}")
+    engine = create_database(f"sqlite:///{tmp_path / 'empty.db'}")
     try:
         with pytest.raises(ATHError) as exc:
             await SqlReplayStore(engine, clock=clock).add_if_new("x", AGENT, int(clock.now) + 60)
@@ -136,7 +136,7 @@ async def test_sql_store_without_its_table_fails_closed(tmp_path: Path, clock: F
 
 
 async def test_sql_store_on_a_closed_port_fails_closed(clock: FakeClock) -> None:
-    engine = create_engine(f"postgresql://postgres@127.0.0.1:{free_port()}/test")
+    engine = create_database(f"postgresql://postgres@127.0.0.1:{free_port()}/test")
     try:
         store = SqlReplayStore(engine, clock=clock)
         with pytest.raises(ATHError) as exc:
@@ -159,10 +159,10 @@ PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 async def pg_engine() -> AsyncIterator[AsyncEngine]:
     require_service(5432, "PostgreSQL")
     schema = f"athkit_verifier_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(PG_URL)
+    admin = create_database(PG_URL)
     async with admin.begin() as conn:
         await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    engine = create_engine(
+    engine = create_database(
         PG_URL, connect_args={"server_settings": {"search_path": schema}}, pool_size=10
     )
     try:
@@ -195,7 +195,9 @@ async def test_two_instances_share_the_postgresql_store(
     assert await first.add_if_new("shared", AGENT, exp)
     async with pg_engine.connect() as conn:
         schema = (await conn.execute(text("SELECT current_schema()"))).scalar_one()
-    second_engine = create_engine(PG_URL, connect_args={"server_settings": {"search_path": schema}})
+    second_engine = create_database(
+        PG_URL, connect_args={"server_settings": {"search_path": schema}}
+    )
     try:
         second = SqlReplayStore(second_engine, clock=clock)
         assert not await second.add_if_new("shared", AGENT, exp)

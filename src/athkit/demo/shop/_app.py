@@ -36,7 +36,7 @@ from athkit.demo.shop._service import ShopService
 from athkit.demo.shop._sessions import LoginSessionStore
 from athkit.pages import status_page, wants_html
 from athkit.server import ProviderSettings, ServerSettings, ath_error_handler, create_native_app
-from athkit.storage import create_engine
+from athkit.storage import create_database
 
 
 def server_settings(config: ShopConfig) -> ServerSettings:
@@ -82,7 +82,7 @@ def create_shop_app(config: ShopConfig) -> Starlette:
 
     Migrates (shop and engine) and seeds the catalogue at start-up.
     """
-    db = create_engine(config.database_url)
+    db = create_database(config.database_url)
     service = ShopService(db)
     settings = server_settings(config)
     env = Environment(

@@ -162,8 +162,8 @@ def _product_not_found(product_id: str) -> ShopError:
 class ShopService:
     """The shop's operations, each one transaction on the given async engine."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
+    def __init__(self, db: AsyncEngine) -> None:
+        self._engine = db
 
     async def migrate(self) -> None:
         """Create or upgrade the shop's tables."""

@@ -35,8 +35,8 @@ class WebSession:
 class LoginSessionStore:
     """Create, read, change and end storefront sessions."""
 
-    def __init__(self, engine: AsyncEngine, lifetime: timedelta) -> None:
-        self._engine = engine
+    def __init__(self, db: AsyncEngine, lifetime: timedelta) -> None:
+        self._engine = db
         self._lifetime = lifetime
 
     async def create(self, **fields: Any) -> tuple[str, WebSession]:

@@ -24,6 +24,26 @@ def version() -> None:
     typer.echo(__version__)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"ath (athkit) {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    show_version: bool = typer.Option(
+        False,
+        "--version",
+        "-V",
+        help="Print the athkit version and exit.",
+        callback=_print_version,
+        is_eager=True,
+    ),
+) -> None:
+    """athkit: the Agent Trust Handshake (ATH 0.1) for agents, services and gateways."""
+
+
 # Each area of the CLI lives in its own module, which adds its commands in one way: a
 # ``register_commands(app)`` function. This order is the order of ``ath --help``.
 _COMMAND_MODULES = (

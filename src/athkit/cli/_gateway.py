@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from athkit.config import Problem
 
 gateway_app = typer.Typer(
     name="gateway",
@@ -26,19 +31,120 @@ _DEV = typer.Option(
 )
 
 
-@gateway_app.command("check")
-def check(config: Path = _CONFIG, dev: bool = _DEV) -> None:
-    """Validate a configuration; print every problem with its key path, one per line."""
-    from athkit.gateway import check_config  # imported per command: `ath` starts fast
+_OFFLINE = typer.Option(
+    False, "--offline", help="Do not fetch the providers' issuer metadata (RFC 8414)."
+)
 
-    _, problems = check_config(config, mode="development" if dev else None)
+
+@gateway_app.command("check")
+def check(config: Path = _CONFIG, dev: bool = _DEV, offline: bool = _OFFLINE) -> None:
+    """Validate a configuration; print every problem with its key path, one per line.
+
+    Each provider's issuer metadata is fetched as ``serve`` would (unless ``--offline``).
+    """
+    from athkit.gateway import check_config  # imported per command: `ath` starts fast
+    from athkit.gateway._settings import probe_issuers
+
+    loaded, problems = check_config(config, mode="development" if dev else None)
+    notes: list[str] = []
+    if loaded is not None:
+        with_issuer = [p for p, provider in loaded.providers.items() if provider.issuer]
+        if offline and with_issuer:
+            notes.append(f"note: issuer metadata not probed (--offline): {', '.join(with_issuer)}")
+        elif with_issuer:
+            read, failed = probe_issuers(loaded)
+            notes.extend(f"ok: {path}: {what}" for path, what in read)
+            problems = [*problems, *failed]
+    print_problems(problems, notes)
     errors = [p for p in problems if not p.warning]
-    for problem in problems:
-        typer.echo(str(problem), err=not problem.warning)
     if errors:
         typer.echo(f"{config}: {len(errors)} error(s)", err=True)
         raise typer.Exit(1)
     typer.echo(f"{config}: OK")
+
+
+def print_problems(problems: Sequence[Problem], notes: Sequence[str] = ()) -> None:
+    """One line per problem (errors on stderr), then the notes: the format of every ``check``."""
+    for problem in problems:
+        typer.echo(str(problem), err=not problem.warning)
+    for note in notes:
+        typer.echo(note)
+
+
+@gateway_app.command("init")
+def init(
+    directory: Annotated[Path, typer.Argument(help="Where to write (created).")] = Path(
+        "ath-gateway"
+    ),
+    port: int = typer.Option(8080, "--port", help="The gateway's port."),
+    oauth_port: int = typer.Option(8400, "--oauth-port", help="The OAuth server's port."),
+    upstream_port: int = typer.Option(8500, "--upstream-port", help="The Notes API's port."),
+) -> None:
+    """Write a working gateway, its OAuth server and a tiny API to run it against.
+
+    Secrets are generated into DIRECTORY/secrets/ (mode 0600); nothing is overwritten.
+    """
+    from athkit.cli._quickstart import QuickStart, next_steps, write_quickstart
+
+    setup = QuickStart(gateway_port=port, oauth_port=oauth_port, upstream_port=upstream_port)
+    try:
+        password = write_quickstart(directory, setup)
+    except OSError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(next_steps(directory, setup, password))
+
+
+@gateway_app.command("consent-key")
+def consent_key(
+    config: Path = _CONFIG,
+    generate: bool = typer.Option(
+        False, "--generate", help="Create consent_signing_key_file (mode 0600) if it is missing."
+    ),
+    jwk: bool = typer.Option(False, "--jwk", help="Print the public key as a JWK (JSON)."),
+) -> None:
+    """Print the public half of the consent signing key, for each provider's OAuth server
+    (its client's ``ath_context_key``). Without it the consent page cannot name the agent."""
+    import json
+    import os
+
+    from athkit.config import resolve_path
+    from athkit.gateway import check_config
+    from athkit.protocol import (
+        generate_private_key,
+        load_private_key,
+        private_key_to_pem,
+        public_key_to_jwk,
+        public_key_to_pem,
+    )
+
+    loaded, problems = check_config(config)
+    if loaded is None:
+        print_problems(problems)
+        raise typer.Exit(1)
+    if loaded.consent_signing_key_file is None:
+        typer.echo(
+            f"error: {config} sets no consent_signing_key_file: add for example\n"
+            '  consent_signing_key_file = "consent-key.pem"\n'
+            f"then run: ath gateway consent-key --generate --config {config}",
+            err=True,
+        )
+        raise typer.Exit(2)
+    path = resolve_path(loaded.consent_signing_key_file, loaded.base_dir)
+    if not path.exists():
+        if not generate:
+            typer.echo(f"error: {path} does not exist; add --generate to create it", err=True)
+            raise typer.Exit(2)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as file:
+            file.write(private_key_to_pem(generate_private_key()))
+        typer.echo(f"wrote {path} (mode 0600)", err=True)
+    try:
+        key = load_private_key(path)
+    except Exception as exc:
+        typer.echo(f"error: {path}: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(json.dumps(public_key_to_jwk(key), indent=2) if jwk else public_key_to_pem(key))
 
 
 @gateway_app.command("migrate")

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import typer
+
+if TYPE_CHECKING:
+    from athkit.oauthserver import OAuthServerConfig
+
+from athkit.cli._gateway import print_problems
 
 oauth_app = typer.Typer(
     name="oauth",
@@ -21,21 +27,40 @@ _HOST = typer.Option("127.0.0.1", "--host", help="Interface to listen on.")
 _PORT = typer.Option(None, "--port", help="Port to listen on (default: the issuer URL's port).")
 
 
+def _load(config: Path, outcome: str) -> OAuthServerConfig:
+    from athkit.oauthserver import check_oauth_config
+
+    settings, problems = check_oauth_config(config)
+    if settings is None:
+        print_problems([p for p in problems if not p.warning])
+        typer.echo(f"{config}: {outcome}", err=True)
+        raise typer.Exit(2)
+    return settings
+
+
+@oauth_app.command("check")
+def check(config: Path = _CONFIG) -> None:
+    """Validate a config file; print every problem with its key path, one per line (the
+    format of ``ath gateway check``)."""
+    from athkit.oauthserver import check_oauth_config
+
+    settings, problems = check_oauth_config(config)
+    print_problems(problems)
+    errors = [p for p in problems if not p.warning]
+    if errors or settings is None:
+        typer.echo(f"{config}: {len(errors)} error(s)", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"{config}: OK")
+
+
 @oauth_app.command("serve")
 def serve(config: Path = _CONFIG, host: str = _HOST, port: int | None = _PORT) -> None:
     """Serve the OAuth server described by a config file until interrupted."""
     import uvicorn
-    from pydantic import ValidationError
 
-    from athkit.oauthserver import OAuthServerConfig, create_oauth_app
+    from athkit.oauthserver import create_oauth_app
 
-    try:
-        settings = OAuthServerConfig.from_toml(config)
-    except (OSError, ValueError) as exc:
-        # ValidationError is a ValueError; show its lines without a traceback.
-        detail = str(exc) if not isinstance(exc, ValidationError) else _lines(exc)
-        typer.echo(f"{config}: {detail}", err=True)
-        raise typer.Exit(2) from None
+    settings = _load(config, "the OAuth server did not start")
     if port is None:
         parts = urlsplit(settings.issuer)
         port = parts.port or (443 if parts.scheme == "https" else 80)
@@ -51,27 +76,10 @@ def migrate(
     ),
 ) -> None:
     """Bring the OAuth server's database schema to this release (Alembic, under a lock)."""
-    from pydantic import ValidationError
-
     from athkit.cli._migrate import OAUTH_SERVER, migrate_command
-    from athkit.oauthserver import OAuthServerConfig
 
-    try:
-        settings = OAuthServerConfig.from_toml(config)
-    except (OSError, ValueError) as exc:
-        detail = str(exc) if not isinstance(exc, ValidationError) else _lines(exc)
-        typer.echo(f"{config}: {detail}", err=True)
-        raise typer.Exit(2) from None
+    settings = _load(config, "nothing was migrated")
     migrate_command(settings.database_url, OAUTH_SERVER, check=check)
-
-
-def _lines(exc: object) -> str:
-    from pydantic import ValidationError
-
-    assert isinstance(exc, ValidationError)
-    return "; ".join(
-        f"{'.'.join(str(p) for p in err['loc']) or 'config'}: {err['msg']}" for err in exc.errors()
-    )
 
 
 @oauth_app.command("hash-password")

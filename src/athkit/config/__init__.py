@@ -12,6 +12,7 @@ from athkit.config._sources import (
     safe_read_secret,
     secret_problems,
 )
+from athkit.config._suggest import suggest_key
 
 __all__ = [
     "ConfigError",
@@ -26,5 +27,6 @@ __all__ = [
     "resolve_path",
     "safe_read_secret",
     "secret_problems",
+    "suggest_key",
     "under",
 ]

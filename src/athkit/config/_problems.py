@@ -10,6 +10,10 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import BaseModel
+
+from athkit.config._suggest import suggest_key
+
 
 @dataclass(frozen=True, slots=True)
 class Problem:
@@ -53,13 +57,16 @@ def under(path: str, prefix: str) -> bool:
     return path == prefix or path.startswith((prefix + ".", prefix + "["))
 
 
-def describe(err: Any) -> str:
-    """A pydantic error (one item of ``ValidationError.errors()``) in plain words."""
+def describe(err: Any, root: type[BaseModel] | None = None) -> str:
+    """A pydantic error (one item of ``ValidationError.errors()``) in plain words; for an
+    unknown key under ``root``, the known key it is closest to."""
     if err["type"] == "missing":
         return "required but missing"
     if err["type"] == "extra_forbidden":
-        return "unknown key (misspelt?)"
-    return str(err["msg"])
+        close = suggest_key(root, err["loc"]) if root is not None else None
+        return f"unknown key; did you mean {close!r}?" if close else "unknown key (misspelt?)"
+    message = str(err["msg"])
+    return message.removeprefix("Value error, ")
 
 
 def dedupe(problems: list[Problem]) -> list[Problem]:

@@ -122,7 +122,22 @@ def gateway_problems(
     if config.consent_signing_key_file is not None:
         file = resolve_path(config.consent_signing_key_file, base_dir)
         if not file.is_file():
-            out.append(Problem("consent_signing_key_file", f"{file} does not exist"))
+            out.append(
+                Problem(
+                    "consent_signing_key_file",
+                    f"{file} does not exist (create it: ath gateway consent-key --generate)",
+                )
+            )
+    else:
+        out.append(
+            Problem(
+                "consent_signing_key_file",
+                "not set: users will consent on a page that does not name the agent or its "
+                "developer; create a key with `ath gateway consent-key --generate` and give its "
+                "public half to each provider's OAuth server (ath_context_key)",
+                warning=True,
+            )
+        )
     if config.rate_limit.backend == "redis" and not (
         config.rate_limit.redis_url or config.redis_url
     ):

@@ -126,7 +126,7 @@ def _validate(
         bad_paths = []
         for err in exc.errors(include_url=False):
             bad_paths.append(format_path(err["loc"]))
-            problems.append(Problem(bad_paths[-1], describe(err)))
+            problems.append(Problem(bad_paths[-1], describe(err, GatewayConfig)))
         # Check the rest too, so that one run shows everything: drop the bad keys (defaults
         # apply) and validate again, keeping only problems elsewhere.
         raw_providers = data.get("providers")

@@ -24,7 +24,7 @@ import httpx
 from pydantic import Field, SecretStr
 from sqlalchemy.engine import make_url
 
-from athkit.config import ConfigError, Problem, read_secret, resolve_path
+from athkit.config import ConfigError, Problem, format_path, read_secret, resolve_path
 from athkit.gateway._mcp import McpUpstreamConfig
 from athkit.gateway._schema import (
     ConsoleConfig,
@@ -94,6 +94,45 @@ def fetch_issuer_metadata(issuer: str, *, timeout: float = 10.0) -> dict[str, ob
     if str(data.get("issuer", "")).rstrip("/") != issuer.rstrip("/"):
         raise ValueError(f"{url} names issuer {data.get('issuer')!r}, not {issuer!r}")
     return data
+
+
+def probe_issuers(
+    config: GatewayConfig, *, timeout: float = 5.0
+) -> tuple[list[tuple[str, str]], list[Problem]]:
+    """Fetch each provider issuer's RFC 8414 metadata as ``serve`` would at start-up.
+
+    Returns ``(path, what was read)`` for each success, and a problem for each failure: an
+    error when the provider's endpoints come from that metadata, else a warning.
+    """
+    read: list[tuple[str, str]] = []
+    problems: list[Problem] = []
+    for pid, provider in config.providers.items():
+        if provider.issuer is None:
+            continue
+        at = f"{format_path(('providers', pid))}.issuer"
+        try:
+            metadata = fetch_issuer_metadata(provider.issuer, timeout=timeout)
+        except ValueError as exc:
+            needed = provider.authorization_endpoint is None or provider.token_endpoint is None
+            problems.append(
+                Problem(
+                    at,
+                    f"{exc}"
+                    + (
+                        " (the endpoints come from it: start the OAuth server or fix the URL)"
+                        if needed
+                        else " (the configured endpoints are used; the issuer is the consent "
+                        "context's audience)"
+                    ),
+                    warning=not needed,
+                )
+            )
+            continue
+        endpoints = [k for k in ("authorization_endpoint", "token_endpoint") if k in metadata]
+        read.append(
+            (at, f"metadata read from {metadata_url(provider.issuer)} ({', '.join(endpoints)})")
+        )
+    return read, problems
 
 
 def dev_secret_path(config: GatewayConfig) -> Path:

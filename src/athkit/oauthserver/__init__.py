@@ -8,13 +8,19 @@ the agent and its developer and offers only the scopes the service approved for 
 """
 
 from athkit.oauthserver._app import create_oauth_app, server_metadata
-from athkit.oauthserver._config import ClientConfig, OAuthServerConfig, UserConfig
+from athkit.oauthserver._config import (
+    ClientConfig,
+    OAuthServerConfig,
+    UserConfig,
+    check_oauth_config,
+)
 from athkit.oauthserver._passwords import hash_password, verify_password
 
 __all__ = [
     "ClientConfig",
     "OAuthServerConfig",
     "UserConfig",
+    "check_oauth_config",
     "create_oauth_app",
     "hash_password",
     "server_metadata",

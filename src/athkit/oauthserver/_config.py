@@ -17,14 +17,28 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from athkit.config import (
+    ConfigError,
+    Problem,
     apply_env_overrides,
+    dedupe,
+    describe,
+    format_path,
     read_secret,
     read_toml,
     resolve_path,
     secret_problems,
+    under,
 )
 from athkit.oauthserver._passwords import check_password_hash_format
 from athkit.protocol import ATHError, PublicKey, hash_secret, load_public_key
@@ -148,6 +162,7 @@ class OAuthServerConfig(_Model):
     database_url: str = "sqlite:///ath-oauth.db"
     secret_key: str | None = Field(default=None, repr=False, description="cookie signing key")
     secret_key_env: str | None = None
+    secret_key_file: Path | None = None
     cookie_name: str = Field(default="athoauth_session", pattern=r"^[A-Za-z0-9_\-]{1,64}$")
     code_lifetime: int = Field(default=60, ge=1, le=600)
     access_token_lifetime: int = Field(default=3600, ge=1, le=86400)
@@ -198,13 +213,16 @@ class OAuthServerConfig(_Model):
             unknown = [s for s in client.scopes if s not in self.scopes]
             if unknown:
                 raise ValueError(f"client {client.client_id!r} lists unknown scopes {unknown}")
-        if self.secret_key is not None and self.secret_key_env is not None:
-            raise ValueError("give secret_key or secret_key_env, not both")
+        given = [self.secret_key, self.secret_key_env, self.secret_key_file]
+        if sum(value is not None for value in given) > 1:
+            raise ValueError("give one of secret_key, secret_key_env or secret_key_file")
         key = self.secret_key
-        if self.secret_key_env is not None:
-            key = os.environ.get(self.secret_key_env)
-            if not key:
-                raise ValueError(f"environment variable {self.secret_key_env} is not set")
+        if self.secret_key_env is not None or self.secret_key_file is not None:
+            for problem in secret_problems(
+                "secret_key", self.secret_key_env, self.secret_key_file, os.environ, Path()
+            ):
+                raise ValueError(f"{problem.path}: {problem.message}")
+            key = read_secret(self.secret_key_env, self.secret_key_file, os.environ, Path())
         if key is None:
             logger.warning(
                 "oauth server: no secret_key configured; generated a random one, so login "
@@ -232,18 +250,9 @@ class OAuthServerConfig(_Model):
         source = Path(path)
         data = read_toml(source)
         apply_env_overrides(data, os.environ if environ is None else environ, ENV_PREFIX)
-        for client in data.get("clients", []):
-            if isinstance(client, dict):
-                if "client_secret" in client:
-                    raise ValueError(
-                        "a config file must not hold a plain client_secret; use "
-                        "client_secret_hash, client_secret_env or client_secret_file"
-                    )
-                file = client.get("client_secret_file")
-                if isinstance(file, str):
-                    client["client_secret_file"] = str(resolve_path(file, source.parent))
-        if "secret_key" in data:
-            raise ValueError("a config file must not hold secret_key; use secret_key_env")
+        problems = _file_rules(data, source.parent)
+        if problems:
+            raise ConfigError(problems)
         return cls.model_validate(data)
 
     @property
@@ -276,3 +285,82 @@ class OAuthServerConfig(_Model):
             if user.sub == sub:
                 return user
         return None
+
+
+def _file_rules(data: dict[str, Any], base_dir: Path) -> list[Problem]:
+    """What a config file may not hold (plain secrets), and its relative paths made absolute."""
+    problems: list[Problem] = []
+    for i, client in enumerate(data.get("clients", [])):
+        if not isinstance(client, dict):
+            continue
+        if "client_secret" in client:
+            problems.append(
+                Problem(
+                    f"clients[{i}].client_secret",
+                    "a config file must not hold a plain client_secret; use "
+                    "client_secret_hash, client_secret_env or client_secret_file",
+                )
+            )
+        file = client.get("client_secret_file")
+        if isinstance(file, str):
+            client["client_secret_file"] = str(resolve_path(file, base_dir))
+    if "secret_key" in data:
+        problems.append(
+            Problem("secret_key", "a config file must not hold secret_key; use secret_key_file")
+        )
+    if isinstance(data.get("secret_key_file"), str):
+        data["secret_key_file"] = str(resolve_path(data["secret_key_file"], base_dir))
+    return problems
+
+
+def check_oauth_config(
+    path: str | os.PathLike[str], *, environ: Mapping[str, str] | None = None
+) -> tuple[OAuthServerConfig | None, list[Problem]]:
+    """Everything wrong with an OAuth server config file, in the format of ``ath gateway
+    check``: ``(config or None, problems and warnings)``."""
+    env = os.environ if environ is None else environ
+    source = Path(path)
+    try:
+        data = read_toml(source)
+    except ConfigError as exc:
+        return None, exc.problems
+    applied = apply_env_overrides(data, env, ENV_PREFIX)
+    by_path = {format_path(loc): name for name, loc in applied.items()}
+    problems = _file_rules(data, source.parent)
+    config: OAuthServerConfig | None = None
+    try:
+        config = OAuthServerConfig.model_validate(data)
+    except ValidationError as exc:
+        for err in exc.errors(include_url=False):
+            where = format_path(err["loc"])
+            message = describe(err, OAuthServerConfig)
+            if not where and ": " in message and message.split(": ", 1)[0].isidentifier():
+                where, message = message.split(": ", 1)  # a model rule naming its key
+            problems.append(Problem(where, message))
+    if config is not None:
+        if config.secret_key_env is None and config.secret_key_file is None:
+            problems.append(
+                Problem(
+                    "secret_key_file",
+                    "not set: a random key signs sign-in sessions, so they end whenever the "
+                    "server restarts",
+                    warning=True,
+                )
+            )
+        if not config.users:
+            problems.append(Problem("users", "no [[users]]: nobody can sign in", warning=True))
+        for i, client in enumerate(config.clients):
+            if client.ath_context_key is None:
+                problems.append(
+                    Problem(
+                        f"clients[{i}].ath_context_key",
+                        f"not set: the consent page for {client.client_id!r} cannot name the "
+                        "agent (an ATH gateway prints it: ath gateway consent-key)",
+                        warning=True,
+                    )
+                )
+    noted = []
+    for p in problems:
+        name = next((n for k, n in by_path.items() if p.path and under(p.path, k)), None)
+        noted.append(Problem(p.path, p.message + (f" (set by {name})" if name else ""), p.warning))
+    return (config if not [p for p in noted if not p.warning] else None), dedupe(noted)

@@ -12,11 +12,15 @@ the middle — matches nothing, so it is denied. A trailing ``/`` and the query 
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import unquote
 
 from athkit.protocol._models import ScopeIntersection
+
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "*"})
+"""The methods a route may name (``*`` is any)."""
 
 
 def _unique(items: Iterable[str]) -> list[str]:
@@ -67,9 +71,16 @@ class RouteRule:
             if seg.startswith("{") and seg.endswith("}"):
                 seg = _ANY_ONE
             segments.append(seg)
-        method_set = frozenset(m.upper() for m in methods)
+        method_set = frozenset(m.strip().upper() for m in methods)
         if not method_set:
             raise ValueError(f"route {pattern!r} names no HTTP method")
+        for method in sorted(method_set - HTTP_METHODS):
+            close = difflib.get_close_matches(method, sorted(HTTP_METHODS), n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise ValueError(
+                f"unknown HTTP method {method!r} in route {pattern!r}{hint}: "
+                f"use {', '.join(sorted(HTTP_METHODS - {'*'}))} or *"
+            )
         return cls(methods=method_set, segments=tuple(segments))
 
     def matches(self, method: str, segments: Sequence[str]) -> bool:

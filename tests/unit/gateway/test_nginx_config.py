@@ -91,7 +91,9 @@ def test_short_or_unquotable_secrets_are_refused(env: dict[str, str]) -> None:
     with pytest.raises(ValueError, match="cannot put"):
         nginx_config(config, "x" * 40 + "';evil")
     env["ATH_FORWARD_AUTH_SECRET"] = "too-short"
-    result = CliRunner().invoke(cli_app, ["gateway", "check", "-c", str(EXAMPLE)], env=env)
+    result = CliRunner().invoke(
+        cli_app, ["gateway", "check", "--offline", "-c", str(EXAMPLE)], env=env
+    )
     assert result.exit_code == 1
     assert "forward_auth.secret: the forward-auth secret must be at least 32" in result.output
 
@@ -159,10 +161,14 @@ def test_error_header_is_one_ascii_line_and_bounded() -> None:
 
 
 def test_check_warns_when_athkit_listens_outside(env: dict[str, str]) -> None:
-    inside = CliRunner().invoke(cli_app, ["gateway", "check", "-c", str(EXAMPLE)], env=env)
+    inside = CliRunner().invoke(
+        cli_app, ["gateway", "check", "--offline", "-c", str(EXAMPLE)], env=env
+    )
     assert inside.exit_code == 0 and "only your proxy reaches it" not in inside.output
     env["ATH_GATEWAY__LISTEN"] = "0.0.0.0:8080"
-    outside = CliRunner().invoke(cli_app, ["gateway", "check", "-c", str(EXAMPLE)], env=env)
+    outside = CliRunner().invoke(
+        cli_app, ["gateway", "check", "--offline", "-c", str(EXAMPLE)], env=env
+    )
     assert outside.exit_code == 0, outside.output  # a warning, not an error
     assert "warning: listen: with [forward_auth], bind athkit where only your proxy" in (
         outside.output

@@ -55,6 +55,18 @@ PAGE_SIZE = 50
 REVIEW_PAGE = 20  # registrations shown at once in the review queue (the oldest first)
 _MAX_EXPORT = 1000  # events per JSON-lines export (newest first); narrow by time for older
 _DAY = 86_400
+_AGENT_EVENTS = frozenset(
+    {
+        "agent_registered",
+        "agent_registration_denied",
+        "attestation_failed",
+        "authorization_started",
+        "access_granted",
+        "access_denied",
+        "proxy_request",
+        "scope_violation",
+    }
+)
 _DENIALS = ("access_denied", "scope_violation", "attestation_failed", "agent_registration_denied")
 _STATES: tuple[str, ...] = get_args(AgentState)
 _EVENTS: tuple[str, ...] = (
@@ -472,13 +484,11 @@ class OperatorConsole:
         )
 
     async def _agent_row(self, agent: AgentRecord) -> dict[str, Any]:
-        last = await self.engine.query_audit(agent_id=agent.agent_id, limit=1)
+        # Last seen: the newest event the agent itself caused (not an operator's decision).
+        recent = await self.engine.query_audit(agent_id=agent.agent_id, limit=50)
+        seen = next((e.timestamp for e in recent if e.event in _AGENT_EVENTS), None)
         tokens = await self.engine.list_tokens(client_id=agent.client_id, limit=1000)
-        return {
-            "agent": agent,
-            "last_seen": last[0].timestamp if last else None,
-            "tokens": len(tokens),
-        }
+        return {"agent": agent, "last_seen": seen, "tokens": len(tokens)}
 
     async def agent(self, request: Request, session: ConsoleSession) -> Response:
         """One registration in full."""

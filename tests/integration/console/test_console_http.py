@@ -3,6 +3,7 @@ deployment's operator against another's data. A real gateway world on 127.0.0.1.
 
 from __future__ import annotations
 
+import calendar
 import contextlib
 import html
 import json
@@ -413,3 +414,29 @@ def test_a_denial_reason_reaches_the_agent(world: GatewayWorld) -> None:
     (mail,) = body["approved_providers"]
     assert mail["denial_reason"] == "purpose unclear: write to ops@example.com"
     assert mail["denied_scopes"] == ["mail:send"]
+
+
+def test_last_seen_is_the_agents_own_activity_not_the_operators(world: GatewayWorld) -> None:
+    agent = world.new_agent()
+    registration = world.register(agent, {"mail": ["mail:read"]})
+    world.connect(agent, registration, "mail", ["mail:read"])
+    active = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(world.clock.now()))
+    world.clock.advance(3 * 3600)
+    try:
+        # Three hours later an operator suspends it: that is not the agent being seen.
+        assert (
+            world.admin("POST", f"/agents/{registration['client_id']}/suspend").status_code == 200
+        )
+        with _client() as http:
+            sign_in(http, world.base)
+            page = http.get(f"{world.base}/admin/agents").text
+    finally:
+        world.clock.offset = 0.0
+    row = page.split(f'data-client-id="{registration["client_id"]}"', 1)[1].split("</tr>", 1)[0]
+    seen = re.search(r'class="last-seen">([^<]*)<', row)
+    assert seen is not None and seen.group(1) in (active, _minute_after(active))
+
+
+def _minute_after(shown: str) -> str:
+    moment = time.strptime(shown, "%Y-%m-%d %H:%M UTC")
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(calendar.timegm(moment) + 60))

@@ -1,7 +1,7 @@
 """``/ath/check`` of the gateway: forward-auth, the ATH §4.6 decision for a proxy that forwards.
 
-An existing proxy (nginx ``auth_request``, Envoy ``ext_authz`` HTTP service, Traefik
-``forwardAuth``) asks this endpoint about each agent call before forwarding it. It answers with
+An existing proxy (nginx ``auth_request``, Envoy or agentgateway ``ext_authz`` HTTP service)
+asks this endpoint about each agent call before forwarding it. It answers with
 the proxy's own access check (token, agent, provider, scope → route map, rate limit, audit) and
 never calls the upstream nor reads a body. How the original call is read, the shared secret and
 the refusals: ``athkit.server._forward_auth``. The agent addressed the call to

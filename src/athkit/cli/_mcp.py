@@ -9,12 +9,14 @@ import typer
 from athkit.cli._agent_output import handles_errors
 from athkit.cli._options import (
     AgentOpt,
+    HeaderOpt,
     KeyOpt,
     ModeOpt,
     ProviderOpt,
     ServerOpt,
     Setup,
     developer_of,
+    parse_headers,
     scopes_of,
 )
 
@@ -46,6 +48,7 @@ def mcp(
         list[str] | None,
         typer.Option("--scope", help="Scopes ath_authorize asks for (repeatable or a,b)."),
     ] = None,
+    header: HeaderOpt = None,
 ) -> None:
     """Serve the ATH service as MCP tools on stdin/stdout (for an LLM client's config).
 
@@ -77,6 +80,7 @@ def mcp(
         private_key=setup.key(key),
         mode=cast(Mode | Literal["auto"], chosen),
         store=CredentialStore(setup.directory),
+        headers={**setup.config.server_headers(server), **parse_headers(header)},
     )
     bridge = Bridge(
         client,

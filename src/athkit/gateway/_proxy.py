@@ -243,12 +243,9 @@ class ProxyApp:
         if refusal is not None:
             assert call.target is not None
             attempt.audited = True
-            await self.engine.audit(
+            await self.engine.audit_token(
                 "scope_violation",
-                agent_id=info.agent_id,
-                client_id=info.client_id,
-                user_id=info.user_id,
-                provider_id=attempt.provider_id,
+                info,
                 requested_scopes=refusal.details["required_scopes"],
                 effective_scopes=list(info.scopes),
                 denied_scopes=refusal.details["required_scopes"],

@@ -192,12 +192,9 @@ class AccessCheck:
                 "token_scopes": list(info.scopes),
             },
         )
-        await self.engine.audit(
+        await self.engine.audit_token(
             "scope_violation",
-            agent_id=info.agent_id,
-            client_id=info.client_id,
-            user_id=info.user_id,
-            provider_id=info.provider_id,
+            info,
             requested_scopes=need,
             effective_scopes=list(info.scopes),
             denied_scopes=[s for s in need if s not in info.scopes],
@@ -231,12 +228,9 @@ class AccessCheck:
                 details={"reason": "rate_limited", "retry_after": retry, "limit": limit},
                 headers={"Retry-After": str(retry)},
             )
-        await self.engine.audit(
+        await self.engine.audit_token(
             "access_denied",
-            agent_id=info.agent_id,
-            client_id=info.client_id,
-            user_id=info.user_id,
-            provider_id=info.provider_id,
+            info,
             requested_scopes=list(info.scopes),
             reason=str(error.details["reason"]),
             code=error.code.value,

@@ -214,12 +214,9 @@ class BrowserEndpoints(EngineCore):
                 "denied" if denied else "failed",
                 failure_reason=error[:128],
             )
-            await self.audit(
+            await self.audit_session(
                 "access_denied",
-                agent_id=session.agent_id,
-                client_id=session.client_id,
-                provider_id=session.provider_id,
-                requested_scopes=list(session.requested_scopes),
+                session,
                 reason="user_denied" if denied else f"provider_error: {error[:128]}",
                 code=(ErrorCode.USER_DENIED if denied else ErrorCode.OAUTH_ERROR).value,
             )

@@ -30,7 +30,7 @@ from athkit.server._crypto import TokenCipher
 from athkit.server._oauth import HttpOAuthBridge, OAuthBridge
 from athkit.server._policy import ApprovalPolicy
 from athkit.server._ports import AgentVerifier, ConsentContextFactory, VerifiedAgentLike
-from athkit.server._records import AgentRecord, SessionRecord, TokenRecord
+from athkit.server._records import AgentRecord, SessionRecord, TokenInfo, TokenRecord
 from athkit.server._settings import ProviderSettings, ServerSettings
 from athkit.server._stores import EngineStores
 from athkit.server._vault import ProviderVault
@@ -160,6 +160,32 @@ class EngineCore:
         """
         await self.audit_log.event(event, self.clock.now(), **fields)
 
+    async def audit_token(
+        self, event: str, token: TokenRecord | TokenInfo, **fields: object
+    ) -> None:
+        """Record an audit event about a call made with ``token``: its agent, client, user and
+        provider, plus ``fields``."""
+        await self.audit(
+            event,
+            agent_id=token.agent_id,
+            client_id=token.client_id,
+            user_id=token.user_id,
+            provider_id=token.provider_id,
+            **fields,
+        )
+
+    async def audit_session(self, event: str, session: SessionRecord, **fields: object) -> None:
+        """Record an audit event about an ATH session: its agent, client, provider and the
+        scopes it asked for, plus ``fields``."""
+        await self.audit(
+            event,
+            agent_id=session.agent_id,
+            client_id=session.client_id,
+            provider_id=session.provider_id,
+            requested_scopes=list(session.requested_scopes),
+            **fields,
+        )
+
     async def _run(self, call: AuditContext, work: Awaitable[_T]) -> _T:
         return await self.audit_log.run(call, work, self.clock.now)
 
@@ -236,12 +262,9 @@ class EngineCore:
         changed = await self.stores.tokens.revoke(token.token_id, self.clock.now(), by)
         if changed:
             self.vault.forget(token.token_id)
-            await self.audit(
+            await self.audit_token(
                 "token_revoked",
-                agent_id=token.agent_id,
-                client_id=token.client_id,
-                user_id=token.user_id,
-                provider_id=token.provider_id,
+                token,
                 effective_scopes=list(token.scopes),
                 reason=f"revoked by {by}",
                 details={"token_id": token.token_id},

@@ -257,12 +257,9 @@ class AgentEndpoints(EngineCore):
         if now >= self._next_purge:
             self._next_purge = now + _PURGE_INTERVAL
             await self.purge_expired()
-        await self.audit(
+        await self.audit_session(
             "authorization_started",
-            agent_id=agent.agent_id,
-            client_id=agent.client_id,
-            provider_id=request.provider_id,
-            requested_scopes=list(request.scopes),
+            session,
             details={"ath_session_id": session.session_id},
         )
         return AuthorizeResponse(
@@ -375,12 +372,9 @@ class AgentEndpoints(EngineCore):
             session_id=session.session_id,
         )
         await self.stores.tokens.insert(record)
-        await self.audit(
+        await self.audit_token(
             "access_granted",
-            agent_id=agent.agent_id,
-            client_id=agent.client_id,
-            user_id=session.user_id,
-            provider_id=session.provider_id,
+            record,
             requested_scopes=list(session.requested_scopes),
             effective_scopes=list(breakdown.effective),
             denied_scopes=[s for s in session.requested_scopes if s not in breakdown.effective],

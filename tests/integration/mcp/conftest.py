@@ -65,9 +65,36 @@ def build_native_mcp() -> ATHMcp:
     """The test shop's MCP server, guarded by ATH."""
     from tests.integration.mcp.tools import add_shop_tools
 
-    server: MCPServer[Any] = MCPServer("Test Shop tools")
-    guard = ATHMcp(server)
+    server: MCPServer[Any] = MCPServer("Test Shop tools", log_level="WARNING")
+    # Prompts and resources by table; tools by decorator (both ways of ATHMcp).
+    guard = ATHMcp(
+        server,
+        {
+            "products:read": ["prompt:shopping_list", "resource:shop://products/*"],
+            "orders:write": ["resource:shop://orders/*"],
+        },
+    )
     add_shop_tools(server, guard.tool)
+
+    @server.prompt()
+    def shopping_list() -> str:
+        """Ask for a shopping list."""
+        return "What do you need this week?"
+
+    @server.prompt()
+    def staff_notes() -> str:
+        """A prompt no scope lists."""
+        return "internal"
+
+    @server.resource("shop://products/p1")
+    def teapot() -> str:
+        """The teapot's page."""
+        return "Teapot"
+
+    @server.resource("shop://orders/o1")
+    def first_order() -> str:
+        """An order."""
+        return "order o1"
 
     @guard.tool("products:read")
     def whoami(ctx: Context) -> dict[str, Any]:

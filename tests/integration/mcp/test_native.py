@@ -172,3 +172,25 @@ async def test_legacy_session_knows_the_caller(mcp_native: McpNative, native_age
             await client.call_tool("add_to_cart", {"product_id": "p1"})
     error = ath_error(refused.value)
     assert error is not None and error.code == "SCOPE_NOT_APPROVED"
+
+
+async def test_prompts_and_resources_are_scoped_too(
+    mcp_native: McpNative, native_agent: Agent
+) -> None:
+    await native_agent.auth.ensure_token()  # products:read only
+    async with Client(ath_streamable_http(mcp_native.mcp_url, native_agent.auth)) as client:
+        prompts = [p.name for p in (await client.list_prompts()).prompts]
+        assert prompts == ["shopping_list"]
+        resources = [str(r.uri) for r in (await client.list_resources()).resources]
+        assert resources == ["shop://products/p1"]
+        page = await client.read_resource("shop://products/p1")
+        assert getattr(page.contents[0], "text", None) == "Teapot"
+        with pytest.raises(MCPError) as order:
+            await client.read_resource("shop://orders/o1")
+        with pytest.raises(MCPError) as notes:
+            await client.get_prompt("staff_notes")
+    refused = ath_error(order.value)
+    assert refused is not None and refused.code == "SCOPE_NOT_APPROVED"
+    assert refused.details["required_scopes"] == ["orders:write"]
+    hidden = ath_error(notes.value)
+    assert hidden is not None and hidden.details["prompt"] == "staff_notes"

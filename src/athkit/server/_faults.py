@@ -46,6 +46,13 @@ def service_unavailable(service: str, reason: str) -> ATHError:
     )
 
 
+def _data_exception(exc: BaseException) -> bool:
+    """SQLSTATE class 22 (data exception): the input, not the service — e.g. PostgreSQL's
+    22021 for a NUL character, which it cannot store in text."""
+    sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    return isinstance(sqlstate, str) and sqlstate.startswith("22")
+
+
 def database_call(
     method: Callable[_P, Coroutine[Any, Any, _T]],
 ) -> Callable[_P, Coroutine[Any, Any, _T]]:
@@ -58,6 +65,13 @@ def database_call(
         except _NOT_FAULTS:
             raise
         except _FAULTS as exc:
+            if _data_exception(exc):
+                raise ATHError(
+                    ErrorCode.INVALID_REQUEST,
+                    "the request holds a value the database cannot store or compare "
+                    "(such as a NUL character)",
+                    details={"reason": "unstorable_value"},
+                ) from None
             # The exception text may hold the URL (with a password): log its type only.
             _log.error("database unavailable: %s", type(exc).__name__)
             raise service_unavailable("the database", "database_unavailable") from None

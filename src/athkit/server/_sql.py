@@ -442,6 +442,25 @@ class SqlGrantStore:
             await conn.execute(grants_table.delete().where(grants_table.c.grant_id == grant_id))
 
 
+def _audit_values(event: AuditEvent) -> dict[str, Any]:
+    """The row for ``event``. A rejection is audited with what the client sent, and
+    PostgreSQL cannot store NUL in text: NUL becomes U+FFFD, so hostile input is recorded
+    rather than making the audit (and so the refusal) fail."""
+    values = _values(event)
+    del values["event_id"]
+    return {k: _without_nul(v) for k, v in values.items()}
+
+
+def _without_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, list):
+        return [_without_nul(v) for v in value]
+    if isinstance(value, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    return value
+
+
 class SqlAuditStore:
     """Audit events in ``ath_audit_events``."""
 
@@ -453,8 +472,7 @@ class SqlAuditStore:
 
     @database_call
     async def append(self, event: AuditEvent) -> None:
-        values = _values(event)
-        del values["event_id"]
+        values = _audit_values(event)
         async with self._auto.begin() as conn:
             await conn.execute(audit_table.insert().values(**values))
 
@@ -465,9 +483,7 @@ class SqlAuditStore:
             return
         rows = []
         for event in events:
-            values = _values(event)
-            del values["event_id"]
-            rows.append(values)
+            rows.append(_audit_values(event))
         async with self._engine.begin() as conn:
             await conn.execute(audit_table.insert(), rows)
 

@@ -79,6 +79,46 @@ def same_refusal(
     return via_nginx
 
 
+def test_hostile_check_requests_never_5xx(fa: ForwardAuthWorld) -> None:
+    """athkit's /ath/check with hostile forwarded headers (method, URI, token, agent id), with
+    and without the proxy's shared secret: never a 5xx, the documented shape, bounded time."""
+    from hypothesis import given
+    from hypothesis import strategies as st
+
+    from tests.integration.gateway.forward_auth import CHECK_SECRET
+    from tests.robustness._hostile import _HEADER_VALUE, Probe, check_answer
+
+    agent, _reg, token = connected(fa.world)
+    value = _HEADER_VALUE | st.sampled_from(
+        [b"GET", b"/ath/proxy/mail/messages", b"/ath/proxy/mail/../cal/x", b"%00", b"\xff"]
+    )
+
+    with httpx.Client(timeout=30) as http:
+
+        @given(
+            secret=st.sampled_from([CHECK_SECRET.encode(), b"", b"wrong"]),
+            method=value,
+            uri=value,
+            bearer=st.sampled_from([token.encode(), b""]) | _HEADER_VALUE,
+            agent_id=st.sampled_from([agent.agent_id.encode()]) | _HEADER_VALUE,
+        )
+        def run(secret: bytes, method: bytes, uri: bytes, bearer: bytes, agent_id: bytes) -> None:
+            headers = {
+                "X-ATH-Check-Secret": secret,
+                "X-Original-Method": method,
+                "X-Original-URI": uri,
+                "Authorization": b"Bearer " + bearer if bearer else b"",
+                "X-ATH-Agent-ID": agent_id,
+            }
+            probe = Probe(
+                "GET", f"{fa.athkit}/ath/check", {k: v for k, v in headers.items() if v}, None
+            )
+            response, seconds = probe.send(http)
+            check_answer(probe, response, seconds)
+
+        run()
+
+
 def test_allowed_call_reaches_the_provider_with_the_users_token(world: GatewayWorld) -> None:
     agent, _, token = connected(world)
     got = world.call(
@@ -312,43 +352,3 @@ def test_upstream_down_is_502_and_athkit_down_fails_closed(
     closed = world.call(mail, mail_agent, "GET", "/mail/messages")
     assert closed.status_code == 503 and closed.json()["code"] == "INTERNAL_ERROR"
     assert closed.json()["details"] == {"reason": "check_unavailable"}
-
-
-def test_hostile_check_requests_never_5xx(fa: ForwardAuthWorld) -> None:
-    """athkit's /ath/check with hostile forwarded headers (method, URI, token, agent id), with
-    and without the proxy's shared secret: never a 5xx, the documented shape, bounded time."""
-    from hypothesis import given
-    from hypothesis import strategies as st
-
-    from tests.integration.gateway.forward_auth import CHECK_SECRET
-    from tests.robustness._hostile import _HEADER_VALUE, Probe, check_answer
-
-    agent, _reg, token = connected(fa.world)
-    value = _HEADER_VALUE | st.sampled_from(
-        [b"GET", b"/ath/proxy/mail/messages", b"/ath/proxy/mail/../cal/x", b"%00", b"\xff"]
-    )
-
-    with httpx.Client(timeout=30) as http:
-
-        @given(
-            secret=st.sampled_from([CHECK_SECRET.encode(), b"", b"wrong"]),
-            method=value,
-            uri=value,
-            bearer=st.sampled_from([token.encode(), b""]) | _HEADER_VALUE,
-            agent_id=st.sampled_from([agent.agent_id.encode()]) | _HEADER_VALUE,
-        )
-        def run(secret: bytes, method: bytes, uri: bytes, bearer: bytes, agent_id: bytes) -> None:
-            headers = {
-                "X-ATH-Check-Secret": secret,
-                "X-Original-Method": method,
-                "X-Original-URI": uri,
-                "Authorization": b"Bearer " + bearer if bearer else b"",
-                "X-ATH-Agent-ID": agent_id,
-            }
-            probe = Probe(
-                "GET", f"{fa.athkit}/ath/check", {k: v for k, v in headers.items() if v}, None
-            )
-            response, seconds = probe.send(http)
-            check_answer(probe, response, seconds)
-
-        run()

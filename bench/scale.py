@@ -405,13 +405,17 @@ def memory(args: argparse.Namespace) -> None:
                     began = time.perf_counter()
                     body = httpx.get(f"{base}/metrics", timeout=60).text
                     scrapes.append(time.perf_counter() - began)
-                gauge = re.search(r"athkit_gateway_active_tokens (\S+)", body)
+                gauge = re.search(r"^athkit_gateway_active_tokens (\S+)", body, re.MULTILINE)
+                began = time.perf_counter()
+                httpx.get(f"{base}/healthz", timeout=60)
+                floor = time.perf_counter() - began
+                later = ", ".join(f"{1000 * s:.1f}" for s in scrapes[1:])
                 steps.append(
                     (
                         "after 3 /metrics scrapes",
                         _rss_mb(proc.pid),
-                        f"scrape {1000 * min(scrapes):.1f}–{1000 * max(scrapes):.1f} ms, "
-                        f"gauge {gauge.group(1) if gauge else '?'}",
+                        f"first scrape (counts) {1000 * scrapes[0]:.1f} ms, then {later} ms; "
+                        f"gauge {gauge.group(1) if gauge else '?'}; /healthz {1000 * floor:.1f} ms",
                     )
                 )
             finally:

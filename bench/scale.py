@@ -39,7 +39,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from proxy import HOST, _Handshake, _wait_for_port, write_config
+from _wrk import nginx_upstream, wait_for_port
+from proxy import BODY, HOST, _Handshake, write_config
 
 ATH = str(Path(sys.executable).with_name("ath"))
 PG_ROOT = "postgresql://postgres@127.0.0.1:5432"
@@ -56,18 +57,6 @@ def _gateway(config: Path, port: int, env: dict[str, str]) -> subprocess.Popen[b
         env=environ,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-    )
-
-
-def _upstream(port: int, oauth_url: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            str(Path(__file__).with_name("proxy.py")),
-            "upstream",
-            str(port),
-            oauth_url,
-        ]
     )
 
 
@@ -105,7 +94,7 @@ def _postgres() -> Iterator[str]:
 def _ready(port: int, timeout: float = 60) -> None:
     import httpx
 
-    _wait_for_port(port, timeout)
+    wait_for_port(port, timeout)
     deadline = time.monotonic() + timeout
     while httpx.get(f"http://{HOST}:{port}/readyz", timeout=5).status_code != 200:
         if time.monotonic() > deadline:
@@ -161,39 +150,36 @@ def _run_wrk(
 def throughput(args: argparse.Namespace) -> None:
     from athkit.testing import free_port, serve_in_thread
 
-    up_port, up_solo, a_port, b_port, solo_port = (free_port() for _ in range(5))
+    up_port, a_port, b_port, solo_port = (free_port() for _ in range(4))
     rows: dict[str, list[dict[str, float]]] = {"direct": [], "sqlite": [], "pg": []}
     with tempfile.TemporaryDirectory() as tmp, _postgres() as pg_url:
         work = Path(tmp)
-        (work / "solo").mkdir()
-        (work / "pair").mkdir()
-        # Each setup has its own provider (OAuth server) and upstream API introspecting there.
-        solo_hs = _Handshake(f"http://{HOST}:{solo_port}")
-        pair_hs = _Handshake(f"http://{HOST}:{a_port}")
+        # One provider (our OAuth server) for both setups; nginx as the upstream API.
+        handshake = _Handshake([f"http://{HOST}:{solo_port}", f"http://{HOST}:{a_port}"])
         stack = contextlib.ExitStack()
-        for hs in (solo_hs, pair_hs):
-            stack.enter_context(serve_in_thread(hs.oauth_app, port=hs.oauth_port))
-            stack.enter_context(serve_in_thread(hs.identity_app, port=hs.ident_port))
+        stack.enter_context(serve_in_thread(handshake.oauth_app, port=handshake.oauth_port))
+        stack.enter_context(serve_in_thread(handshake.identity_app, port=handshake.ident_port))
+        stack.enter_context(nginx_upstream(work, up_port, {"/api/messages": BODY}))
         solo_cfg = write_config(
-            work / "solo", solo_port, up_solo, solo_hs.oauth_url, f"sqlite:///{work}/solo/gw.db"
+            work / "solo", solo_port, up_port, handshake.oauth_url, f"sqlite:///{work}/solo.db"
         )
-        pair_cfg = write_config(work / "pair", a_port, up_port, pair_hs.oauth_url, pg_url)
+        pair_cfg = write_config(work / "pair", a_port, up_port, handshake.oauth_url, pg_url)
         shared = {
             "ATH_GATEWAY__REDIS_URL": REDIS,
             "ATH_GATEWAY__RATE_LIMIT__KEY_PREFIX": f"athkit-bench:{secrets.token_hex(4)}",
         }
-        procs = [_upstream(up_port, pair_hs.oauth_url), _upstream(up_solo, solo_hs.oauth_url)]
+        procs: list[subprocess.Popen[bytes]] = []
         try:
-            _wait_for_port(up_port)
-            _wait_for_port(up_solo)
+            wait_for_port(up_port)
             procs.append(_gateway(solo_cfg, solo_port, {}))
             procs.append(_gateway(pair_cfg, a_port, shared))
             procs.append(_gateway(pair_cfg, b_port, shared))
             for port in (solo_port, a_port, b_port):
                 _ready(port)
-            solo_token = solo_hs.ath_token()
-            pair_token = pair_hs.ath_token()
-            provider_token = pair_hs.provider_token()
+            solo_token = handshake.ath_token(f"http://{HOST}:{solo_port}")
+            pair_token = handshake.ath_token(f"http://{HOST}:{a_port}")
+            solo_hs = pair_hs = handshake
+            provider_token = "any-token-nginx-wants-one"
             direct = [
                 (
                     f"http://{HOST}:{up_port}/api/messages",
@@ -325,9 +311,9 @@ async def _insert_tokens(url: str, count: int) -> None:
     import hashlib
 
     from athkit.server._sql import agents_table, tokens_table
-    from athkit.storage import create_engine
+    from athkit.storage import create_database
 
-    engine = create_engine(url)
+    engine = create_database(url)
     try:
         async with engine.connect() as conn:
             agents = (
@@ -378,7 +364,7 @@ def memory(args: argparse.Namespace) -> None:
     base = f"http://{HOST}:{port}"
     agents = _Agents(args.agents)
     with tempfile.TemporaryDirectory() as tmp, _postgres() as pg_url:
-        hs = _Handshake(base)
+        hs = _Handshake([base])
         config = write_config(Path(tmp), port, up_port, hs.oauth_url, pg_url)
         with (
             serve_in_thread(agents.app, port=agents.port),

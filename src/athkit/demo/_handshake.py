@@ -50,6 +50,8 @@ class HandshakeStory:
     untick: str = ""
     #: the scope the implementer sends to review
     review_scope: str = ""
+    #: what the agent keeps while ``ath demo --serve`` runs (so Connected agents lists it)
+    connected_scope: str = ""
 
     def __init__(self, cast: Cast, story: Story, *, mode: str, browser: bool = False) -> None:
         self.cast = cast
@@ -303,6 +305,35 @@ class HandshakeStory:
             )
         return token
 
+    def keep_connected(self) -> bool:
+        """After the story (``--serve``): Alice connects the agent once more, with
+        ``connected_scope``, so that a person exploring finds it on Connected agents. Recorded
+        nowhere; ``False`` if it could not be done."""
+        if not self.connected_scope or not self.client_id:
+            return False
+        state = new_state()
+        try:
+            pending = self.agent.authorize(
+                self.cast.provider_id,
+                [self.connected_scope],
+                user_redirect_uri=self.redirect_uri,
+                state=state,
+            )
+            target = drive_consent(
+                self.alice,
+                pending.authorization_url,
+                username=self.cast.username,
+                password=self.cast.password,
+                scopes=[self.connected_scope],
+                stop_at=self.redirect_uri,
+            )
+            if not isinstance(target, str) or query_of(target).get("state") != state:
+                return False
+            self.agent.exchange_token(query_of(target).get("code", ""), pending.ath_session_id)
+        except (ATHClientError, httpx.HTTPError):
+            return False
+        return True
+
     def _consent_in_browser(self, url: str, listener: LoopbackListener) -> str:
         opened = webbrowser.open(url)
         where = "in your browser" if opened else f"by opening {url}"
@@ -325,8 +356,10 @@ class HandshakeStory:
         json: object = None,
         details: dict[str, Any] | None = None,
         also: list[str] | None = None,
+        row: str | None = None,
     ) -> None:
-        """A call the token must not allow: recorded as ok when refused with 403."""
+        """A call the token must not allow: recorded as ok when refused with 403; with ``row``,
+        also a line of the closing table (the service has not approved it)."""
         response, exc = self.api(method, path, json)
         status, code, message = self.outcome_of(response, exc)
         self.story.record(
@@ -342,6 +375,18 @@ class HandshakeStory:
                 why=why,
             )
         )
+        if row is not None:
+            self.story.row(
+                Row(
+                    scenario=row,
+                    user_consents=True,
+                    service_approved=False,
+                    result="blocked" if status == 403 else "access",
+                    code=code,
+                    effective_scopes=[],
+                    step=step,
+                )
+            )
 
     def review_status(self) -> str | None:
         """Why the review scope is not approved, from GET /ath/agents/{client_id}."""
@@ -394,6 +439,17 @@ class HandshakeStory:
                 sent=[f"GET {self.shown(path)}  (the token that worked a moment ago)"],
                 received=[f"{status} {code}"],
                 why="Revocation is checked on every call; nothing caches the token's validity.",
+            )
+        )
+        self.story.row(
+            Row(
+                scenario="Known agent, after the user revoked it",
+                user_consents=False,
+                service_approved=True,
+                result="blocked" if code == "TOKEN_REVOKED" else "access",
+                code=code,
+                effective_scopes=[],
+                step="after_revocation",
             )
         )
 

@@ -29,6 +29,7 @@ class MailStory(HandshakeStory):
 
     untick = "mail:delete"
     review_scope = "mail:send"
+    connected_scope = "mail:read"
 
     def __init__(self, stack: GatewayStack, story: Story, *, browser: bool = False) -> None:
         cast = Cast(
@@ -86,6 +87,7 @@ class MailStory(HandshakeStory):
             why="Sending mail as Alice needs the gateway operator's review first.",
             details={"reason": reason},
             also=[f"GET /ath/agents/{{client_id}}: {self.review_scope} — {reason}"],
+            row="Known agent, action under operator review",
         )
         self.operator_approves()
         again = self.handshake(

@@ -20,6 +20,7 @@ class NativeStory(HandshakeStory):
 
     untick = "cart:read"
     review_scope = "orders:write"
+    connected_scope = "products:read"
 
     def __init__(self, stack: NativeStack, story: Story, *, browser: bool = False) -> None:
         cast = Cast(
@@ -76,6 +77,7 @@ class NativeStory(HandshakeStory):
             "first; until then no consent can grant it.",
             details={"reason": reason},
             also=[f"GET /ath/agents/{{client_id}}: {self.review_scope} — {reason}"],
+            row="Known agent, action under operator review",
         )
         self.operator_approves()
         again = self.handshake(

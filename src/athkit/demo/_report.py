@@ -135,10 +135,12 @@ class RichReporter:
         table = Table(
             title="What ATH decided in this run (each row measured live)", show_lines=True
         )
+        # Codes and scopes are never split inside a word: at 80 columns the result column keeps
+        # room for the longest code in parentheses, and lines break only between words.
         table.add_column("Scenario", ratio=3)
-        table.add_column("User consents?", no_wrap=True)
-        table.add_column("Service approved?", no_wrap=True)
-        table.add_column("ATH result", ratio=4, overflow="fold")
+        table.add_column("Consent?", no_wrap=True)
+        table.add_column("Approved?", no_wrap=True)
+        table.add_column("ATH result", ratio=4, min_width=len("(AGENT_NOT_REGISTERED)"))
         for row in summary.rows:
             if row.result == "access":
                 result = f"[green]access[/] ({', '.join(row.effective_scopes)})"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import threading
 import time
@@ -21,6 +22,11 @@ from athkit.demo._report import JsonReporter, Reporter, RichReporter, Step, Summ
 from athkit.demo._stack import gateway_stack, native_stack
 from athkit.demo._story import Story, StoryError
 
+ATH_IN_ONE_SENTENCE = (
+    "ATH, the Agent Trust Handshake, lets an AI agent act for a person only when the service "
+    "has approved that agent and the person has consented, and gives it exactly what both "
+    "allowed."
+)
 NATIVE_INTRO = (
     "The ATH Shop (a native ATH service), its OAuth server and the agents' identity hosts are "
     "running on this machine with a temporary database. ShopBot has a fresh ES256 key; every "
@@ -62,8 +68,9 @@ class _Running:
 def _reporter(options: DemoOptions, out: IO[str]) -> Reporter:
     if options.json:
         return JsonReporter(out)
-    # A pipe or a log file gets 100 columns rather than rich's 80, so codes are not cut.
-    width = None if out.isatty() else 100
+    # A pipe or a log file gets $COLUMNS (else 100); a terminal its own width.
+    columns = os.environ.get("COLUMNS", "")
+    width = None if out.isatty() else int(columns) if columns.isdigit() else 100
     return RichReporter(Console(file=out, highlight=False, width=width))
 
 
@@ -117,6 +124,22 @@ def _start(options: DemoOptions, story: Story, password: str | None) -> Iterator
         )
 
 
+def _serving_text(running: _Running, connected: bool) -> str:
+    agent = running.story.cast.agent_name
+    service = running.story.cast.base_url
+    admin = running.explore.get("Admin token", "")
+    lines = [
+        "Everything keeps running; press Ctrl-C to stop."
+        + (f" {agent} holds a token again, so Connected agents lists it." if connected else ""),
+        "",
+        'Next, in another terminal (README "The ath command line"):',
+        f"  export ATH_SERVICE={service}",
+        '  ath discover --server "$ATH_SERVICE"',
+        f'  curl -H "Authorization: Bearer {admin}" {service}/ath/admin/agents',
+    ]
+    return "\n".join(lines)
+
+
 def run_demo(
     options: DemoOptions,
     out: IO[str] | None = None,
@@ -135,9 +158,12 @@ def run_demo(
     mode = "gateway" if options.gateway else "mcp" if options.mcp else "native"
     story = Story(reporter, mode, started=started)
     with _start(options, story, password) as running:
-        reporter.banner(running.intro, running.urls)
+        reporter.banner(f"{ATH_IN_ONE_SENTENCE}\n\n{running.intro}", running.urls)
+        connected = False
         try:
             running.story.run()
+            if options.serve and not options.browser:
+                connected = running.story.keep_connected()
         except (StoryError, ATHClientError, httpx.HTTPError) as exc:
             # A step that could not even be attempted ends the story, never with a traceback.
             story.record(
@@ -153,11 +179,7 @@ def run_demo(
             running.story.close()
         summary = story.finish()
         if options.serve:
-            reporter.banner(
-                "Everything keeps running. Explore in a browser; press Ctrl-C to stop.",
-                running.explore,
-                kind="serving",
-            )
+            reporter.banner(_serving_text(running, connected), running.explore, kind="serving")
             waiter = stop or threading.Event()
             try:
                 while not waiter.wait(0.5):

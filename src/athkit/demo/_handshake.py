@@ -16,11 +16,24 @@ import httpx
 
 from athkit.agent import ATHClient, ATHClientError, LoopbackListener, new_state
 from athkit.demo._report import Row, Step
+from athkit.demo._stack import Stack
 from athkit.demo._story import Story, StoryError, error_code, error_message, query_of, scopes_text
 from athkit.protocol import PrivateKey, TokenResponse, create_attestation, generate_private_key
 from athkit.testing import drive_consent
 
 BROWSER_TIMEOUT = 300.0
+
+
+@dataclass(frozen=True)
+class Role:
+    """What a story's text says of its players: the provider, who implements ATH for it
+    ("the shop", "the gateway"), where the person logs in, and the agent's name and developer."""
+
+    provider_id: str
+    implementer: str
+    login_site: str
+    agent_name: str
+    developer: Mapping[str, str]
 
 
 @dataclass(frozen=True)
@@ -41,6 +54,29 @@ class Cast:
     username: str
     password: str
     admin_token: str
+
+    @classmethod
+    def of(
+        cls, role: Role, stack: Stack, base_url: str, agent_id: str, agent_key: PrivateKey
+    ) -> Cast:
+        """The cast of ``role`` played on ``stack`` (the implementer at ``base_url``; the
+        story's agent ``agent_id`` signing with ``agent_key``)."""
+        return cls(
+            base_url=base_url,
+            provider_id=role.provider_id,
+            implementer=role.implementer,
+            login_site=role.login_site,
+            login_url=stack.oauth_url,
+            agent_name=role.agent_name,
+            agent_id=agent_id,
+            agent_key=agent_key,
+            developer=role.developer,
+            sketchy_id=stack.sketchy_id,
+            sketchy_key=stack.sketchy_key,
+            username=stack.username,
+            password=stack.password,
+            admin_token=stack.admin_token,
+        )
 
 
 class HandshakeStory:
@@ -83,6 +119,33 @@ class HandshakeStory:
     def run(self) -> None:
         """Every step of the story, in order (each subclass tells its own)."""
         raise NotImplementedError
+
+    def discovery(self) -> None:
+        """The discovery step (each subclass reads its own document)."""
+        raise NotImplementedError
+
+    def first_handshake(
+        self, requested: list[str], *, purpose: str, why: str, title: str, consent_title: str
+    ) -> tuple[list[str], TokenResponse | None]:
+        """Discovery, registration, then the handshake for every approved scope but the
+        reviewed one; returns those scopes and the token (``None`` when there is none)."""
+        self.discovery()
+        approved = self.registration(requested, purpose=purpose, why=why)
+        first_scopes = [s for s in approved if s != self.review_scope]
+        token = self.handshake(
+            first_scopes, title=title, consent_title=consent_title, step_suffix=""
+        )
+        return first_scopes, token
+
+    def handshake_again(self, first_scopes: list[str]) -> TokenResponse | None:
+        """Once the operator approved the reviewed scope: the handshake again, with it."""
+        return self.handshake(
+            [*first_scopes, self.review_scope],
+            title=f"Authorization again, now with {self.review_scope}",
+            consent_title=f"Consent again: Alice allows {self.review_scope} "
+            f"(still not {self.untick})",
+            step_suffix="_again",
+        )
 
     def close(self) -> None:
         """Close the HTTP clients."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from athkit.demo._handshake import Cast, HandshakeStory
+from athkit.demo._handshake import Cast, HandshakeStory, Role
 from athkit.demo._report import Step
 from athkit.demo._stack import (
     MAIL_PROVIDER_ID,
@@ -22,6 +22,9 @@ from athkit.protocol import GatewayDiscovery
 
 MAIL_SCOPES = ["mail:read", "mail:send", "mail:delete"]
 PROXY = f"/ath/proxy/{MAIL_PROVIDER_ID}"
+MAIL_ROLE = Role(
+    MAIL_PROVIDER_ID, "the gateway", "Example Mail's OAuth server", MAILBOT_NAME, MAILBOT_DEVELOPER
+)
 
 
 class MailStory(HandshakeStory):
@@ -32,41 +35,20 @@ class MailStory(HandshakeStory):
     connected_scope = "mail:read"
 
     def __init__(self, stack: GatewayStack, story: Story, *, browser: bool = False) -> None:
-        cast = Cast(
-            base_url=stack.gateway_url,
-            provider_id=MAIL_PROVIDER_ID,
-            implementer="the gateway",
-            login_site="Example Mail's OAuth server",
-            login_url=stack.oauth_url,
-            agent_name=MAILBOT_NAME,
-            agent_id=stack.mailbot_id,
-            agent_key=stack.mailbot_key,
-            developer=MAILBOT_DEVELOPER,
-            sketchy_id=stack.sketchy_id,
-            sketchy_key=stack.sketchy_key,
-            username=stack.username,
-            password=stack.password,
-            admin_token=stack.admin_token,
-        )
+        cast = Cast.of(MAIL_ROLE, stack, stack.gateway_url, stack.mailbot_id, stack.mailbot_key)
         super().__init__(cast, story, mode="gateway", browser=browser)
         self.stack = stack
 
     def run(self) -> None:
         """Every step, in order; each records what it measured."""
-        self.discovery()
-        approved = self.registration(
+        first_scopes, _ = self.first_handshake(
             MAIL_SCOPES,
             purpose="Sorts and answers your email",
             why="The gateway verified MailBot's attestation against its published key; its "
             "policy for Example Mail approves reading and deleting at once, sending needs a "
             "person's review.",
-        )
-        first_scopes = [s for s in approved if s != self.review_scope]
-        self.handshake(
-            first_scopes,
             title="Authorization: MailBot asks Alice for access to her mail",
             consent_title=f"Consent at Example Mail: Alice unticks {self.untick}",
-            step_suffix="",
         )
         self.read_inbox()
         self.refused_call(
@@ -90,14 +72,7 @@ class MailStory(HandshakeStory):
             row="Known agent, action under operator review",
         )
         self.operator_approves()
-        again = self.handshake(
-            [*first_scopes, self.review_scope],
-            title=f"Authorization again, now with {self.review_scope}",
-            consent_title=f"Consent again: Alice allows {self.review_scope} "
-            f"(still not {self.untick})",
-            step_suffix="_again",
-        )
-        if again is not None:
+        if self.handshake_again(first_scopes) is not None:
             self.send_mail()
         self.operator_revokes_for_user()
         self.call_after_revocation("/messages")

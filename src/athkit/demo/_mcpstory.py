@@ -40,19 +40,13 @@ class McpStory(NativeStory):
 
     def run(self) -> None:
         """Every step, in order; each records what it measured."""
-        self.discovery()
-        approved = self.registration(
+        _, token = self.first_handshake(
             list(SHOP_SCOPES),
             purpose="Keeps your pantry stocked",
             why="The shop checked ShopBot's signature with its published key; its policy "
             "approves browsing and the cart at once, but a person must review placing orders.",
-        )
-        first_scopes = [s for s in approved if s != self.review_scope]
-        token = self.handshake(
-            first_scopes,
             title="Authorization: ShopBot asks Alice for access",
             consent_title=f"Consent: Alice logs in and unticks {self.untick}",
-            step_suffix="",
         )
         if token is None:
             return

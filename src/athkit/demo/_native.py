@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urljoin
 
-from athkit.demo._handshake import Cast, HandshakeStory
+from athkit.demo._handshake import Cast, HandshakeStory, Role
 from athkit.demo._report import Step
 from athkit.demo._stack import SHOPBOT_DEVELOPER, SHOPBOT_NAME, NativeStack
 from athkit.demo._story import Story, StoryError, error_code, find_form, scopes_text
@@ -13,6 +13,9 @@ from athkit.protocol import AppDiscovery
 from athkit.testing import drive_consent
 
 PRODUCT = "hand-grinder"
+SHOP_ROLE = Role(
+    SHOP_PROVIDER_ID, "the shop", "the shop's OAuth server", SHOPBOT_NAME, SHOPBOT_DEVELOPER
+)
 
 
 class NativeStory(HandshakeStory):
@@ -23,41 +26,20 @@ class NativeStory(HandshakeStory):
     connected_scope = "products:read"
 
     def __init__(self, stack: NativeStack, story: Story, *, browser: bool = False) -> None:
-        cast = Cast(
-            base_url=stack.shop_url,
-            provider_id=SHOP_PROVIDER_ID,
-            implementer="the shop",
-            login_site="the shop's OAuth server",
-            login_url=stack.oauth_url,
-            agent_name=SHOPBOT_NAME,
-            agent_id=stack.shopbot_id,
-            agent_key=stack.shopbot_key,
-            developer=SHOPBOT_DEVELOPER,
-            sketchy_id=stack.sketchy_id,
-            sketchy_key=stack.sketchy_key,
-            username=stack.username,
-            password=stack.password,
-            admin_token=stack.admin_token,
-        )
+        cast = Cast.of(SHOP_ROLE, stack, stack.shop_url, stack.shopbot_id, stack.shopbot_key)
         super().__init__(cast, story, mode="native", browser=browser)
         self.stack = stack
 
     def run(self) -> None:
         """Every step, in order; each records what it measured."""
-        self.discovery()
-        approved = self.registration(
+        first_scopes, _ = self.first_handshake(
             list(SHOP_SCOPES),
             purpose="Keeps your pantry stocked",
             why="The shop fetched ShopBot's identity document and checked the signature with "
             "its published key; its policy approves browsing and the cart at once, but a person "
             "must review placing orders.",
-        )
-        first_scopes = [s for s in approved if s != self.review_scope]
-        self.handshake(
-            first_scopes,
             title="Authorization: ShopBot asks Alice for access",
             consent_title=f"Consent: Alice logs in and unticks {self.untick}",
-            step_suffix="",
         )
         self.browse_and_add()
         self.refused_call(
@@ -80,14 +62,7 @@ class NativeStory(HandshakeStory):
             row="Known agent, action under operator review",
         )
         self.operator_approves()
-        again = self.handshake(
-            [*first_scopes, self.review_scope],
-            title=f"Authorization again, now with {self.review_scope}",
-            consent_title=f"Consent again: Alice allows {self.review_scope} "
-            f"(still not {self.untick})",
-            step_suffix="_again",
-        )
-        if again is not None:
+        if self.handshake_again(first_scopes) is not None:
             self.order_placed()
         self.user_revokes()
         self.call_after_revocation("/products")

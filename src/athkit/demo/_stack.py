@@ -33,14 +33,98 @@ SKETCHY_NAME = "FreeCouponsBot"
 SKETCHY_DEVELOPER = {"name": "Totally Legit Ltd", "id": "legit"}
 
 
-@dataclass
-class NativeStack:
-    """Everything ``ath demo`` runs in native mode, and how to reach it."""
+@dataclass(frozen=True)
+class _Parts:
+    """What each stack makes fresh before it starts anything: the person's password, the
+    operator's token, two free ports (the implementer's, the OAuth server's), two client
+    secrets, the consent-signing key and the two agents' keys."""
 
-    shop_url: str
+    password: str
+    admin_token: str
+    app_port: int
+    oauth_port: int
+    secrets: tuple[str, str]
+    consent_key: PrivateKey
+    agent_key: PrivateKey
+    sketchy_key: PrivateKey
+
+    @classmethod
+    def new(cls, password: str | None) -> _Parts:
+        """Fresh parts; ``password`` is kept when given."""
+        return cls(
+            password=password or secrets.token_urlsafe(12),
+            admin_token=secrets.token_urlsafe(32),
+            app_port=free_port(),
+            oauth_port=free_port(),
+            secrets=(secrets.token_urlsafe(32), secrets.token_urlsafe(32)),
+            consent_key=generate_private_key(),
+            agent_key=generate_private_key(),
+            sketchy_key=generate_private_key(),
+        )
+
+    @property
+    def app_url(self) -> str:
+        """The implementer's (shop's or gateway's) loopback URL."""
+        return f"http://127.0.0.1:{self.app_port}"
+
+    @property
+    def oauth_url(self) -> str:
+        """The OAuth server's loopback URL."""
+        return f"http://127.0.0.1:{self.oauth_port}"
+
+    def oauth_config(
+        self, workdir: Path, db: str, scopes: dict[str, str], clients: list[ClientConfig]
+    ) -> OAuthServerConfig:
+        """The OAuth server's configuration: Alice, ``scopes`` and ``clients``, state in
+        ``workdir / db``."""
+        return OAuthServerConfig(
+            issuer=self.oauth_url,
+            database_url=f"sqlite:///{workdir / db}",
+            secret_key=secrets.token_urlsafe(32),
+            scopes=scopes,
+            users=[_alice(self.password)],
+            clients=clients,
+        )
+
+
+def _workdir(stack: contextlib.ExitStack) -> Path:
+    """A temporary directory for the stack's state, removed when ``stack`` closes."""
+    return Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ath-demo-")))
+
+
+def _alice(password: str) -> UserConfig:
+    """The demo's one person, as both OAuth servers know her."""
+    return UserConfig(
+        username=DEMO_USERNAME,
+        password_hash=hash_user_password(password),
+        sub="user-alice",
+        name=DEMO_USER_NAME,
+        email="alice@example.com",
+    )
+
+
+def _serve_agents(
+    stack: contextlib.ExitStack,
+    key: PrivateKey,
+    *,
+    name: str,
+    developer: dict[str, str],
+    sketchy: PrivateKey,
+) -> tuple[str, str]:
+    """Serve the story's agent and the sketchy one on identity hosts; their agent ids."""
+    agent_id = stack.enter_context(serve_identity(key, name=name, developer=developer))
+    sketchy_id = stack.enter_context(
+        serve_identity(sketchy, name=SKETCHY_NAME, developer=SKETCHY_DEVELOPER)
+    )
+    return agent_id, sketchy_id
+
+
+@dataclass(kw_only=True)
+class Stack:
+    """What both stacks share: the OAuth server where Alice logs in, the sketchy agent, Alice's
+    credentials, the operator's token and the state directory."""
+
     oauth_url: str
-    shopbot_id: str
-    shopbot_key: PrivateKey
     sketchy_id: str
     sketchy_key: PrivateKey
     username: str
@@ -49,62 +133,56 @@ class NativeStack:
     workdir: Path
 
 
+@dataclass(kw_only=True)
+class NativeStack(Stack):
+    """Everything ``ath demo`` runs in native mode, and how to reach it."""
+
+    shop_url: str
+    shopbot_id: str
+    shopbot_key: PrivateKey
+
+
 @contextlib.contextmanager
 def native_stack(*, password: str | None = None, mcp: bool = False) -> Iterator[NativeStack]:
     """Start the ATH Shop, its OAuth server and two agents' identity hosts (with ``mcp``, the
     shop also serves its tools as an MCP server at ``/mcp``)."""
-    password = password or secrets.token_urlsafe(12)
-    admin_token = secrets.token_urlsafe(32)
-    shop_port, oauth_port = free_port(), free_port()
-    shop_url, oauth_url = f"http://127.0.0.1:{shop_port}", f"http://127.0.0.1:{oauth_port}"
-    web_secret, ath_secret = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
     # The shop signs the agent context shown on its consent page; the OAuth server trusts
     # that key for the shop's ATH client only.
-    consent_key = generate_private_key()
-    shopbot_key, sketchy_key = generate_private_key(), generate_private_key()
+    p = _Parts.new(password)
+    web_secret, ath_secret = p.secrets
     with contextlib.ExitStack() as stack:
-        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ath-demo-")))
-        oauth_config = OAuthServerConfig(
-            issuer=oauth_url,
-            database_url=f"sqlite:///{workdir / 'oauth.db'}",
-            secret_key=secrets.token_urlsafe(32),
-            scopes={"profile": "See your name", **SHOP_SCOPE_DESCRIPTIONS},
-            users=[
-                UserConfig(
-                    username=DEMO_USERNAME,
-                    password_hash=hash_user_password(password),
-                    sub="user-alice",
-                    name=DEMO_USER_NAME,
-                    email="alice@example.com",
-                )
-            ],
-            clients=[
+        workdir = _workdir(stack)
+        oauth_config = p.oauth_config(
+            workdir,
+            "oauth.db",
+            {"profile": "See your name", **SHOP_SCOPE_DESCRIPTIONS},
+            [
                 ClientConfig(
                     client_id="athshop-web",
                     name="ATH Shop",
-                    redirect_uris=[f"{shop_url}/login/callback"],
+                    redirect_uris=[f"{p.app_url}/login/callback"],
                     scopes=["profile"],
                     client_secret=web_secret,
                 ),
                 ClientConfig(
                     client_id="athshop-ath",
                     name="ATH Shop (agent access)",
-                    redirect_uris=[f"{shop_url}/ath/callback"],
+                    redirect_uris=[f"{p.app_url}/ath/callback"],
                     scopes=list(SHOP_SCOPE_DESCRIPTIONS),
                     client_secret=ath_secret,
-                    ath_context_key=public_key_to_jwk(consent_key),
+                    ath_context_key=public_key_to_jwk(p.consent_key),
                 ),
             ],
         )
         shop_config = ShopConfig(
-            base_url=shop_url,
+            base_url=p.app_url,
             database_url=f"sqlite:///{workdir / 'shop.db'}",
             secret_key=secrets.token_urlsafe(32),
-            oauth_issuer=oauth_url,
+            oauth_issuer=p.oauth_url,
             web_client_secret=web_secret,
             agent_client_secret=ath_secret,
-            consent_signing_key=private_key_to_pem(consent_key).decode(),
-            admin_token=admin_token,
+            consent_signing_key=private_key_to_pem(p.consent_key).decode(),
+            admin_token=p.admin_token,
             # Development only, and said so: the agents' identity documents live on loopback
             # over plain http. Attestations are still verified for real.
             allow_loopback=True,
@@ -112,24 +190,25 @@ def native_stack(*, password: str | None = None, mcp: bool = False) -> Iterator[
             policy=ShopPolicy(),
             mcp_endpoint=mcp,
         )
-        stack.enter_context(serve_in_thread(create_oauth_app(oauth_config), port=oauth_port))
-        stack.enter_context(serve_in_thread(create_shop_app(shop_config), port=shop_port))
-        shopbot_id = stack.enter_context(
-            serve_identity(shopbot_key, name=SHOPBOT_NAME, developer=SHOPBOT_DEVELOPER)
-        )
-        sketchy_id = stack.enter_context(
-            serve_identity(sketchy_key, name=SKETCHY_NAME, developer=SKETCHY_DEVELOPER)
+        stack.enter_context(serve_in_thread(create_oauth_app(oauth_config), port=p.oauth_port))
+        stack.enter_context(serve_in_thread(create_shop_app(shop_config), port=p.app_port))
+        shopbot_id, sketchy_id = _serve_agents(
+            stack,
+            p.agent_key,
+            name=SHOPBOT_NAME,
+            developer=SHOPBOT_DEVELOPER,
+            sketchy=p.sketchy_key,
         )
         yield NativeStack(
-            shop_url=shop_url,
-            oauth_url=oauth_url,
+            shop_url=p.app_url,
+            oauth_url=p.oauth_url,
             shopbot_id=shopbot_id,
-            shopbot_key=shopbot_key,
+            shopbot_key=p.agent_key,
             sketchy_id=sketchy_id,
-            sketchy_key=sketchy_key,
+            sketchy_key=p.sketchy_key,
             username=DEMO_USERNAME,
-            password=password,
-            admin_token=admin_token,
+            password=p.password,
+            admin_token=p.admin_token,
             workdir=workdir,
         )
 
@@ -139,58 +218,37 @@ MAILBOT_DEVELOPER = {"name": "MailBot Labs", "id": "mailbot-labs"}
 MAIL_PROVIDER_ID = "example-mail"
 
 
-@dataclass
-class GatewayStack:
+@dataclass(kw_only=True)
+class GatewayStack(Stack):
     """Everything ``ath demo --gateway`` runs, and how to reach it."""
 
     gateway_url: str
-    oauth_url: str
     mail_url: str
     mailbot_id: str
     mailbot_key: PrivateKey
-    sketchy_id: str
-    sketchy_key: PrivateKey
-    username: str
-    password: str
-    admin_token: str
-    workdir: Path
 
 
 @contextlib.contextmanager
 def gateway_stack(*, password: str | None = None) -> Iterator[GatewayStack]:
     """Start Example Mail (its OAuth server and its mail API, both unaware of ATH), the ATH
     gateway in front of it, configured as an operator would, and two agents' identity hosts."""
-    password = password or secrets.token_urlsafe(12)
-    admin_token = secrets.token_urlsafe(32)
-    gateway_port, oauth_port = free_port(), free_port()
-    gateway_url, oauth_url = f"http://127.0.0.1:{gateway_port}", f"http://127.0.0.1:{oauth_port}"
-    gateway_secret, api_secret = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
-    consent_key = generate_private_key()
-    mailbot_key, sketchy_key = generate_private_key(), generate_private_key()
+    p = _Parts.new(password)
+    gateway_secret, api_secret = p.secrets
+    gateway_url, oauth_url = p.app_url, p.oauth_url
     with contextlib.ExitStack() as stack:
-        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ath-demo-")))
-        oauth_config = OAuthServerConfig(
-            issuer=oauth_url,
-            database_url=f"sqlite:///{workdir / 'mail-oauth.db'}",
-            secret_key=secrets.token_urlsafe(32),
-            scopes=dict(MAIL_SCOPE_DESCRIPTIONS),
-            users=[
-                UserConfig(
-                    username=DEMO_USERNAME,
-                    password_hash=hash_user_password(password),
-                    sub="user-alice",
-                    name=DEMO_USER_NAME,
-                    email="alice@example.com",
-                )
-            ],
-            clients=[
+        workdir = _workdir(stack)
+        oauth_config = p.oauth_config(
+            workdir,
+            "mail-oauth.db",
+            dict(MAIL_SCOPE_DESCRIPTIONS),
+            [
                 ClientConfig(
                     client_id="ath-gateway",
                     name="ATH gateway",
                     redirect_uris=[f"{gateway_url}/ath/callback"],
                     scopes=list(MAIL_SCOPE_DESCRIPTIONS),
                     client_secret=gateway_secret,
-                    ath_context_key=public_key_to_jwk(consent_key),
+                    ath_context_key=public_key_to_jwk(p.consent_key),
                 ),
                 ClientConfig(
                     client_id="mail-api",
@@ -202,7 +260,7 @@ def gateway_stack(*, password: str | None = None) -> Iterator[GatewayStack]:
                 ),
             ],
         )
-        stack.enter_context(serve_in_thread(create_oauth_app(oauth_config), port=oauth_port))
+        stack.enter_context(serve_in_thread(create_oauth_app(oauth_config), port=p.oauth_port))
         mail = stack.enter_context(
             serve_in_thread(
                 create_mail_app(issuer=oauth_url, client_id="mail-api", client_secret=api_secret)
@@ -211,9 +269,9 @@ def gateway_stack(*, password: str | None = None) -> Iterator[GatewayStack]:
         # The operator's configuration, secrets in files as gateway.toml would name them.
         files = {
             "secret_key": secrets.token_urlsafe(32),
-            "admin_token": admin_token,
+            "admin_token": p.admin_token,
             "mail_client_secret": gateway_secret,
-            "consent_key.pem": private_key_to_pem(consent_key).decode(),
+            "consent_key.pem": private_key_to_pem(p.consent_key).decode(),
         }
         for name, value in files.items():
             path = workdir / name
@@ -224,7 +282,7 @@ def gateway_stack(*, password: str | None = None) -> Iterator[GatewayStack]:
                 "public_base_url": gateway_url,
                 "gateway_id": "ath-demo-gateway",
                 "name": "ATH demo gateway",
-                "listen": f"127.0.0.1:{gateway_port}",
+                "listen": f"127.0.0.1:{p.app_port}",
                 "database_url": f"sqlite:///{workdir / 'gateway.db'}",
                 "secret_key_file": str(workdir / "secret_key"),
                 "admin_token_file": str(workdir / "admin_token"),
@@ -253,23 +311,24 @@ def gateway_stack(*, password: str | None = None) -> Iterator[GatewayStack]:
                 },
             }
         )
-        stack.enter_context(serve_in_thread(create_gateway_app(config), port=gateway_port))
-        mailbot_id = stack.enter_context(
-            serve_identity(mailbot_key, name=MAILBOT_NAME, developer=MAILBOT_DEVELOPER)
-        )
-        sketchy_id = stack.enter_context(
-            serve_identity(sketchy_key, name=SKETCHY_NAME, developer=SKETCHY_DEVELOPER)
+        stack.enter_context(serve_in_thread(create_gateway_app(config), port=p.app_port))
+        mailbot_id, sketchy_id = _serve_agents(
+            stack,
+            p.agent_key,
+            name=MAILBOT_NAME,
+            developer=MAILBOT_DEVELOPER,
+            sketchy=p.sketchy_key,
         )
         yield GatewayStack(
             gateway_url=gateway_url,
             oauth_url=oauth_url,
             mail_url=mail.url,
             mailbot_id=mailbot_id,
-            mailbot_key=mailbot_key,
+            mailbot_key=p.agent_key,
             sketchy_id=sketchy_id,
-            sketchy_key=sketchy_key,
+            sketchy_key=p.sketchy_key,
             username=DEMO_USERNAME,
-            password=password,
-            admin_token=admin_token,
+            password=p.password,
+            admin_token=p.admin_token,
             workdir=workdir,
         )

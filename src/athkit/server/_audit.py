@@ -94,6 +94,13 @@ class AuditLog:
                 reason=str(reason if isinstance(reason, str) else exc.message),
                 code=exc.code.value,
             )
+        except ATHError as failure:
+            # The audit store's own backing service is down (its 503 names the service): the
+            # refusal is that, not a bug.
+            _log.error("audit store failed while recording a rejection: %s", failure.message)
+            if exc.code is ErrorCode.INTERNAL_ERROR and failure.status != 503:
+                raise exc from None
+            raise failure from None
         except Exception:
             _log.exception("audit store failed while recording a rejection")
             if exc.code is ErrorCode.INTERNAL_ERROR:

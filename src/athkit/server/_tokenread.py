@@ -156,8 +156,11 @@ class PostgresTokenReader:
     closed when the SQLAlchemy engine is disposed.
     """
 
-    def __init__(self, dsn: str, max_size: int = 8) -> None:
+    def __init__(self, dsn: str, max_size: int = 8, timeout: float = 5.0) -> None:
         self._dsn = dsn
+        # Bounds the connect and each read: a hung server must not hold a call (it then falls
+        # back to the async store, which is bounded by the same timeout and fails closed).
+        self._timeout = timeout
         self._max_size = max_size
         self._loop: asyncio.AbstractEventLoop | None = None
         self._idle: list[tuple[Any, Any]] = []  # (connection, prepared statement)
@@ -188,7 +191,7 @@ class PostgresTokenReader:
         placeholder = object()
         self._open.add(placeholder)  # the slot is taken while connecting
         try:
-            conn = await asyncpg.connect(self._dsn, timeout=5)
+            conn = await asyncpg.connect(self._dsn, timeout=self._timeout)
             try:
                 statement = await conn.prepare(_SELECT + "$1")
             except BaseException:
@@ -232,7 +235,7 @@ class PostgresTokenReader:
         except Exception as exc:
             return self._failed(exc)
         try:
-            row = await pair[1].fetchrow(token_hash)
+            row = await pair[1].fetchrow(token_hash, timeout=self._timeout)
         except BaseException as exc:
             self._release(pair, broken=True)
             if isinstance(exc, Exception):
@@ -272,8 +275,11 @@ def token_reader(db: AsyncEngine) -> TokenReader | None:
             return None
         reader = SqliteTokenReader(Path(url.database))
     elif backend == "postgresql" and url.get_driver_name() == "asyncpg":
+        # The database's own timeout (create_database's pool timeout) bounds this path too.
+        pool_timeout = getattr(db.sync_engine.pool, "timeout", None)
         reader = PostgresTokenReader(
-            url.set(drivername="postgresql").render_as_string(hide_password=False)
+            url.set(drivername="postgresql").render_as_string(hide_password=False),
+            timeout=float(pool_timeout()) if callable(pool_timeout) else 5.0,
         )
     else:
         return None

@@ -107,5 +107,12 @@ class AgentConfig(BaseModel):
         entry = self.servers.get(choice)
         if entry is None:
             known = ", ".join(sorted(self.servers)) or "none"
-            raise ValueError(f"unknown server {choice!r} (configured: {known})")
+            looks_like_host = "." in choice or ":" in choice or choice == "localhost"
+            hint = (
+                f"; to give an address, include its scheme: --server http://{choice} "
+                f"(or https://{choice})"
+                if looks_like_host
+                else f"; add it with `ath config set-server {choice} URL`"
+            )
+            raise ValueError(f"unknown server {choice!r} (configured: {known}){hint}")
         return entry.url, entry.mode

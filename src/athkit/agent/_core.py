@@ -24,7 +24,9 @@ from athkit.agent._errors import (
     HTTP_ERROR,
     NOT_AUTHORIZED,
     NOT_REGISTERED,
+    PROVIDER_REQUIRED,
     TOKEN_EXPIRED,
+    TOKEN_REVOKED,
     WRONG_MODE,
     ATHClientError,
 )
@@ -121,9 +123,13 @@ def error_from_response(response: httpx.Response) -> ATHClientError:
     body = _json_or_none(response)
     if isinstance(body, dict) and isinstance(body.get("code"), str):
         details = body.get("details")
+        message = str(body.get("message") or f"HTTP {response.status_code}")
+        if response.status_code == 404:
+            # Which address was wrong matters more than the code: show the full URL tried.
+            message += f" ({response.request.method} {response.request.url})"
         return ATHClientError(
             body["code"],
-            str(body.get("message") or f"HTTP {response.status_code}"),
+            message,
             status=response.status_code,
             details=details if isinstance(details, dict) else None,
         )
@@ -439,7 +445,20 @@ class ClientCore:
         """Revoke a token (ATH §4.7) — the stored one for ``provider_id``, or ``token``."""
         if provider_id is None and token is None:
             mode = yield from self._ensure_mode()
-            provider_id = self._default_provider(mode)
+            if mode == "gateway":
+                # A gateway serves several providers: the only one holding a token, or say so.
+                stored_for = self.store.tokens(self.base_url, self.agent_id)
+                providers = sorted({t.provider_id for _, t in stored_for})
+                if len(providers) != 1:
+                    raise ATHClientError(
+                        PROVIDER_REQUIRED if providers else NOT_AUTHORIZED,
+                        f"tokens are stored for {', '.join(providers)}: name the provider"
+                        if providers
+                        else f"no token stored at {self.base_url}",
+                    )
+                provider_id = providers[0]
+            else:
+                provider_id = self._default_provider(mode)
         creds = self.client_credentials()
         stored = (
             self.store.get_token(self.base_url, self.agent_id, provider_id)
@@ -495,8 +514,15 @@ class ClientCore:
         response = yield Call(
             method.upper(), url, json=json, content=content, params=params, headers=sent_headers
         )
-        if raise_for_ath_error and is_ath_error(response):
-            raise error_from_response(response)
+        if is_ath_error(response):
+            error = error_from_response(response)
+            if error.code in (TOKEN_EXPIRED, TOKEN_REVOKED):
+                # Remember it: `ath token` then says the token is dead and what to do.
+                self.store.save_token(
+                    self.base_url, token.model_copy(update={"refused": error.code})
+                )
+            if raise_for_ath_error:
+                raise error
         return response
 
     def _default_provider(self, mode: Mode) -> str:

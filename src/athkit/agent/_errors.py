@@ -24,6 +24,7 @@ Client-side codes (never sent by a server):
     BAD_RESPONSE        the server answered something that is not the protocol's message
     HTTP_ERROR          the server answered an error status without an ATH error body
     WRONG_MODE          a gateway-only call on a native service, or the other way round
+    PROVIDER_REQUIRED   a gateway call that needs a provider_id, with several to choose from
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from typing import Any
 
 NETWORK_ERROR = "NETWORK_ERROR"
 TOKEN_EXPIRED = "TOKEN_EXPIRED"
+TOKEN_REVOKED = "TOKEN_REVOKED"  # the server's code, remembered on the stored token
 NOT_AUTHORIZED = "NOT_AUTHORIZED"
 NOT_REGISTERED = "NOT_REGISTERED"
 STATE_MISMATCH = "STATE_MISMATCH"
@@ -40,6 +42,7 @@ AUTHORIZATION_TIMEOUT = "AUTHORIZATION_TIMEOUT"
 BAD_RESPONSE = "BAD_RESPONSE"
 HTTP_ERROR = "HTTP_ERROR"
 WRONG_MODE = "WRONG_MODE"
+PROVIDER_REQUIRED = "PROVIDER_REQUIRED"
 
 
 class ATHClientError(Exception):

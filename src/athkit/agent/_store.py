@@ -50,6 +50,11 @@ class StoredToken(_Strict):
     effective_scopes: list[str]
     expires_at: float
     obtained_at: float = Field(default_factory=time.time)
+    refused: str | None = Field(
+        default=None,
+        description="The server's code when it last refused this token (TOKEN_REVOKED, "
+        "TOKEN_EXPIRED): the user must authorize again.",
+    )
 
     def is_expired(self, now: float | None = None) -> bool:
         """True once the token is past its ``expires_in``."""

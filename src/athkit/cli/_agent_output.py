@@ -64,6 +64,9 @@ class Output:
                 f"[bold red]Error[/] [red]{escape(code)}{where}[/]: {escape(message)}",
                 soft_wrap=True,
             )
+            hint = extra.get("hint")
+            if hint:
+                self.stderr.print(f"[bold]Next:[/] {escape(str(hint))}", soft_wrap=True)
 
 
 def handles_errors(json_param: str = "json_output") -> Callable[[Callable[P, R]], Callable[P, R]]:
@@ -79,7 +82,8 @@ def handles_errors(json_param: str = "json_output") -> Callable[[Callable[P, R]]
             try:
                 return fn(*args, **kwargs)
             except ATHClientError as exc:
-                out.error(exc.code, exc.message, status=exc.status, details=exc.details)
+                hint = next_step(exc)
+                out.error(exc.code, exc.message, status=exc.status, details=exc.details, hint=hint)
                 raise typer.Exit(EXIT_NETWORK if exc.is_network_error else EXIT_REFUSED) from None
             except CredentialStoreError as exc:
                 out.error("CONFIG_ERROR", str(exc))
@@ -94,3 +98,37 @@ def handles_errors(json_param: str = "json_output") -> Callable[[Callable[P, R]]
         return wrapper
 
     return decorate
+
+
+def next_step(exc: ATHClientError) -> str | None:
+    """What to do after a refusal, in ``ath`` commands (``None`` when nothing helps)."""
+    details = exc.details
+    reason = details.get("reason")
+    if exc.code == "SCOPE_NOT_APPROVED" and reason == "scope_violation":
+        need = [str(s) for s in details.get("required_scopes") or []]
+        if not need:
+            return "no scope allows this call at all: check the method and path"
+        return (
+            f"the token lacks {' or '.join(need)}: ask the user for it with "
+            f"`ath authorize [PROVIDER] --scope {need[0]}` (`ath status` shows what the agent "
+            "may ask for)"
+        )
+    if exc.code == "SCOPE_NOT_APPROVED" and reason == "scope_not_approved":
+        unknown = [str(s) for s in details.get("unknown_scopes") or []]
+        if unknown:
+            return f"check the spelling of {', '.join(unknown)}: `ath discover` lists the scopes"
+        return (
+            "the service has not approved those scopes for this agent: `ath status` shows what it "
+            "approved and what awaits review; ask the service's operator for the rest"
+        )
+    if exc.code == "SCOPE_NOT_APPROVED" and reason == "empty_intersection":
+        return "the user allowed none of the approved scopes: run `ath authorize` again"
+    if exc.code in ("TOKEN_REVOKED", "TOKEN_EXPIRED", "NOT_AUTHORIZED"):
+        return "get a new token: `ath authorize [PROVIDER] --scope ...`"
+    if exc.code in ("NOT_REGISTERED", "AGENT_NOT_REGISTERED"):
+        return "register first: `ath register --scope ...` (gateway: --provider P=scopes)"
+    if exc.code == "AGENT_UNAPPROVED":
+        return "the service's operator has not approved the agent yet: `ath status` shows it"
+    if exc.code == "NETWORK_ERROR":
+        return "check the server address (`ath config show`) and that the server runs"
+    return None

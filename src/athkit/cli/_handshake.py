@@ -325,8 +325,13 @@ def token(
     if show:
         if provider is None or not held:
             raise ValueError("--show needs the PROVIDER of a stored token")
-        if held[0].is_expired():
-            out.error("TOKEN_EXPIRED", "the token expired; the user must authorize again")
+        if held[0].is_expired() or held[0].refused:
+            code = held[0].refused or "TOKEN_EXPIRED"
+            out.error(
+                code,
+                "the server refused this token" if held[0].refused else "the token expired",
+                hint=f"get a new one: ath authorize {provider} --scope ...",
+            )
             raise typer.Exit(EXIT_REFUSED)
         out.result(
             {"access_token": held[0].access_token},
@@ -339,6 +344,7 @@ def token(
             "effective_scopes": t.effective_scopes,
             "expires_in": t.expires_in(),
             "expired": t.is_expired(),
+            "refused": t.refused,
         }
         for t in held
     ]
@@ -352,8 +358,15 @@ def token(
             table.add_column(column)
         for t in held:
             expires = "[red]expired[/]" if t.is_expired() else f"in {t.expires_in() // 60} min"
+            if t.refused:
+                expires = f"[red]refused by the server ({escape(t.refused)})[/]"
             table.add_row(escape(t.provider_id), scope_text(t.effective_scopes), expires)
         console.print(table)
+        if any(t.refused or t.is_expired() for t in held):
+            console.print(
+                "A token marked red no longer works: get a new one with "
+                "`ath authorize [PROVIDER] --scope ...`."
+            )
 
     out.result({"server": url, "tokens": rows}, render)
 
@@ -371,8 +384,6 @@ def revoke(
     """Revoke the stored token for a provider and forget it."""
     setup = Setup.load()
     with setup.client(server, mode, agent_id, key, headers=header) as client:
-        if provider is None and client.mode == "gateway":
-            raise ValueError("name the PROVIDER whose token to revoke")
         client.revoke(provider)
     Output(json_output).result(
         {"revoked": True, "provider_id": provider},

@@ -215,11 +215,23 @@ class AgentEndpoints(EngineCore):
         # ATH §4.3: every requested scope lies within the approved scopes.
         outside = [s for s in request.scopes if s not in approval.approved_scopes]
         if outside:
+            # An unknown scope (a typo) is told apart from one the agent was not approved for.
+            unknown = [s for s in outside if s not in provider.scopes]
+            unapproved = [s for s in outside if s in provider.scopes]
+            parts = []
+            if unknown:
+                parts.append(
+                    f"provider {request.provider_id!r} offers no scope {', '.join(unknown)} "
+                    f"(it offers: {', '.join(provider.scopes)})"
+                )
+            if unapproved:
+                parts.append(f"scopes not approved for this agent: {', '.join(unapproved)}")
             raise ath_error(
                 ErrorCode.SCOPE_NOT_APPROVED,
-                f"scopes not approved for this agent: {', '.join(outside)}",
+                "; ".join(parts),
                 reason="scope_not_approved",
                 denied_scopes=outside,
+                unknown_scopes=unknown,
                 approved_scopes=list(approval.approved_scopes),
             )
         # Our decision (ATH §4.4): our own callback as user_redirect_uri counts as none.

@@ -98,6 +98,8 @@ def test_server_refusal_exits_3_with_the_ath_code(cfg: Path) -> None:
         args += ["--agent-id", "http://127.0.0.1:7/.well-known/agent.json", "-p", "mail=mail:read"]
         data = _json(args, code=3)
         human = runner.invoke(app, args)
+    hint = data["error"].pop("hint")  # what to do next (issue 17)
+    assert "ath status" in hint
     assert data["error"] == {"code": "AGENT_UNAPPROVED", "message": "pending review", "status": 403}
     assert human.exit_code == 3
     assert "AGENT_UNAPPROVED (HTTP 403): pending review" in human.stderr

@@ -54,32 +54,42 @@ def host() -> Iterator[tuple[HostileHost, str]]:
 
 @st.composite
 def documents(draw: st.DrawFn, agent_id: str) -> tuple[bytes, str]:
-    kind = draw(st.integers(0, 3))
-    if kind == 0:
-        # The right key, so the signature verifies; hostile values everywhere else.
+    kind = draw(st.integers(0, 4))
+    if kind <= 1:
+        # A document with the right key, so the signature verifies and registration goes on;
+        # one or two of its other fields hostile (or none: then the agent registers).
         doc: dict[str, Any] = {
-            "ath_version": draw(st.sampled_from(["0.1", "9", ""]) | _HOSTILE_TEXT),
-            "agent_id": draw(st.just(agent_id) | _HOSTILE_TEXT),
-            "name": draw(_HOSTILE_TEXT | _JSON),
-            "developer": draw(
-                st.fixed_dictionaries({"name": _HOSTILE_TEXT, "id": _HOSTILE_TEXT}) | _JSON
-            ),
+            "ath_version": "0.1",
+            "agent_id": agent_id,
+            "name": "Hostile Test Agent",
+            "developer": {"name": "Dev", "id": "dev"},
             "public_key": JWK,
         }
-        if draw(st.booleans()):
-            doc["capabilities"] = draw(st.lists(_HOSTILE_TEXT, max_size=300) | _JSON)
-        if draw(st.booleans()):
-            doc[draw(st.text(max_size=10))] = draw(_JSON)
+        for _ in range(draw(st.integers(0, 2))):
+            field = draw(st.sampled_from(["name", "developer", "capabilities", "extra", "ver"]))
+            if field == "name":
+                doc["name"] = draw(_HOSTILE_TEXT | _JSON)
+            elif field == "developer":
+                doc["developer"] = draw(
+                    st.fixed_dictionaries({"name": _HOSTILE_TEXT, "id": _HOSTILE_TEXT}) | _JSON
+                )
+            elif field == "capabilities":
+                doc["capabilities"] = draw(st.lists(_HOSTILE_TEXT, max_size=300) | _JSON)
+            elif field == "extra":
+                doc[draw(st.text(max_size=10))] = draw(_JSON)
+            else:
+                doc["ath_version"] = draw(_HOSTILE_TEXT)
         body = json.dumps(doc).encode("utf-8")
-    elif kind == 1:
-        body = draw(json_bytes())
     elif kind == 2:
+        body = draw(json_bytes())
+    elif kind == 3:
         body = b'{"name": "' + b"x" * draw(st.integers(60_000, 300_000)) + b'"}'
     else:
         body = draw(st.binary(max_size=300))
     media = draw(
         st.sampled_from(
-            ["application/json", "application/json; charset=utf-16", "text/html", "", "a/b+json"]
+            ["application/json"] * 6
+            + ["application/json; charset=utf-16", "text/html", "", "a/b+json"]
         )
     )
     return body, media

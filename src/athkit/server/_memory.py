@@ -192,6 +192,13 @@ class MemoryGrantStore:
     async def list_for_user(self, user_id: str) -> list[ProviderGrant]:
         return [_copy(g) for g in self._grants.values() if g.user_id == user_id]
 
+    async def claim_refresh(self, grant_id: str, seen_updated_at: float, until: float) -> bool:
+        grant = self._grants.get(grant_id)
+        if grant is None or grant.updated_at != seen_updated_at:
+            return False
+        grant.updated_at = until
+        return True
+
     async def delete(self, grant_id: str) -> None:
         self._grants.pop(grant_id, None)
 

@@ -425,6 +425,17 @@ class SqlGrantStore:
             )
 
     @database_call
+    async def claim_refresh(self, grant_id: str, seen_updated_at: float, until: float) -> bool:
+        g = grants_table.c
+        async with self._auto.begin() as conn:
+            result = await conn.execute(
+                grants_table.update()
+                .where(g.grant_id == grant_id, g.updated_at == seen_updated_at)
+                .values(updated_at=until)
+            )
+        return bool(result.rowcount == 1)
+
+    @database_call
     async def list_for_user(self, user_id: str) -> list[ProviderGrant]:
         async with self._auto.connect() as conn:
             rows = (

@@ -148,6 +148,11 @@ class GrantStore(Protocol):
         """Every grant of ``user_id``, oldest first."""
         ...
 
+    async def claim_refresh(self, grant_id: str, seen_updated_at: float, until: float) -> bool:
+        """Atomically set the grant's ``updated_at`` to ``until`` (a lease in the future) if it
+        is still ``seen_updated_at``; ``False`` when another instance changed it first."""
+        ...
+
     async def delete(self, grant_id: str) -> None:
         """Forget a grant and its provider tokens."""
         ...

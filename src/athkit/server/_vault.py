@@ -31,6 +31,8 @@ from athkit.server._settings import ProviderSettings
 from athkit.server._stores import GrantStore
 
 REFRESH_MARGIN = 30.0  # refresh provider tokens this many seconds before they expire
+REFRESH_LEASE = 15.0  # how long one instance's claim to refresh a grant holds off the others
+_REFRESH_POLL = 0.05
 _CACHE_TTL = 30.0
 _CACHE_MAX = 100_000
 
@@ -170,10 +172,8 @@ class ProviderVault:
             grant = await self._grants.get(info.grant_id)
             if grant is None or grant.needs_user:
                 raise _reauthorize("the user must authorize this agent again")
-            now = self._clock.now()
-            stale = grant.expires_at is not None and grant.expires_at - REFRESH_MARGIN <= now
-            if stale or force_refresh:
-                grant = await self._refresh(grant)
+            if self._stale(grant) or force_refresh:
+                grant = await self._refresh_once(grant, force_refresh)
             return ProviderCredentials(
                 grant_id=grant.grant_id,
                 provider_id=grant.provider_id,
@@ -182,6 +182,49 @@ class ProviderVault:
                 token_type=grant.token_type,
                 expires_at=grant.expires_at,
             )
+
+    def _stale(self, grant: ProviderGrant) -> bool:
+        now = self._clock.now()
+        return grant.expires_at is not None and grant.expires_at - REFRESH_MARGIN <= now
+
+    async def _refresh_once(self, grant: ProviderGrant, force: bool) -> ProviderGrant:
+        """Refresh ``grant`` unless another instance (another worker or gateway on the same
+        database) is doing it or just did: the lock above covers this process only, and two
+        refreshes with the same refresh token look like token theft to a provider that rotates
+        them (it revokes the grant). The refresher claims the grant with a short lease in
+        ``updated_at``; the others wait for its result."""
+        seen = grant.updated_at
+        waited = 0.0
+        while True:
+            now = self._clock.now()
+            lease = now + REFRESH_LEASE
+            if grant.updated_at <= now and await self._grants.claim_refresh(
+                grant.grant_id, grant.updated_at, lease
+            ):
+                try:
+                    return await self._refresh(grant)
+                except ATHError as exc:
+                    if exc.details.get("reason") != "user_reauthorization_required":
+                        # A passing failure (the provider is down): let the next try go at once.
+                        await self._grants.claim_refresh(grant.grant_id, lease, grant.updated_at)
+                    raise
+            if waited >= REFRESH_LEASE + 1:
+                raise ATHError(
+                    ErrorCode.OAUTH_ERROR,
+                    "the provider token is being refreshed elsewhere; try again",
+                    details={"reason": "refresh_in_progress"},
+                )
+            await asyncio.sleep(_REFRESH_POLL)
+            waited += _REFRESH_POLL
+            current = await self._grants.get(grant.grant_id)
+            if current is None or current.needs_user:
+                raise _reauthorize("the user must authorize this agent again")
+            refreshed_elsewhere = current.updated_at != seen and current.updated_at <= (
+                self._clock.now()
+            )
+            if refreshed_elsewhere and (force or not self._stale(current)):
+                return current
+            grant = current
 
     async def _refresh(self, grant: ProviderGrant) -> ProviderGrant:
         provider = self._provider(grant.provider_id)

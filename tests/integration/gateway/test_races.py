@@ -325,6 +325,39 @@ def test_provider_token_refresh_raced(
     assert not grant.needs_user
 
 
+@pytest.mark.parametrize("count", COUNTS)
+def test_provider_token_refresh_raced_across_gateway_instances(
+    world: GatewayWorld, count: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two gateway instances on one database (as two workers or two hosts would be), each
+    with its own in-process refresh lock: still one refresh at the provider."""
+    from athkit.gateway import create_gateway_app
+    from athkit.testing import serve_in_thread
+
+    agent, reg = _new_registration(world)
+    token = world.connect(agent, reg, "mail", ["mail:read"])["access_token"]
+    second = create_gateway_app(world.app.settings, clock=world.clock)
+    with serve_in_thread(second) as other:
+        caplog.set_level(logging.INFO, logger="athkit.oauthserver.audit")
+        world.clock.advance(301)  # the mail provider's access tokens live 300 s
+        bases = [world.base, other.url]
+
+        async def send(http: httpx.AsyncClient, i: int) -> httpx.Response:
+            return await http.get(
+                f"{bases[i % 2]}/ath/proxy/mail/messages",
+                headers={"Authorization": f"Bearer {token}", "X-ATH-Agent-ID": agent.agent_id},
+            )
+
+        responses = asyncio.run(_at_once(count, send))
+    assert [r.status_code for r in responses] == [200] * count, [r.text for r in responses]
+    audit = [r.getMessage() for r in caplog.records if r.name == "athkit.oauthserver.audit"]
+    refreshes = [m for m in audit if "grant='refresh_token'" in m]
+    assert len(refreshes) == 1, refreshes
+    assert not [m for m in audit if m.startswith("refresh_reused")]
+    (grant,) = _grants(world, reg["client_id"])
+    assert not grant.needs_user
+
+
 def test_hostile_requests_on_this_database_never_5xx(world: GatewayWorld) -> None:
     """The property test of tests/robustness on this world's database (PostgreSQL refuses NUL
     in text, which SQLite stores): every gateway endpoint, hostile paths, queries, headers and

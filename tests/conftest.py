@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING
 import pytest
 from hypothesis import HealthCheck, settings
 
-# Property tests stay bounded in the default run; ATH_LONG_PROPERTIES=1 runs many more examples.
+# Property tests stay bounded in the default run; ATH_LONG_PROPERTIES=1 runs many more examples
+# (with --timeout=0: a test then takes longer than the suite's per-test timeout).
 settings.register_profile(
     "athkit",
     max_examples=60,

@@ -28,6 +28,7 @@ from athkit.cli._options import (
     developer_of,
     scope_text,
     scopes_of,
+    warn_developer_mismatch,
 )
 from athkit.protocol import (
     AppDiscovery,
@@ -136,9 +137,12 @@ def register(
             if not isinstance(found, AppDiscovery):
                 raise ValueError("a gateway serves several providers: use --provider P=scopes")
             requested[found.app_id] = scopes_of(scope)
+        developer = developer_of(setup, developer_name, developer_id, client.agent_id)
+        if not json_output:
+            warn_developer_mismatch(client.agent_id, developer)
         result = client.register(
             requested,
-            developer=developer_of(setup, developer_name, developer_id),
+            developer=developer,
             purpose=purpose,
             redirect_uris=redirect_uri or [LOOPBACK_REDIRECT_URI],
         )

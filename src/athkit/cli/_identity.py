@@ -88,7 +88,10 @@ def identity(
     setup = Setup.load()
     private = setup.key(key)
     agent_name = name or setup.config.name or "ath agent"
-    developer = developer_of(setup, developer_name, developer_id)
+    where = agent_id or setup.config.agent_id
+    if serve and where is None:
+        where = "http://127.0.0.1/"  # what --serve publishes on (the port does not matter)
+    developer = developer_of(setup, developer_name, developer_id, where)
     out = Output(json_output)
     if not serve:
         document = build_identity_document(

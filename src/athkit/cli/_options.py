@@ -4,12 +4,14 @@ the environment and ``ath config`` into a client."""
 
 from __future__ import annotations
 
-import getpass
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal, cast
+from urllib.parse import urlsplit
 
+import httpx
 import typer
+from rich.console import Console
 from rich.markup import escape
 
 from athkit.agent import (
@@ -122,12 +124,43 @@ def scope_text(scopes: list[str]) -> str:
     return escape(", ".join(scopes)) if scopes else "[dim]none[/]"
 
 
-def developer_of(setup: Setup, name: str | None, dev_id: str | None) -> dict[str, str]:
-    user = getpass.getuser()
-    return {
-        "name": name or setup.config.developer_name or user,
-        "id": dev_id or setup.config.developer_id or user,
-    }
+def developer_of(
+    setup: Setup, name: str | None, dev_id: str | None, agent_id: str | None = None
+) -> dict[str, str]:
+    """The developer named by the options, else by ``ath config``; never the Unix login (it
+    would be shown to users). Unset, both default to the agent_id's host, the same for the
+    identity document and the registration, with a note saying how to set them."""
+    chosen_name = name or setup.config.developer_name
+    chosen_id = dev_id or setup.config.developer_id
+    if chosen_name and chosen_id:
+        return {"name": chosen_name, "id": chosen_id}
+    host = urlsplit(agent_id or setup.config.agent_id or "").hostname or "unnamed developer"
+    Console(stderr=True, highlight=False).print(
+        f"[yellow]Note:[/] no developer set; using {escape(host)!r}. Users see this name: set "
+        "it with `ath config set developer-name NAME` and `ath config set developer-id ID`.",
+        soft_wrap=True,
+    )
+    return {"name": chosen_name or host, "id": chosen_id or host}
+
+
+def warn_developer_mismatch(agent_id: str, developer: dict[str, str]) -> None:
+    """Warn when the published identity document names another developer than ``developer``
+    (the registration's): the service and its users would see two different ones."""
+    try:
+        published = httpx.get(agent_id, timeout=5.0, follow_redirects=False).json()
+    except (httpx.HTTPError, ValueError):
+        return
+    found = published.get("developer") if isinstance(published, dict) else None
+    if not isinstance(found, dict):
+        return
+    if (found.get("name"), found.get("id")) != (developer["name"], developer["id"]):
+        Console(stderr=True, highlight=False).print(
+            f"[yellow]Warning:[/] the identity document at {escape(agent_id)} names developer "
+            f"{escape(str(found.get('name')))!r} ({escape(str(found.get('id')))}), this "
+            f"registration {escape(developer['name'])!r} ({escape(developer['id'])}): make "
+            "them match (--developer-name/--developer-id, or ath config set developer-name).",
+            soft_wrap=True,
+        )
 
 
 def parse_headers(values: list[str] | None) -> dict[str, str]:

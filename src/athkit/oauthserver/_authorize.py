@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -80,13 +80,18 @@ async def authorize(srv: ServerState, request: Request) -> Response:
         agent_id=(pending.context or {}).get("agent_id"),
     )
     step = "/consent" if session.user(now, srv.config.session_lifetime) else "/login"
-    response = RedirectResponse(
-        f"{step}?{urlencode({'request': request_id})}",
-        status_code=302,
-        headers={"Cache-Control": "no-store"},
-    )
+    response = _to_step(step, request_id, 302)
     srv.set_session(response, session)
     return response
+
+
+def _to_step(step: str, request_id: str, status: int) -> RedirectResponse:
+    """Redirect the browser to the login or consent page of ``request_id`` (not cached)."""
+    return RedirectResponse(
+        f"{step}?{urlencode({'request': request_id})}",
+        status_code=status,
+        headers={"Cache-Control": "no-store"},
+    )
 
 
 def _check_request(
@@ -240,20 +245,44 @@ def _csrf_failure(srv: ServerState, where: str) -> Response:
     )
 
 
-async def login_submit(srv: ServerState, request: Request) -> Response:
-    """``POST /login``: check CSRF, then the password; on success go on to consent."""
-    now = srv.now()
+@dataclass(frozen=True)
+class _Posted:
+    """A login or consent form that passed its checks: its fields, the browser's session, and
+    the pending request it names."""
+
+    form: dict[str, Any]
+    fields: dict[str, str]
+    session: BrowserSession
+    request_id: str
+    pending: PendingRequest
+
+
+async def _posted(srv: ServerState, request: Request, where: str, now: float) -> _Posted | Response:
+    """The posted form with its session and pending request, or the page refusing it (not a
+    web form; no session or a wrong CSRF token, audited as from ``where``; the request expired,
+    was used, or is another browser's)."""
     form = await _read_form(srv, request)
     if form is None:
         return srv.error_page("Bad form", "The form was not sent as a web form.")
     fields: dict[str, str] = form["single"]
     session = srv.session(request)
     if session is None or not session.csrf_ok(fields.get("csrf_token")):
-        return _csrf_failure(srv, "login")
+        return _csrf_failure(srv, where)
     request_id = fields.get("request", "")
     pending = await srv.store.load_request(request_id, session.browser_id, now=now)
     if pending is None:
         return _expired_page(srv)
+    return _Posted(form, fields, session, request_id, pending)
+
+
+async def login_submit(srv: ServerState, request: Request) -> Response:
+    """``POST /login``: check CSRF, then the password; on success go on to consent."""
+    now = srv.now()
+    posted = await _posted(srv, request, "login", now)
+    if isinstance(posted, Response):
+        return posted
+    fields, session = posted.fields, posted.session
+    request_id, pending = posted.request_id, posted.pending
     username = fields.get("username", "")[:128]
     password = fields.get("password", "")[:1024]
     window = srv.config.login_failure_window
@@ -289,11 +318,7 @@ async def login_submit(srv: ServerState, request: Request) -> Response:
     await srv.store.clear_login_failures(username)
     audit("login", sub=user.sub, client_id=pending.client_id)
     logged_in = session.logged_in(user.sub, now)
-    response = RedirectResponse(
-        f"/consent?{urlencode({'request': request_id})}",
-        status_code=303,
-        headers={"Cache-Control": "no-store"},
-    )
+    response = _to_step("/consent", request_id, 303)
     srv.set_session(response, logged_in)
     return response
 
@@ -323,11 +348,7 @@ async def consent_page(srv: ServerState, request: Request) -> Response:
     sub = session.user(now, srv.config.session_lifetime)
     user = srv.config.user_by_sub(sub) if sub else None
     if user is None:
-        return RedirectResponse(
-            f"/login?{urlencode({'request': request_id})}",
-            status_code=303,
-            headers={"Cache-Control": "no-store"},
-        )
+        return _to_step("/login", request_id, 303)
     client = srv.config.client(pending.client_id)
     return srv.render(
         "consent.html",
@@ -345,25 +366,15 @@ async def consent_page(srv: ServerState, request: Request) -> Response:
 async def consent_submit(srv: ServerState, request: Request) -> Response:
     """``POST /consent``: granted = ticked ∩ requested ∩ approved-for-the-agent."""
     now = srv.now()
-    form = await _read_form(srv, request)
-    if form is None:
-        return srv.error_page("Bad form", "The form was not sent as a web form.")
-    fields: dict[str, str] = form["single"]
-    session = srv.session(request)
-    if session is None or not session.csrf_ok(fields.get("csrf_token")):
-        return _csrf_failure(srv, "consent")
+    posted = await _posted(srv, request, "consent", now)
+    if isinstance(posted, Response):
+        return posted
+    form, fields, session = posted.form, posted.fields, posted.session
+    request_id, pending = posted.request_id, posted.pending
     sub = session.user(now, srv.config.session_lifetime)
     user = srv.config.user_by_sub(sub) if sub else None
-    request_id = fields.get("request", "")
-    pending = await srv.store.load_request(request_id, session.browser_id, now=now)
-    if pending is None:
-        return _expired_page(srv)
     if user is None:
-        return RedirectResponse(
-            f"/login?{urlencode({'request': request_id})}",
-            status_code=303,
-            headers={"Cache-Control": "no-store"},
-        )
+        return _to_step("/login", request_id, 303)
     action = fields.get("action")
     if action not in ("allow", "deny"):
         return srv.error_page("Bad form", "Choose Allow or Deny.")

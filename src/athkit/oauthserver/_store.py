@@ -8,14 +8,29 @@ only in the responses that hand them out. Single-use and rotation are decided by
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import delete, insert, select, text, update
+from sqlalchemy import RowMapping, delete, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from athkit.oauthserver._tables import auth_requests, codes, login_failures, tokens
 from athkit.protocol import generate_secret, hash_secret
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+_Record = TypeVar("_Record", bound="DataclassInstance")
+
+
+def _from_row(cls: type[_Record], row: RowMapping, **computed: Any) -> _Record:
+    """A record from its table row: each field from the column of the same name, ``scopes``
+    from the space-separated ``scope`` column, and the ``computed`` fields as given."""
+    values: dict[str, Any] = {"scopes": tuple(row["scope"].split()), **computed}
+    for field in fields(cls):
+        if field.name not in values:
+            values[field.name] = row[field.name]
+    return cls(**values)
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,16 +195,8 @@ class OAuthStore:
             )
         if row is None or row["browser_id"] != browser_id or row["expires_at"] <= now:
             return None
-        return PendingRequest(
-            client_id=row["client_id"],
-            redirect_uri=row["redirect_uri"],
-            scopes=tuple(row["scope"].split()),
-            state=row["state"],
-            code_challenge=row["code_challenge"],
-            resource=row["resource"],
-            context=None if row["context"] is None else json.loads(row["context"]),
-            expires_at=row["expires_at"],
-        )
+        context = None if row["context"] is None else json.loads(row["context"])
+        return _from_row(PendingRequest, row, context=context)
 
     async def take_request(self, request_id: str, browser_id: str) -> bool:
         """Consume a pending request (single use); ``False`` if someone else already did."""
@@ -271,17 +278,7 @@ class OAuthStore:
                 .where(codes.c.code_hash == code_hash, codes.c.used_at.is_(None))
                 .values(used_at=now)
             )
-        record = CodeRecord(
-            grant_id=row["grant_id"],
-            client_id=row["client_id"],
-            sub=row["sub"],
-            redirect_uri=row["redirect_uri"],
-            scopes=tuple(row["scope"].split()),
-            code_challenge=row["code_challenge"],
-            resource=row["resource"],
-            expires_at=row["expires_at"],
-            used_at=row["used_at"],
-        )
+        record = _from_row(CodeRecord, row)
         return record, result.rowcount == 1
 
     # --- tokens ------------------------------------------------------------------------------
@@ -347,19 +344,7 @@ class OAuthStore:
             )
         if row is None:
             return None
-        return TokenRecord(
-            token_hash=row["token_hash"],
-            kind=row["kind"],
-            grant_id=row["grant_id"],
-            client_id=row["client_id"],
-            sub=row["sub"],
-            scopes=tuple(row["scope"].split()),
-            resource=row["resource"],
-            issued_at=row["issued_at"],
-            expires_at=row["expires_at"],
-            revoked_at=row["revoked_at"],
-            rotated_at=row["rotated_at"],
-        )
+        return _from_row(TokenRecord, row)
 
     async def rotate_refresh(self, token_hash: str, *, now: float) -> bool:
         """Retire a refresh token on use; ``False`` if it was already rotated or revoked."""

@@ -6,6 +6,7 @@ uses these helpers to open the database named by one URL setting.
 """
 
 from athkit.storage._database import create_database, normalize_database_url
+from athkit.storage._metadata import NAMING_CONVENTION, new_metadata
 from athkit.storage._migrations import (
     SchemaError,
     check_schema,
@@ -14,9 +15,11 @@ from athkit.storage._migrations import (
 )
 
 __all__ = [
+    "NAMING_CONVENTION",
     "SchemaError",
     "check_schema",
     "create_database",
+    "new_metadata",
     "normalize_database_url",
     "run_migrations",
     "run_migrations_env",

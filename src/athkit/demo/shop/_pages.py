@@ -265,6 +265,7 @@ def page_routes(web: ShopWeb) -> list[Route]:
                 "agent_name": g.agent_name,
                 "scopes": list(g.scopes),
                 "since": _when(g.since),
+                "active": g.active_tokens > 0,
             }
             for g in grants
         ]

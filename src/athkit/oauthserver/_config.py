@@ -2,7 +2,7 @@
 
 Secrets never sit in a config file as plain text: users carry scrypt password hashes, clients a
 SHA-256 secret hash, or the name of an environment variable or file holding the secret. Python
-callers (tests, the demo, ``ath dev``) may pass a client's plain ``client_secret``; it is hashed
+callers (tests, the demo) may pass a client's plain ``client_secret``; it is hashed
 on validation and the plain text is dropped.
 """
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from jinja2 import BaseLoader, ChoiceLoader, Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
@@ -68,34 +68,38 @@ def render_page(
     return HTMLResponse(body, status_code=status, headers={**PAGE_HEADERS, **(headers or {})})
 
 
+class MessageFields(TypedDict, total=False):
+    """What a message page shows besides its title and message (see :func:`message_page`)."""
+
+    advice: str | None
+    tone: str
+    code: str | None
+    links: Sequence[Link]
+    body_html: str | None
+    site: str | None
+
+
 def message_html(
-    title: str,
-    message: str,
-    *,
-    advice: str | None = None,
-    status: int = 200,
-    tone: str = "info",
-    code: str | None = None,
-    links: Sequence[Link] = (),
-    body_html: str | None = None,
-    site: str | None = None,
+    title: str, message: str, *, status: int = 200, **fields: Unpack[MessageFields]
 ) -> str:
     """The HTML text of a message page (see :func:`message_page`), for servers that are not
     Starlette apps (the agent's loopback listener)."""
+    tone = fields.get("tone", "info")
     if tone not in ("error", "ok", "info"):
         raise ValueError(f"tone must be error, ok or info, not {tone!r}")
+    body_html = fields.get("body_html")
     return (
         _shared()
         .get_template("athkit/message.html")
         .render(
             title=title,
             message=message,
-            advice=advice,
+            advice=fields.get("advice"),
             tone=tone,
-            code=code,
-            links=list(links),
+            code=fields.get("code"),
+            links=list(fields.get("links", ())),
             body_html=Markup(body_html) if body_html else None,  # noqa: S704 - trusted, documented
-            site=site,
+            site=fields.get("site"),
             http_status=status if status >= 400 else None,
         )
     )
@@ -105,29 +109,14 @@ def message_page(
     title: str,
     message: str,
     *,
-    advice: str | None = None,
     status: int = 200,
-    tone: str = "info",
-    code: str | None = None,
-    links: Sequence[Link] = (),
-    body_html: str | None = None,
-    site: str | None = None,
     headers: Mapping[str, str] | None = None,
+    **fields: Unpack[MessageFields],
 ) -> HTMLResponse:
     """A page saying what happened (``message``, in a box coloured by ``tone``: ``"error"``,
     ``"ok"`` or ``"info"``) and what to do next (``advice``, ``links``). ``body_html`` is trusted
     markup placed under the advice (escape anything you put in it)."""
-    body = message_html(
-        title,
-        message,
-        advice=advice,
-        status=status,
-        tone=tone,
-        code=code,
-        links=links,
-        body_html=body_html,
-        site=site,
-    )
+    body = message_html(title, message, status=status, **fields)
     return HTMLResponse(body, status_code=status, headers={**PAGE_HEADERS, **(headers or {})})
 
 

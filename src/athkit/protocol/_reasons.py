@@ -88,6 +88,7 @@ REASONS: dict[str, str] = {
     "provider_error": "the provider's authorization failed",
     "user_reauthorization_required": "the provider token is unusable: the user consents again",
     "provider_token_refreshed": "the provider refused its token, now refreshed: send again",
+    "refresh_in_progress": "another instance is refreshing the provider token: try again",
     "credential_in_response": "the provider's answer echoed the gateway's credential: withheld",
     "invalid_provider_token": "the provider rejected the token it issued",
     # API calls (TOKEN_*, AGENT_IDENTITY_MISMATCH, PROVIDER_MISMATCH, SCOPE_NOT_APPROVED, 429).
@@ -107,8 +108,10 @@ REASONS: dict[str, str] = {
     "rate_limiter_unavailable": "the rate limiter's store is down, so calls are refused (503)",
     "not_a_proxy_path": "forward-auth was asked about a path outside /ath/proxy/",
     "invalid_mcp_message": "an MCP request is not a JSON-RPC message the gateway can check",
+    "unstorable_value": "a value the database cannot store or compare (e.g. NUL), 400",
     # Backing services (INTERNAL_ERROR, 503).
     "audit_unavailable": "the audit store is down, so decisions are refused",
+    "database_unavailable": "the database is down or did not answer in time (message names it)",
     "check_unavailable": "the forward-auth check did not answer, so the proxy refused the call",
 }
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -106,6 +107,34 @@ class ShopWeb:
             request, "message.html", session, status_code, heading=heading, text=text
         )
 
+    async def user_session(self, request: Request, path: str) -> tuple[WebSession, str] | Response:
+        """For a page that needs a logged-in person: (session, user id), or the redirect to
+        the login page that comes back to ``path``."""
+        session = await self.session(request)
+        if session is None or session.user_id is None:
+            return RedirectResponse(f"/login?next={path}", status_code=303)
+        return session, session.user_id
+
+    async def form_action(
+        self,
+        request: Request,
+        action: Callable[[str, FormData], Awaitable[object]],
+        *,
+        refused: str,
+        done: str,
+    ) -> Response:
+        """A logged-in form POST: run ``action(user_id, form)``, then redirect to ``done``; a
+        :class:`ShopError` becomes a page titled ``refused``."""
+        checked = await self.logged_in_form(request)
+        if isinstance(checked, Response):
+            return checked
+        session, user_id, form = checked
+        try:
+            await action(user_id, form)
+        except ShopError as exc:
+            return self.message(request, session, refused, exc.message, exc.status)
+        return RedirectResponse(done, status_code=303)
+
     async def logged_in_form(self, request: Request) -> tuple[WebSession, str, FormData] | Response:
         """For a POST from a logged-in page: (session, user id, form) or the refusal page."""
         session = await self.session(request)
@@ -131,6 +160,10 @@ def _local_path(value: str | None) -> str:
     if value and value.startswith("/") and not value.startswith(("//", "/\\")):
         return value[:512]
     return "/"
+
+
+def _product_id(form: FormData) -> str:
+    return str(form.get("product_id", ""))[:64]
 
 
 def _engine(request: Request) -> ATHEngine:
@@ -205,59 +238,46 @@ def page_routes(web: ShopWeb) -> list[Route]:
         return response
 
     async def cart(request: Request) -> Response:
-        session = await web.session(request)
-        if session is None or session.user_id is None:
-            return RedirectResponse("/login?next=/cart", status_code=303)
-        return web.render(
-            request, "cart.html", session, cart=await web.service.get_cart(session.user_id)
-        )
+        signed_in = await web.user_session(request, "/cart")
+        if isinstance(signed_in, Response):
+            return signed_in
+        session, user_id = signed_in
+        return web.render(request, "cart.html", session, cart=await web.service.get_cart(user_id))
 
     async def cart_add(request: Request) -> Response:
-        checked = await web.logged_in_form(request)
-        if isinstance(checked, Response):
-            return checked
-        session, user_id, form = checked
-        try:
-            await web.service.add_to_cart(user_id, str(form.get("product_id", ""))[:64], 1)
-        except ShopError as exc:
-            return web.message(request, session, "Not added", exc.message, exc.status)
-        return RedirectResponse("/cart?n=added", status_code=303)
+        async def add(user_id: str, form: FormData) -> None:
+            await web.service.add_to_cart(user_id, _product_id(form), 1)
+
+        return await web.form_action(request, add, refused="Not added", done="/cart?n=added")
 
     async def cart_remove(request: Request) -> Response:
-        checked = await web.logged_in_form(request)
-        if isinstance(checked, Response):
-            return checked
-        session, user_id, form = checked
-        try:
-            await web.service.remove_from_cart(user_id, str(form.get("product_id", ""))[:64])
-        except ShopError as exc:
-            return web.message(request, session, "Not removed", exc.message, exc.status)
-        return RedirectResponse("/cart?n=removed", status_code=303)
+        async def remove(user_id: str, form: FormData) -> None:
+            await web.service.remove_from_cart(user_id, _product_id(form))
+
+        return await web.form_action(request, remove, refused="Not removed", done="/cart?n=removed")
 
     async def orders(request: Request) -> Response:
-        session = await web.session(request)
-        if session is None or session.user_id is None:
-            return RedirectResponse("/login?next=/orders", status_code=303)
-        return web.render(
-            request, "orders.html", session, orders=await web.service.list_orders(session.user_id)
-        )
+        signed_in = await web.user_session(request, "/orders")
+        if isinstance(signed_in, Response):
+            return signed_in
+        session, user_id = signed_in
+        listed = await web.service.list_orders(user_id)
+        return web.render(request, "orders.html", session, orders=listed)
 
     async def place_order(request: Request) -> Response:
-        checked = await web.logged_in_form(request)
-        if isinstance(checked, Response):
-            return checked
-        session, user_id, _ = checked
-        try:
+        async def place(user_id: str, _: FormData) -> None:
             await web.service.place_order(user_id, placed_by="web")
-        except ShopError as exc:
-            return web.message(request, session, "Order not placed", exc.message, exc.status)
-        return RedirectResponse("/orders?n=ordered", status_code=303)
+
+        return await web.form_action(
+            request, place, refused="Order not placed", done="/orders?n=ordered"
+        )
 
     async def connected_agents(request: Request) -> Response:
-        session = await web.session(request)
-        if session is None or session.user_id is None:
-            return RedirectResponse("/login?next=/account/agents", status_code=303)
-        grants = await _engine(request).list_user_grants(session.user_id)
+        signed_in = await web.user_session(request, "/account/agents")
+        if isinstance(signed_in, Response):
+            return signed_in
+        session, user_id = signed_in
+        grants = await _engine(request).list_user_grants(user_id)
         rows = [
             {
                 "client_id": g.client_id,

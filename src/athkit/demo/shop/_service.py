@@ -12,7 +12,7 @@ Rules a reviewer should find here:
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -384,7 +384,7 @@ class ShopService:
                 select(
                     cart_items.c.product_id,
                     products.c.name,
-                    products.c.price_cents,
+                    products.c.price_cents.label("unit_price_cents"),
                     cart_items.c.quantity,
                 )
                 .join(products, products.c.id == cart_items.c.product_id)
@@ -392,18 +392,7 @@ class ShopService:
                 .order_by(cart_items.c.added_at, cart_items.c.product_id)
             )
         ).all()
-        return Cart(
-            user_id=user_id,
-            lines=tuple(
-                Line(
-                    product_id=row.product_id,
-                    name=row.name,
-                    unit_price_cents=row.price_cents,
-                    quantity=row.quantity,
-                )
-                for row in rows
-            ),
-        )
+        return Cart(user_id=user_id, lines=_lines(rows))
 
     @staticmethod
     async def _order_from_row(conn: AsyncConnection, row: Any) -> Order:
@@ -417,16 +406,22 @@ class ShopService:
         return Order(
             id=row["id"],
             user_id=row["user_id"],
-            lines=tuple(
-                Line(
-                    product_id=line.product_id,
-                    name=line.name,
-                    unit_price_cents=line.unit_price_cents,
-                    quantity=line.quantity,
-                )
-                for line in lines
-            ),
+            lines=_lines(lines),
             total_cents=row["total_cents"],
             created_at=_aware(row["created_at"]),
             placed_by=row["placed_by"],
         )
+
+
+def _lines(rows: Iterable[Any]) -> tuple[Line, ...]:
+    """Cart or order lines from rows with ``product_id``, ``name``, ``unit_price_cents`` and
+    ``quantity`` columns."""
+    return tuple(
+        Line(
+            product_id=row.product_id,
+            name=row.name,
+            unit_price_cents=row.unit_price_cents,
+            quantity=row.quantity,
+        )
+        for row in rows
+    )

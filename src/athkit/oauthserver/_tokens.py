@@ -47,6 +47,20 @@ def _field(form: FormData, name: str) -> str | None:
     return value if isinstance(value, str) and value != "" else None
 
 
+def _required(form: FormData, name: str, why: str = "") -> str:
+    """The non-empty field ``name``, or ``invalid_request`` saying it is required."""
+    value = _field(form, name)
+    if value is None:
+        raise OAuthError("invalid_request", f"{name} is required{why}")
+    return value
+
+
+async def _client_form(srv: ServerState, request: Request) -> tuple[FormData, ClientConfig]:
+    """The posted form and the client it authenticates."""
+    form = await _form(request)
+    return form, _authenticate(srv, request, form)
+
+
 def _authenticate(srv: ServerState, request: Request, form: FormData) -> ClientConfig:
     """RFC 6749 §2.3.1: ``client_secret_basic`` or ``client_secret_post``, not both."""
     header = request.headers.get("authorization")
@@ -92,11 +106,8 @@ def _authenticate(srv: ServerState, request: Request, form: FormData) -> ClientC
 async def token(srv: ServerState, request: Request) -> Response:
     """``POST /token``: the authorization_code and refresh_token grants."""
     try:
-        form = await _form(request)
-        client = _authenticate(srv, request, form)
-        grant_type = _field(form, "grant_type")
-        if grant_type is None:
-            raise OAuthError("invalid_request", "grant_type is required")
+        form, client = await _client_form(srv, request)
+        grant_type = _required(form, "grant_type")
         if grant_type == "authorization_code":
             return await _code_grant(srv, client, form)
         if grant_type == "refresh_token":
@@ -111,14 +122,9 @@ async def token(srv: ServerState, request: Request) -> Response:
 
 async def _code_grant(srv: ServerState, client: ClientConfig, form: FormData) -> Response:
     now = srv.now()
-    code, verifier = _field(form, "code"), _field(form, "code_verifier")
-    redirect_uri = _field(form, "redirect_uri")
-    if code is None:
-        raise OAuthError("invalid_request", "code is required")
-    if verifier is None:
-        raise OAuthError("invalid_request", "code_verifier is required (PKCE)")
-    if redirect_uri is None:
-        raise OAuthError("invalid_request", "redirect_uri is required")
+    code = _required(form, "code")
+    verifier = _required(form, "code_verifier", " (PKCE)")
+    redirect_uri = _required(form, "redirect_uri")
     record, first_use = await srv.store.redeem_code(code, now=now)
     if record is None:
         raise OAuthError("invalid_grant", "unknown authorization code")
@@ -162,9 +168,7 @@ async def _code_grant(srv: ServerState, client: ClientConfig, form: FormData) ->
 
 async def _refresh_grant(srv: ServerState, client: ClientConfig, form: FormData) -> Response:
     now = srv.now()
-    presented = _field(form, "refresh_token")
-    if presented is None:
-        raise OAuthError("invalid_request", "refresh_token is required")
+    presented = _required(form, "refresh_token")
     record = await srv.store.find_token(presented)
     if record is None or record.kind != "refresh" or record.client_id != client.client_id:
         raise OAuthError("invalid_grant", "unknown refresh token")
@@ -217,11 +221,8 @@ def _token_response(srv: ServerState, access: str, refresh: str, scopes: list[st
 async def revoke(srv: ServerState, request: Request) -> Response:
     """``POST /revoke`` (RFC 7009): 200 whether or not the token existed."""
     try:
-        form = await _form(request)
-        client = _authenticate(srv, request, form)
-        presented = _field(form, "token")
-        if presented is None:
-            raise OAuthError("invalid_request", "token is required")
+        form, client = await _client_form(srv, request)
+        presented = _required(form, "token")
     except OAuthError as exc:
         audit("revoke_rejected", error=exc.error)
         return exc.response()
@@ -242,15 +243,12 @@ async def revoke(srv: ServerState, request: Request) -> Response:
 async def introspect(srv: ServerState, request: Request) -> Response:
     """``POST /introspect`` (RFC 7662) for clients configured with ``introspection = true``."""
     try:
-        form = await _form(request)
-        client = _authenticate(srv, request, form)
+        form, client = await _client_form(srv, request)
         if not client.introspection:
             raise OAuthError(
                 "unauthorized_client", "this client may not introspect tokens", status=403
             )
-        presented = _field(form, "token")
-        if presented is None:
-            raise OAuthError("invalid_request", "token is required")
+        presented = _required(form, "token")
     except OAuthError as exc:
         audit("introspect_rejected", error=exc.error)
         return exc.response()

@@ -12,9 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import secrets
-import socket
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -27,37 +24,13 @@ from athkit.testing import drive_consent
 from athkit.testing._consent import _plan
 from tests.integration.gateway.harness import USERS, GatewayWorld, running_gateway_world
 from tests.integration.native.harness import PASSWORD, REDIRECT, LocalAgent
+from tests.services import fresh_postgres_database
 
 COUNTS = [2, 10]
 # Ten proxied calls at once each make the test upstream introspect at the OAuth server: more
 # than the harness's usual 1 s on a busy machine, and not what these tests are about.
 _TIMEOUT = 20
 _FORM = {"Content-Type": "application/x-www-form-urlencoded"}
-
-
-def _postgres_database() -> Iterator[str]:
-    try:
-        socket.create_connection(("127.0.0.1", 5432), timeout=1).close()
-    except OSError:
-        if os.environ.get("ATH_REQUIRE_SERVICES") == "1":
-            pytest.fail("PostgreSQL on 127.0.0.1:5432 is required but unreachable")
-        pytest.skip("PostgreSQL on 127.0.0.1:5432 is not reachable")
-    import asyncpg
-
-    name = f"athkit_races_{secrets.token_hex(6)}"
-
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(host="127.0.0.1", port=5432, user="postgres", database="test")
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    try:
-        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    finally:
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture(
@@ -71,9 +44,11 @@ def world(
         with running_gateway_world(tmp, mail_timeout=_TIMEOUT) as running:
             yield running
         return
-    for url in _postgres_database():
-        with running_gateway_world(tmp, database_url=url, mail_timeout=_TIMEOUT) as running:
-            yield running
+    with (
+        fresh_postgres_database("athkit_races") as url,
+        running_gateway_world(tmp, database_url=url, mail_timeout=_TIMEOUT) as running,
+    ):
+        yield running
 
 
 @pytest.fixture(autouse=True)

@@ -7,7 +7,7 @@ Subclasses (the native shop, the gateway in front of Example Mail) add their API
 from __future__ import annotations
 
 import webbrowser
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin
@@ -22,6 +22,17 @@ from athkit.protocol import PrivateKey, TokenResponse, create_attestation, gener
 from athkit.testing import drive_consent
 
 BROWSER_TIMEOUT = 300.0
+
+#: The closing table's scenarios: (whether the user consented, whether the service approved).
+SCENARIOS: dict[str, tuple[bool, bool]] = {
+    "Known agent, user approves": (True, True),
+    "Known agent, action under operator review": (True, False),
+    "Known agent, after the user revoked it": (False, True),
+    "Unknown agent tricks user (unregistered)": (True, False),
+    "Unknown agent tricks user (forged key)": (True, False),
+    "Known agent, user declines": (False, True),
+    "Known agent calls a tool the shop never approved": (False, False),
+}
 
 
 @dataclass(frozen=True)
@@ -145,6 +156,24 @@ class HandshakeStory:
             consent_title=f"Consent again: Alice allows {self.review_scope} "
             f"(still not {self.untick})",
             step_suffix="_again",
+        )
+
+    def table_row(
+        self, step: str, scenario: str, result: str, code: str | None, scopes: Sequence[str] = ()
+    ) -> None:
+        """A line of the closing table: what ``step`` showed for ``scenario`` (one of
+        :data:`SCENARIOS`)."""
+        consents, approved = SCENARIOS[scenario]
+        self.story.row(
+            Row(
+                scenario=scenario,
+                user_consents=consents,
+                service_approved=approved,
+                result=result,
+                code=code,
+                effective_scopes=list(scopes),
+                step=step,
+            )
         )
 
     def close(self) -> None:
@@ -355,16 +384,8 @@ class HandshakeStory:
             )
         )
         if not step_suffix:
-            self.story.row(
-                Row(
-                    scenario="Known agent, user approves",
-                    user_consents=True,
-                    service_approved=True,
-                    result="access",
-                    code=None,
-                    effective_scopes=list(token.effective_scopes),
-                    step="token",
-                )
+            self.table_row(
+                "token", "Known agent, user approves", "access", None, list(token.effective_scopes)
             )
         return token
 
@@ -439,17 +460,7 @@ class HandshakeStory:
             )
         )
         if row is not None:
-            self.story.row(
-                Row(
-                    scenario=row,
-                    user_consents=True,
-                    service_approved=False,
-                    result="blocked" if status == 403 else "access",
-                    code=code,
-                    effective_scopes=[],
-                    step=step,
-                )
-            )
+            self.table_row(step, row, "blocked" if status == 403 else "access", code)
 
     def review_status(self) -> str | None:
         """Why the review scope is not approved, from GET /ath/agents/{client_id}."""
@@ -504,16 +515,11 @@ class HandshakeStory:
                 why="Revocation is checked on every call; nothing caches the token's validity.",
             )
         )
-        self.story.row(
-            Row(
-                scenario="Known agent, after the user revoked it",
-                user_consents=False,
-                service_approved=True,
-                result="blocked" if code == "TOKEN_REVOKED" else "access",
-                code=code,
-                effective_scopes=[],
-                step="after_revocation",
-            )
+        self.table_row(
+            "after_revocation",
+            "Known agent, after the user revoked it",
+            "blocked" if code == "TOKEN_REVOKED" else "access",
+            code,
         )
 
     # --- the three rows of the table -------------------------------------------------------
@@ -552,16 +558,8 @@ class HandshakeStory:
                 why="Alice would have clicked Allow, but there is no link for her to click.",
             )
         )
-        self.story.row(
-            Row(
-                scenario="Unknown agent tricks user (unregistered)",
-                user_consents=True,
-                service_approved=False,
-                result="blocked",
-                code=code,
-                effective_scopes=[],
-                step="unregistered_agent",
-            )
+        self.table_row(
+            "unregistered_agent", "Unknown agent tricks user (unregistered)", "blocked", code
         )
 
     def impostor_agent(self) -> None:
@@ -590,17 +588,7 @@ class HandshakeStory:
                 why=f"The signature does not verify with the key {name} publishes.",
             )
         )
-        self.story.row(
-            Row(
-                scenario="Unknown agent tricks user (forged key)",
-                user_consents=True,
-                service_approved=False,
-                result="blocked",
-                code=code,
-                effective_scopes=[],
-                step="impostor_agent",
-            )
-        )
+        self.table_row("impostor_agent", "Unknown agent tricks user (forged key)", "blocked", code)
 
     def user_declines(self, scope: str) -> None:
         """The registered agent asks again; Alice presses Deny."""
@@ -641,14 +629,4 @@ class HandshakeStory:
                 received=[f"redirect with error={redirect_error}", f"{code}: no token"],
             )
         )
-        self.story.row(
-            Row(
-                scenario="Known agent, user declines",
-                user_consents=False,
-                service_approved=True,
-                result="no access",
-                code=code,
-                effective_scopes=[],
-                step="user_declines",
-            )
-        )
+        self.table_row("user_declines", "Known agent, user declines", "no access", code)

@@ -14,7 +14,7 @@ from mcp.shared.exceptions import MCPError
 
 from athkit.agent import AsyncATHClient, ATHClientError
 from athkit.demo._native import PRODUCT, NativeStory
-from athkit.demo._report import Row, Step
+from athkit.demo._report import Step
 from athkit.demo._stack import NativeStack
 from athkit.demo._story import Story, scopes_text
 from athkit.demo.shop import SHOP_PROVIDER_ID, SHOP_SCOPES
@@ -189,16 +189,11 @@ class McpStory(NativeStory):
             )
         )
         if row:
-            self.story.row(
-                Row(
-                    scenario="Known agent calls a tool the shop never approved",
-                    user_consents=False,
-                    service_approved=False,
-                    result="blocked" if refusal else "access",
-                    code=code,
-                    effective_scopes=[],
-                    step=step,
-                )
+            self.table_row(
+                step,
+                "Known agent calls a tool the shop never approved",
+                "blocked" if refusal else "access",
+                code,
             )
 
     def tool_after_revocation(self) -> None:

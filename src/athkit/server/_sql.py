@@ -164,14 +164,36 @@ def _load_agent(row: sa.Row[Any]) -> AgentRecord:
     return AgentRecord(**data)
 
 
-class SqlAgentStore:
-    """Registrations in ``ath_agents``."""
+class _SqlStore:
+    """What every SQL store holds: the engine, and an autocommit view of it."""
 
     def __init__(self, db: AsyncEngine) -> None:
         self._engine = db
         # Single statements run in autocommit: no BEGIN/COMMIT round trips around them (each
         # statement is atomic on its own); several statements that must agree use _engine.
         self._auto = db.execution_options(isolation_level="AUTOCOMMIT")
+
+    async def _first(self, query: sa.Select[Any]) -> sa.Row[Any] | None:
+        """The first row of one ``SELECT``, in autocommit."""
+        async with self._auto.connect() as conn:
+            row: sa.Row[Any] | None = (await conn.execute(query)).first()
+        return row
+
+    async def _all(self, query: sa.Select[Any]) -> Sequence[sa.Row[Any]]:
+        """Every row of one ``SELECT``, in autocommit."""
+        async with self._auto.connect() as conn:
+            rows: Sequence[sa.Row[Any]] = (await conn.execute(query)).all()
+        return rows
+
+    async def _write(self, statement: sa.Executable) -> int:
+        """Run one ``INSERT``/``UPDATE``/``DELETE`` in autocommit; the rows it touched."""
+        async with self._auto.begin() as conn:
+            result = await conn.execute(statement)
+        return int(result.rowcount)
+
+
+class SqlAgentStore(_SqlStore):
+    """Registrations in ``ath_agents``."""
 
     @database_call
     async def insert(self, agent: AgentRecord) -> None:
@@ -183,61 +205,43 @@ class SqlAgentStore:
 
     @database_call
     async def get(self, client_id: str) -> AgentRecord | None:
-        async with self._auto.connect() as conn:
-            row = (
-                await conn.execute(
-                    agents_table.select().where(agents_table.c.client_id == client_id)
-                )
-            ).first()
+        row = await self._first(agents_table.select().where(agents_table.c.client_id == client_id))
         return _load_agent(row) if row is not None else None
 
     @database_call
     async def get_by_agent_id(self, agent_id: str) -> AgentRecord | None:
-        async with self._auto.connect() as conn:
-            row = (
-                await conn.execute(agents_table.select().where(agents_table.c.agent_id == agent_id))
-            ).first()
+        row = await self._first(agents_table.select().where(agents_table.c.agent_id == agent_id))
         return _load_agent(row) if row is not None else None
 
     @database_call
     async def update(self, agent: AgentRecord) -> None:
         values = _agent_values(agent)
         del values["client_id"]
-        async with self._auto.begin() as conn:
-            await conn.execute(
-                agents_table.update()
-                .where(agents_table.c.client_id == agent.client_id)
-                .values(**values)
-            )
+        await self._write(
+            agents_table.update()
+            .where(agents_table.c.client_id == agent.client_id)
+            .values(**values)
+        )
 
     @database_call
     async def list(self, status: AgentState | None = None) -> list[AgentRecord]:
         query = agents_table.select().order_by(agents_table.c.created_at)
         if status is not None:
             query = query.where(agents_table.c.status == status)
-        async with self._auto.connect() as conn:
-            rows = (await conn.execute(query)).all()
+        rows = await self._all(query)
         return [_load_agent(r) for r in rows]
 
 
-class SqlSessionStore:
+class SqlSessionStore(_SqlStore):
     """Sessions in ``ath_sessions``."""
-
-    def __init__(self, db: AsyncEngine) -> None:
-        self._engine = db
-        # Single statements run in autocommit: no BEGIN/COMMIT round trips around them (each
-        # statement is atomic on its own); several statements that must agree use _engine.
-        self._auto = db.execution_options(isolation_level="AUTOCOMMIT")
 
     @database_call
     async def insert(self, session: SessionRecord) -> None:
-        async with self._auto.begin() as conn:
-            await conn.execute(sessions_table.insert().values(**_values(session)))
+        await self._write(sessions_table.insert().values(**_values(session)))
 
     @database_call
     async def _one(self, where: sa.ColumnElement[bool]) -> SessionRecord | None:
-        async with self._auto.connect() as conn:
-            row = (await conn.execute(sessions_table.select().where(where))).first()
+        row = await self._first(sessions_table.select().where(where))
         return _load(SessionRecord, row) if row is not None else None
 
     @database_call
@@ -256,46 +260,38 @@ class SqlSessionStore:
         to_status: SessionState,
         **fields: Any,
     ) -> bool:
-        async with self._auto.begin() as conn:
-            result = await conn.execute(
-                sessions_table.update()
-                .where(
-                    sessions_table.c.session_id == session_id,
-                    sessions_table.c.status == from_status,
-                )
-                .values(status=to_status, **fields)
+        updated = await self._write(
+            sessions_table.update()
+            .where(
+                sessions_table.c.session_id == session_id,
+                sessions_table.c.status == from_status,
             )
-        return bool(result.rowcount == 1)
+            .values(status=to_status, **fields)
+        )
+        return updated == 1
 
     @database_call
     async def delete_expired(self, before: float) -> int:
-        async with self._auto.begin() as conn:
-            result = await conn.execute(
-                sessions_table.delete().where(sessions_table.c.expires_at < before)
-            )
-        return int(result.rowcount)
+        return await self._write(
+            sessions_table.delete().where(sessions_table.c.expires_at < before)
+        )
 
 
-class SqlTokenStore:
+class SqlTokenStore(_SqlStore):
     """Tokens in ``ath_tokens`` (hashes only); ``get_by_hash`` reads through the database's
     fast path (``athkit.server._tokenread``) and falls back to SQLAlchemy."""
 
     def __init__(self, db: AsyncEngine) -> None:
-        self._engine = db
-        # Single statements run in autocommit: no BEGIN/COMMIT round trips around them (each
-        # statement is atomic on its own); several statements that must agree use _engine.
-        self._auto = db.execution_options(isolation_level="AUTOCOMMIT")
+        super().__init__(db)
         self._reader = token_reader(db)
 
     @database_call
     async def insert(self, token: TokenRecord) -> None:
-        async with self._auto.begin() as conn:
-            await conn.execute(tokens_table.insert().values(**_values(token)))
+        await self._write(tokens_table.insert().values(**_values(token)))
 
     @database_call
     async def _one(self, where: sa.ColumnElement[bool]) -> TokenRecord | None:
-        async with self._auto.connect() as conn:
-            row = (await conn.execute(tokens_table.select().where(where))).first()
+        row = await self._first(tokens_table.select().where(where))
         return _load(TokenRecord, row) if row is not None else None
 
     @database_call
@@ -311,13 +307,14 @@ class SqlTokenStore:
 
     @database_call
     async def revoke(self, token_id: str, at: float, by: str) -> bool:
-        async with self._auto.begin() as conn:
-            result = await conn.execute(
+        return (
+            await self._write(
                 tokens_table.update()
                 .where(tokens_table.c.token_id == token_id, tokens_table.c.revoked_at.is_(None))
                 .values(revoked_at=at, revoked_by=by)
             )
-        return bool(result.rowcount == 1)
+            == 1
+        )
 
     @database_call
     async def revoke_matching(
@@ -328,9 +325,7 @@ class SqlTokenStore:
         )
         if user_id is not None:
             query = query.where(tokens_table.c.user_id == user_id)
-        async with self._auto.begin() as conn:
-            result = await conn.execute(query.values(revoked_at=at, revoked_by=by))
-        return int(result.rowcount)
+        return await self._write(query.values(revoked_at=at, revoked_by=by))
 
     @database_call
     async def list(
@@ -352,8 +347,7 @@ class SqlTokenStore:
             query = query.where(t.provider_id == provider_id)
         if active_at is not None:
             query = query.where(t.revoked_at.is_(None), t.expires_at > active_at)
-        async with self._auto.connect() as conn:
-            rows = (await conn.execute(query)).all()
+        rows = await self._all(query)
         return [_load(TokenRecord, r) for r in rows]
 
     @database_call
@@ -368,14 +362,8 @@ class SqlTokenStore:
             return int((await conn.execute(query)).scalar_one())
 
 
-class SqlGrantStore:
+class SqlGrantStore(_SqlStore):
     """Provider grants in ``ath_provider_grants`` (tokens encrypted by the engine)."""
-
-    def __init__(self, db: AsyncEngine) -> None:
-        self._engine = db
-        # Single statements run in autocommit: no BEGIN/COMMIT round trips around them (each
-        # statement is atomic on its own); several statements that must agree use _engine.
-        self._auto = db.execution_options(isolation_level="AUTOCOMMIT")
 
     @database_call
     async def upsert(self, grant: ProviderGrant) -> ProviderGrant:
@@ -407,50 +395,41 @@ class SqlGrantStore:
 
     @database_call
     async def get(self, grant_id: str) -> ProviderGrant | None:
-        async with self._auto.connect() as conn:
-            row = (
-                await conn.execute(grants_table.select().where(grants_table.c.grant_id == grant_id))
-            ).first()
+        row = await self._first(grants_table.select().where(grants_table.c.grant_id == grant_id))
         return _load(ProviderGrant, row) if row is not None else None
 
     @database_call
     async def update(self, grant: ProviderGrant) -> None:
         values = _values(grant)
         del values["grant_id"]
-        async with self._auto.begin() as conn:
-            await conn.execute(
-                grants_table.update()
-                .where(grants_table.c.grant_id == grant.grant_id)
-                .values(**values)
-            )
+        await self._write(
+            grants_table.update().where(grants_table.c.grant_id == grant.grant_id).values(**values)
+        )
 
     @database_call
     async def claim_refresh(self, grant_id: str, seen_updated_at: float, until: float) -> bool:
         g = grants_table.c
-        async with self._auto.begin() as conn:
-            result = await conn.execute(
+        return (
+            await self._write(
                 grants_table.update()
                 .where(g.grant_id == grant_id, g.updated_at == seen_updated_at)
                 .values(updated_at=until)
             )
-        return bool(result.rowcount == 1)
+            == 1
+        )
 
     @database_call
     async def list_for_user(self, user_id: str) -> list[ProviderGrant]:
-        async with self._auto.connect() as conn:
-            rows = (
-                await conn.execute(
-                    grants_table.select()
-                    .where(grants_table.c.user_id == user_id)
-                    .order_by(grants_table.c.created_at)
-                )
-            ).all()
+        rows = await self._all(
+            grants_table.select()
+            .where(grants_table.c.user_id == user_id)
+            .order_by(grants_table.c.created_at)
+        )
         return [_load(ProviderGrant, r) for r in rows]
 
     @database_call
     async def delete(self, grant_id: str) -> None:
-        async with self._auto.begin() as conn:
-            await conn.execute(grants_table.delete().where(grants_table.c.grant_id == grant_id))
+        await self._write(grants_table.delete().where(grants_table.c.grant_id == grant_id))
 
 
 def _audit_values(event: AuditEvent) -> dict[str, Any]:
@@ -472,20 +451,13 @@ def _without_nul(value: Any) -> Any:
     return value
 
 
-class SqlAuditStore:
+class SqlAuditStore(_SqlStore):
     """Audit events in ``ath_audit_events``."""
-
-    def __init__(self, db: AsyncEngine) -> None:
-        self._engine = db
-        # Single statements run in autocommit: no BEGIN/COMMIT round trips around them (each
-        # statement is atomic on its own); several statements that must agree use _engine.
-        self._auto = db.execution_options(isolation_level="AUTOCOMMIT")
 
     @database_call
     async def append(self, event: AuditEvent) -> None:
         values = _audit_values(event)
-        async with self._auto.begin() as conn:
-            await conn.execute(audit_table.insert().values(**values))
+        await self._write(audit_table.insert().values(**values))
 
     @database_call
     async def append_many(self, events: Sequence[AuditEvent]) -> None:
@@ -516,8 +488,7 @@ class SqlAuditStore:
             select = select.where(a.timestamp <= query.until)
         if query.before_id is not None:
             select = select.where(a.event_id < query.before_id)
-        async with self._auto.connect() as conn:
-            rows = (await conn.execute(select)).all()
+        rows = await self._all(select)
         return [_load(AuditEvent, r) for r in rows]
 
 

@@ -218,16 +218,32 @@ def _token_response(srv: ServerState, access: str, refresh: str, scopes: list[st
     )
 
 
-async def revoke(srv: ServerState, request: Request) -> Response:
-    """``POST /revoke`` (RFC 7009): 200 whether or not the token existed."""
+async def _about_token(
+    srv: ServerState, request: Request, endpoint: str
+) -> tuple[ClientConfig, TokenRecord | None] | Response:
+    """For ``/revoke`` and ``/introspect``: the authenticated client and the stored token it
+    names (``None`` when unknown), or the error response (audited as ``<endpoint>_rejected``).
+    Only clients configured for it may introspect."""
     try:
         form, client = await _client_form(srv, request)
+        if endpoint == "introspect" and not client.introspection:
+            raise OAuthError(
+                "unauthorized_client", "this client may not introspect tokens", status=403
+            )
         presented = _required(form, "token")
     except OAuthError as exc:
-        audit("revoke_rejected", error=exc.error)
+        audit(f"{endpoint}_rejected", error=exc.error)
         return exc.response()
+    return client, await srv.store.find_token(presented)
+
+
+async def revoke(srv: ServerState, request: Request) -> Response:
+    """``POST /revoke`` (RFC 7009): 200 whether or not the token existed."""
+    asked = await _about_token(srv, request, "revoke")
+    if isinstance(asked, Response):
+        return asked
+    client, record = asked
     now = srv.now()
-    record = await srv.store.find_token(presented)
     # RFC 7009 §2.1: only the client the token was issued to may revoke it. For anyone else
     # the answer is the same 200, so the endpoint does not reveal which tokens exist.
     if record is not None and record.client_id == client.client_id:
@@ -242,18 +258,11 @@ async def revoke(srv: ServerState, request: Request) -> Response:
 
 async def introspect(srv: ServerState, request: Request) -> Response:
     """``POST /introspect`` (RFC 7662) for clients configured with ``introspection = true``."""
-    try:
-        form, client = await _client_form(srv, request)
-        if not client.introspection:
-            raise OAuthError(
-                "unauthorized_client", "this client may not introspect tokens", status=403
-            )
-        presented = _required(form, "token")
-    except OAuthError as exc:
-        audit("introspect_rejected", error=exc.error)
-        return exc.response()
+    asked = await _about_token(srv, request, "introspect")
+    if isinstance(asked, Response):
+        return asked
+    client, record = asked
     now = srv.now()
-    record = await srv.store.find_token(presented)
     # Refresh tokens are described only to their own client: a resource server asking about
     # one must not take it for an access token.
     if (

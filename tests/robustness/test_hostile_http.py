@@ -86,3 +86,18 @@ def test_non_ascii_basic_credentials_are_refused_not_500(
         content=b"token=x&grant_type=authorization_code",
     )
     assert response.status_code in (400, 401), response.text
+
+
+@pytest.mark.parametrize("server", ["shop", "gateway"])
+@pytest.mark.parametrize(
+    "path", ["/api/products/%00", "/ath/consent/a%00b", "/ath/callback?state=%00", "/%00"]
+)
+def test_nul_in_the_url_is_refused_before_any_store(
+    world: World, http: httpx.Client, server: str, path: str
+) -> None:
+    """PostgreSQL cannot compare text holding NUL: such a URL never reaches a lookup."""
+    response = http.get(world.servers[server] + path)
+    assert response.status_code == 400
+    assert response.json()["details"]["reason"] == "nul_in_url"
+    page = http.get(world.servers[server] + path, headers={"Accept": "text/html"})
+    assert page.status_code == 400 and "<html" in page.text.lower()

@@ -15,6 +15,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -35,6 +36,7 @@ from athkit.server import (
     Clock,
     EngineStores,
     OAuthBridge,
+    RefuseNul,
     ath_error_handler,
     build_engine,
     create_ath_routes,
@@ -247,6 +249,7 @@ def create_gateway_app(
     web = Starlette(
         routes=routes,
         lifespan=lifespan,
+        middleware=[Middleware(RefuseNul)],
         exception_handlers={
             HTTPException: ath_error_handler,
             Exception: unexpected_error_handler,

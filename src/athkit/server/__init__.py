@@ -34,6 +34,7 @@ from athkit.server._memory import (
     MemoryTokenStore,
     memory_stores,
 )
+from athkit.server._nul import RefuseNul
 from athkit.server._oauth import HttpOAuthBridge, OAuthBridge, ProviderTokenSet, add_query
 from athkit.server._openapi import openapi_document
 from athkit.server._policy import ApprovalPolicy, agent_domain, overall_status
@@ -160,6 +161,7 @@ __all__ = [
     "RateRule",
     "RedisRateLimiter",
     "RedisReplayStore",
+    "RefuseNul",
     "ReplayStore",
     "ServerSettings",
     "SessionRecord",

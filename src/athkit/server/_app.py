@@ -21,6 +21,7 @@ from athkit.server._assembly import build_engine
 from athkit.server._clock import Clock
 from athkit.server._forward_auth import NativeCheckApp
 from athkit.server._guard import ACCESS_STATE_KEY, ENGINE_STATE_KEY, ATHScopeMiddleware
+from athkit.server._nul import RefuseNul
 from athkit.server._oauth import OAuthBridge
 from athkit.server._ports import AgentVerifier
 from athkit.server._ratelimit import RateLimiter
@@ -106,7 +107,7 @@ def create_native_app(
         finally:
             await built.aclose()
 
-    stack: list[Middleware] = list(middleware)
+    stack: list[Middleware] = [Middleware(RefuseNul), *middleware]
     if scope_map is not None:
         stack.append(
             Middleware(

@@ -474,7 +474,7 @@ def test_hostile_and_out_of_order_input_never_500(
             "INVALID_REQUEST",
         ),
         (world.http.get(f"{b}/ath/consent/does-not-exist"), 400, "SESSION_NOT_FOUND"),
-        (world.http.get(f"{b}/ath/consent/%00%ff"), 400, "SESSION_NOT_FOUND"),
+        (world.http.get(f"{b}/ath/consent/%00%ff"), 400, "INVALID_REQUEST"),  # NUL in the URL
         (world.http.post(f"{b}/ath/register", json={}), 404, "INVALID_REQUEST"),
         (world.http.get(f"{b}/ath/token"), 405, "INVALID_REQUEST"),
         (

@@ -30,6 +30,7 @@ REASONS: dict[str, str] = {
     "bad_type": "a value has the wrong type",
     "form_{problem}": "a form body broke one of the bounds above (form_too_large, ...)",
     "parameter_too_long": "a query parameter is longer than allowed",
+    "nul_in_url": "the URL's path or query holds a NUL character",
     "bad_redirect_uri": "a redirect URI is not an absolute http(s) URL without fragment",
     "redirect_uri_not_registered": "user_redirect_uri is not among the registered ones",
     # Attestations and identity documents (INVALID_ATTESTATION 401, AGENT_IDENTITY_MISMATCH).

@@ -95,6 +95,7 @@ from athkit.server._stores import (
     EngineStores,
     GrantStore,
     SessionStore,
+    TokenQuery,
     TokenStore,
 )
 from athkit.server._vault import ProviderVault
@@ -178,6 +179,7 @@ __all__ = [
     "TimeSource",
     "TokenCipher",
     "TokenInfo",
+    "TokenQuery",
     "TokenRecord",
     "TokenStore",
     "UserAuthenticator",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import itertools
 from collections.abc import Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, Unpack
 
 from athkit.server._records import (
     AgentRecord,
@@ -16,7 +16,7 @@ from athkit.server._records import (
     SessionState,
     TokenRecord,
 )
-from athkit.server._stores import AuditQuery, DuplicateAgentError, EngineStores
+from athkit.server._stores import AuditQuery, DuplicateAgentError, EngineStores, TokenQuery
 
 _T = TypeVar("_T")
 
@@ -136,15 +136,9 @@ class MemoryTokenStore:
             count += 1
         return count
 
-    async def list(
-        self,
-        *,
-        client_id: str | None = None,
-        user_id: str | None = None,
-        provider_id: str | None = None,
-        active_at: float | None = None,
-        limit: int = 100,
-    ) -> list[TokenRecord]:
+    async def list(self, **query: Unpack[TokenQuery]) -> list[TokenRecord]:
+        client_id, user_id = query.get("client_id"), query.get("user_id")
+        provider_id, active_at = query.get("provider_id"), query.get("active_at")
         found = [
             t
             for t in self._by_id.values()
@@ -154,7 +148,7 @@ class MemoryTokenStore:
             and (active_at is None or (t.revoked_at is None and t.expires_at > active_at))
         ]
         found.sort(key=lambda t: t.created_at, reverse=True)
-        return [_copy(t) for t in found[:limit]]
+        return [_copy(t) for t in found[: query.get("limit", 100)]]
 
     async def count_active(self, at: float) -> int:
         return sum(1 for t in self._by_id.values() if t.revoked_at is None and t.expires_at > at)

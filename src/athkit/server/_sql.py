@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 from collections.abc import Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, Unpack
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -27,7 +27,7 @@ from athkit.server._records import (
     SessionState,
     TokenRecord,
 )
-from athkit.server._stores import AuditQuery, DuplicateAgentError, EngineStores
+from athkit.server._stores import AuditQuery, DuplicateAgentError, EngineStores, TokenQuery
 from athkit.server._tables import metadata
 from athkit.server._tokenread import FastPathUnavailable, token_reader
 
@@ -328,26 +328,20 @@ class SqlTokenStore(_SqlStore):
         return await self._write(query.values(revoked_at=at, revoked_by=by))
 
     @database_call
-    async def list(
-        self,
-        *,
-        client_id: str | None = None,
-        user_id: str | None = None,
-        provider_id: str | None = None,
-        active_at: float | None = None,
-        limit: int = 100,
-    ) -> list[TokenRecord]:
+    async def list(self, **query: Unpack[TokenQuery]) -> list[TokenRecord]:
+        client_id, user_id = query.get("client_id"), query.get("user_id")
+        provider_id, active_at = query.get("provider_id"), query.get("active_at")
         t = tokens_table.c
-        query = tokens_table.select().order_by(t.created_at.desc()).limit(limit)
+        select = tokens_table.select().order_by(t.created_at.desc()).limit(query.get("limit", 100))
         if client_id is not None:
-            query = query.where(t.client_id == client_id)
+            select = select.where(t.client_id == client_id)
         if user_id is not None:
-            query = query.where(t.user_id == user_id)
+            select = select.where(t.user_id == user_id)
         if provider_id is not None:
-            query = query.where(t.provider_id == provider_id)
+            select = select.where(t.provider_id == provider_id)
         if active_at is not None:
-            query = query.where(t.revoked_at.is_(None), t.expires_at > active_at)
-        rows = await self._all(query)
+            select = select.where(t.revoked_at.is_(None), t.expires_at > active_at)
+        rows = await self._all(select)
         return [_load(TokenRecord, r) for r in rows]
 
     @database_call

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict, Unpack
 
 from athkit.server._records import (
     AgentRecord,
@@ -86,6 +86,17 @@ class SessionStore(Protocol):
         ...
 
 
+class TokenQuery(TypedDict, total=False):
+    """What :meth:`TokenStore.list` filters on (each optional), and how many it returns
+    (``limit``, 100 by default). With ``active_at``, only tokens unrevoked and unexpired then."""
+
+    client_id: str | None
+    user_id: str | None
+    provider_id: str | None
+    active_at: float | None
+    limit: int
+
+
 class TokenStore(Protocol):
     """Issued ATH access tokens, by hash (ATH §4.5, §4.7)."""
 
@@ -111,15 +122,7 @@ class TokenStore(Protocol):
         """Revoke every live token of ``client_id`` (optionally only ``user_id``'s); count them."""
         ...
 
-    async def list(
-        self,
-        *,
-        client_id: str | None = None,
-        user_id: str | None = None,
-        provider_id: str | None = None,
-        active_at: float | None = None,
-        limit: int = 100,
-    ) -> list[TokenRecord]:
+    async def list(self, **query: Unpack[TokenQuery]) -> list[TokenRecord]:
         """Tokens, newest first; with ``active_at``, only those unrevoked and unexpired then."""
         ...
 

@@ -286,19 +286,18 @@ async def login_submit(srv: ServerState, request: Request) -> Response:
     username = fields.get("username", "")[:128]
     password = fields.get("password", "")[:1024]
     window = srv.config.login_failure_window
+
+    def refused(error: str, status: int) -> Response:
+        """The login form again, with ``error`` and the name that was tried."""
+        return _render_login(
+            srv, session, request_id, pending, error=error, username=username, status=status
+        )
+
     failures = await srv.store.login_failures(username, now=now, window=window)
     if failures >= srv.config.login_max_failures:
         # A brake on password guessing: this name waits out the window, password unchecked.
         audit("login_throttled", username=username, client_id=pending.client_id)
-        return _render_login(
-            srv,
-            session,
-            request_id,
-            pending,
-            error="Too many failed sign-ins for this name. Try again in a few minutes.",
-            username=username,
-            status=429,
-        )
+        return refused("Too many failed sign-ins for this name. Try again in a few minutes.", 429)
     user = srv.config.user_by_name(username)
     ok = await anyio.to_thread.run_sync(
         verify_password, password, user.password_hash if user else None
@@ -306,15 +305,7 @@ async def login_submit(srv: ServerState, request: Request) -> Response:
     if not ok or user is None:
         await srv.store.record_login_failure(username, now=now, window=window)
         audit("login_failed", username=username, client_id=pending.client_id)
-        return _render_login(
-            srv,
-            session,
-            request_id,
-            pending,
-            error="Wrong username or password.",
-            username=username,
-            status=401,
-        )
+        return refused("Wrong username or password.", 401)
     await srv.store.clear_login_failures(username)
     audit("login", sub=user.sub, client_id=pending.client_id)
     logged_in = session.logged_in(user.sub, now)

@@ -462,6 +462,31 @@ class HandshakeStory:
         if row is not None:
             self.table_row(step, row, "blocked" if status == 403 else "access", code)
 
+    def review_refused_call(
+        self, step: str, title: str, method: str, path: str, why: str, *, json: object = None
+    ) -> None:
+        """A call that needs the scope under the operator's review: refused, with the reason
+        the status endpoint gives, and a line of the closing table."""
+        reason = self.review_status()
+        self.refused_call(
+            step,
+            title,
+            method,
+            path,
+            why,
+            json=json,
+            details={"reason": reason},
+            also=[f"GET /ath/agents/{{client_id}}: {self.review_scope} — {reason}"],
+            row="Known agent, action under operator review",
+        )
+
+    def attacks(self, declined_scope: str) -> None:
+        """The closing steps: an unregistered agent, an impostor, and Alice declining
+        ``declined_scope``."""
+        self.unregistered_agent()
+        self.impostor_agent()
+        self.user_declines(declined_scope)
+
     def review_status(self) -> str | None:
         """Why the review scope is not approved, from GET /ath/agents/{client_id}."""
         status = self.agent.status()

@@ -59,26 +59,20 @@ class MailStory(HandshakeStory):
             why="The gateway approved mail:delete, but Alice did not consent; the call never "
             "reaches Example Mail.",
         )
-        reason = self.review_status()
-        self.refused_call(
+        self.review_refused_call(
             "send_refused",
             "MailBot tries to send an email: refused",
             "POST",
             "/messages",
             json=self._mail(),
             why="Sending mail as Alice needs the gateway operator's review first.",
-            details={"reason": reason},
-            also=[f"GET /ath/agents/{{client_id}}: {self.review_scope} — {reason}"],
-            row="Known agent, action under operator review",
         )
         self.operator_approves()
         if self.handshake_again(first_scopes) is not None:
             self.send_mail()
         self.operator_revokes_for_user()
         self.call_after_revocation("/messages")
-        self.unregistered_agent()
-        self.impostor_agent()
-        self.user_declines("mail:read")
+        self.attacks("mail:read")
 
     @staticmethod
     def _mail() -> dict[str, Any]:

@@ -79,9 +79,7 @@ class McpStory(NativeStory):
         )
         self.user_revokes(held=tuple(token.effective_scopes))
         self.tool_after_revocation()
-        self.unregistered_agent()
-        self.impostor_agent()
-        self.user_declines("products:read")
+        self.attacks("products:read")
 
     # --- MCP over streamable HTTP, with the official SDK -----------------------------------
 

@@ -49,26 +49,20 @@ class NativeStory(HandshakeStory):
             "/cart",
             why="The shop approved cart:read, but Alice did not consent: not in the token.",
         )
-        reason = self.review_status()
-        self.refused_call(
+        self.review_refused_call(
             "order_refused",
             "ShopBot tries to place the order: refused",
             "POST",
             "/orders",
             why="Placing orders spends Alice's money, so the shop's operator must review it "
             "first; until then no consent can grant it.",
-            details={"reason": reason},
-            also=[f"GET /ath/agents/{{client_id}}: {self.review_scope} — {reason}"],
-            row="Known agent, action under operator review",
         )
         self.operator_approves()
         if self.handshake_again(first_scopes) is not None:
             self.order_placed()
         self.user_revokes()
         self.call_after_revocation("/products")
-        self.unregistered_agent()
-        self.impostor_agent()
-        self.user_declines("products:read")
+        self.attacks("products:read")
 
     def discovery(self) -> None:
         """GET /.well-known/ath-app.json."""

@@ -7,87 +7,20 @@ Subclasses (the native shop, the gateway in front of Example Mail) add their API
 from __future__ import annotations
 
 import webbrowser
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import urljoin
 
 import httpx
 
 from athkit.agent import ATHClient, ATHClientError, LoopbackListener, new_state
+from athkit.demo._cast import SCENARIOS, Cast
 from athkit.demo._report import Row, Step
-from athkit.demo._stack import Stack
 from athkit.demo._story import Story, StoryError, error_code, error_message, query_of, scopes_text
-from athkit.protocol import PrivateKey, TokenResponse, create_attestation, generate_private_key
+from athkit.protocol import TokenResponse, create_attestation, generate_private_key
 from athkit.testing import drive_consent
 
 BROWSER_TIMEOUT = 300.0
-
-#: The closing table's scenarios: (whether the user consented, whether the service approved).
-SCENARIOS: dict[str, tuple[bool, bool]] = {
-    "Known agent, user approves": (True, True),
-    "Known agent, action under operator review": (True, False),
-    "Known agent, after the user revoked it": (False, True),
-    "Unknown agent tricks user (unregistered)": (True, False),
-    "Unknown agent tricks user (forged key)": (True, False),
-    "Known agent, user declines": (False, True),
-    "Known agent calls a tool the shop never approved": (False, False),
-}
-
-
-@dataclass(frozen=True)
-class Role:
-    """What a story's text says of its players: the provider, who implements ATH for it
-    ("the shop", "the gateway"), where the person logs in, and the agent's name and developer."""
-
-    provider_id: str
-    implementer: str
-    login_site: str
-    agent_name: str
-    developer: Mapping[str, str]
-
-
-@dataclass(frozen=True)
-class Cast:
-    """Who plays in a story, and where the implementer (shop or gateway) lives."""
-
-    base_url: str
-    provider_id: str
-    implementer: str  # "the shop", "the gateway"
-    login_site: str  # where the person logs in: "the shop's OAuth server"
-    login_url: str  # its base URL
-    agent_name: str
-    agent_id: str
-    agent_key: PrivateKey
-    developer: Mapping[str, str]
-    sketchy_id: str
-    sketchy_key: PrivateKey
-    username: str
-    password: str
-    admin_token: str
-
-    @classmethod
-    def of(
-        cls, role: Role, stack: Stack, base_url: str, agent_id: str, agent_key: PrivateKey
-    ) -> Cast:
-        """The cast of ``role`` played on ``stack`` (the implementer at ``base_url``; the
-        story's agent ``agent_id`` signing with ``agent_key``)."""
-        return cls(
-            base_url=base_url,
-            provider_id=role.provider_id,
-            implementer=role.implementer,
-            login_site=role.login_site,
-            login_url=stack.oauth_url,
-            agent_name=role.agent_name,
-            agent_id=agent_id,
-            agent_key=agent_key,
-            developer=role.developer,
-            sketchy_id=stack.sketchy_id,
-            sketchy_key=stack.sketchy_key,
-            username=stack.username,
-            password=stack.password,
-            admin_token=stack.admin_token,
-        )
 
 
 class HandshakeStory:

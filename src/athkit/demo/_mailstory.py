@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from athkit.demo._handshake import Cast, HandshakeStory, Role
+from athkit.demo._cast import Cast, Role
+from athkit.demo._handshake import HandshakeStory
 from athkit.demo._report import Step
 from athkit.demo._stack import (
     MAIL_PROVIDER_ID,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from urllib.parse import urljoin
 
-from athkit.demo._handshake import Cast, HandshakeStory, Role
+from athkit.demo._cast import Cast, Role
+from athkit.demo._handshake import HandshakeStory
 from athkit.demo._report import Step
 from athkit.demo._stack import SHOPBOT_DEVELOPER, SHOPBOT_NAME, NativeStack
 from athkit.demo._story import Story, StoryError, error_code, find_form, scopes_text

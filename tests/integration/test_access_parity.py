@@ -17,8 +17,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from athkit.gateway import ProxyApp
+from athkit.gateway._auditqueue import AuditQueue
 from athkit.gateway._metrics import GatewayMetrics
-from athkit.gateway._proxy import AuditQueue
 from athkit.gateway._upstream import Upstream
 from athkit.protocol import ScopeRouteMap, hash_secret
 from athkit.server import (

@@ -14,13 +14,13 @@ from athkit.conformance._drivers import (
     FormsDriver,
 )
 from athkit.conformance._report import print_report, report_html, report_json
-from athkit.conformance._suite import (
+from athkit.conformance._results import (
     CheckResult,
     ConformanceConfig,
     ConformanceReport,
     error_of,
-    run_conformance,
 )
+from athkit.conformance._suite import run_conformance
 
 __all__ = [
     "BrowserDriver",

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from athkit.conformance._suite import ConformanceReport
+from athkit.conformance._results import ConformanceReport
 
 _STYLE = {"pass": "green", "fail": "bold red", "skip": "yellow"}
 

@@ -9,18 +9,28 @@ reason.
 
 from __future__ import annotations
 
-import re
 import secrets
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from typing import Any, Literal
-from urllib.parse import parse_qs, quote, urljoin, urlsplit
+from typing import Any
+from urllib.parse import quote
 
 import httpx
 
 from athkit.conformance._agents import DEVELOPER, Agent, hosted_agents
-from athkit.conformance._drivers import BrowserDriver, ConsentDriver, ConsentFailed, query_of
+from athkit.conformance._drivers import BrowserDriver, ConsentFailed
+from athkit.conformance._results import (
+    AGENT_REDIRECT,
+    LISTENER_REDIRECT,
+    CheckResult,
+    ConformanceConfig,
+    ConformanceReport,
+    Failed,
+    Outcome,
+    Skipped,
+    error_of,
+)
+from athkit.conformance._session_checks import authorize_checks, callback_and_token_checks
 from athkit.protocol import (
     AGENT_ID_HEADER,
     AGENTS_PATH,
@@ -33,118 +43,10 @@ from athkit.protocol import (
     REVOKE_PATH,
     TOKEN_PATH,
     AppDiscovery,
-    ErrorCode,
     GatewayDiscovery,
     RegisterResponse,
-    TokenResponse,
     generate_private_key,
 )
-
-Outcome = Literal["pass", "fail", "skip"]
-ATH_CODES = frozenset(code.value for code in ErrorCode)
-# Registered for the run; loopback (RFC 8252 §7.3), so a listener may use any port.
-AGENT_REDIRECT = "http://127.0.0.1:9/ath-conformance/callback"
-LISTENER_REDIRECT = "http://127.0.0.1/callback"
-_REDIRECTS = (301, 302, 303, 307, 308)
-
-
-@dataclass(frozen=True)
-class CheckResult:
-    """One check: its id, the spec section, what it checks, the outcome and why."""
-
-    id: str
-    section: str
-    title: str
-    outcome: Outcome
-    detail: str = ""
-
-
-@dataclass
-class ConformanceReport:
-    """A whole run."""
-
-    target: str
-    mode: str | None
-    driver: str
-    results: list[CheckResult] = field(default_factory=list)
-    started: float = field(default_factory=time.time)
-    duration: float = 0.0
-
-    def count(self, outcome: Outcome) -> int:
-        """How many checks ended with ``outcome``."""
-        return sum(1 for r in self.results if r.outcome == outcome)
-
-    @property
-    def ok(self) -> bool:
-        """No check failed (skips are allowed, and listed)."""
-        return self.count("fail") == 0
-
-    def to_dict(self) -> dict[str, Any]:
-        """The report as JSON-ready data."""
-        return {
-            "target": self.target,
-            "mode": self.mode,
-            "consent_driver": self.driver,
-            "started": self.started,
-            "duration_seconds": round(self.duration, 2),
-            "passed": self.count("pass"),
-            "failed": self.count("fail"),
-            "skipped": self.count("skip"),
-            "ok": self.ok,
-            "checks": [r.__dict__ for r in self.results],
-        }
-
-
-@dataclass
-class ConformanceConfig:
-    """What to run against and how.
-
-    ``call`` is a protected API call the consented scopes allow, as ``("GET", "/path")``: under
-    the gateway proxy (``/ath/proxy/{provider}/path``) or the native ``api_base``. Without it,
-    the checks that need an API call (token binding, proxy checks, revocation taking effect) are
-    skipped. ``headers`` go on every request to the server (not to the user's browser).
-    """
-
-    url: str
-    consent: ConsentDriver
-    provider: str | None = None
-    scopes: list[str] | None = None
-    call: tuple[str, str] | None = None
-    headers: dict[str, str] = field(default_factory=dict)
-    timeout: float = 20.0
-
-
-class Failed(Exception):
-    """The server did not do what the specification requires."""
-
-
-class Skipped(Exception):
-    """The check could not run (a prerequisite failed, or the driver cannot do it)."""
-
-
-def error_of(response: httpx.Response, status: int | tuple[int, ...], *codes: str) -> str:
-    """Check an ATH §7 error response: status, JSON ``{"code","message"[,"details"]}``, and a
-    code among ``codes`` (any listed code when none are given). Returns a short description."""
-    allowed = (status,) if isinstance(status, int) else status
-    try:
-        body = response.json()
-    except ValueError:
-        raise Failed(
-            f"HTTP {response.status_code} without a JSON body: {response.text[:120]!r}"
-        ) from None
-    if not isinstance(body, dict) or not isinstance(body.get("code"), str):
-        raise Failed(f"HTTP {response.status_code}: error body has no code: {body!r}"[:300])
-    if not isinstance(body.get("message"), str):
-        raise Failed(f"{body['code']}: error body has no message string")
-    if "details" in body and body["details"] is not None and not isinstance(body["details"], dict):
-        raise Failed(f"{body['code']}: details is not an object")
-    got = f"{response.status_code} {body['code']}"
-    if response.status_code not in allowed or (codes and body["code"] not in codes):
-        want = "/".join(str(s) for s in allowed) + " " + ("|".join(codes) or "an ATH code")
-        raise Failed(f"expected {want}, got {got}: {body['message'][:160]}")
-    if not codes and body["code"] not in ATH_CODES and body["code"] != "INVALID_REQUEST":
-        raise Failed(f"{got}: not an ATH error code")
-    return got
 
 
 class _Run:
@@ -321,8 +223,8 @@ class _Run:
             self.attestation_checks()
             self.registration_checks()
             self.status_checks()
-            self.authorize_checks()
-            self.callback_and_token_checks()
+            authorize_checks(self)
+            callback_and_token_checks(self)
             self.api_checks()
             self.revocation_checks()
 
@@ -520,317 +422,6 @@ class _Run:
         self.check("status-own", "§4.2", "an agent reads its own registration", own)
         self.check("status-foreign", "§4.2", "an agent cannot read another's registration", foreign)
         del main, other
-
-    def authorize_checks(self) -> None:
-        def unknown_client() -> str:
-            main = self.need("main")
-            response = self.authorize(main, client_id="ath-conformance-unknown-client")
-            return error_of(response, 403, "AGENT_NOT_REGISTERED")
-
-        def scope_outside() -> str:
-            main = self.need("main")
-            outside = [s for s in self.available if s not in self.approved]
-            scope = outside[0] if outside else "ath-conformance:unknown"
-            return error_of(
-                self.authorize(main, [*self.approved, scope]), 403, "SCOPE_NOT_APPROVED"
-            )
-
-        def provider_not_approved() -> str:
-            main = self.need("main")
-            return error_of(
-                self.authorize(main, provider="ath-conformance-unknown-provider"),
-                403,
-                "PROVIDER_NOT_APPROVED",
-            )
-
-        def identity_mismatch() -> str:
-            main, other = self.need("main"), self.need("other")
-            return error_of(
-                self.authorize(main, attestation=other.attest(self.base)),
-                (401, 403),
-                "AGENT_IDENTITY_MISMATCH",
-                "INVALID_ATTESTATION",
-            )
-
-        def aud_token() -> str:
-            main = self.need("main")
-            return error_of(
-                self.authorize(main, attestation=main.attest(self.token_url)),
-                401,
-                "INVALID_ATTESTATION",
-            )
-
-        def replay() -> str:
-            main = self.need("main")
-            attestation = main.attest(self.base)
-            first = self.authorize(main, attestation=attestation)
-            if first.status_code != 200:
-                raise Failed(f"the first use answered {first.status_code}: {first.text[:200]}")
-            return error_of(
-                self.authorize(main, attestation=attestation), 401, "INVALID_ATTESTATION"
-            )
-
-        def redirect_unregistered() -> str:
-            main = self.need("main")
-            return error_of(self.authorize(main, redirect="https://elsewhere.invalid/cb"), 400)
-
-        def state_required() -> str:
-            main = self.need("main")
-            return error_of(self.authorize(main, omit=("state",)), 400)
-
-        def pkce() -> str:
-            main = self.need("main")
-            response = self.authorize(main)
-            if response.status_code != 200:
-                raise Failed(f"authorize answered {response.status_code}: {response.text[:200]}")
-            url = response.json()["authorization_url"]
-            with httpx.Client(timeout=self.cfg.timeout, trust_env=False) as browser:
-                for _ in range(6):
-                    params = parse_qs(urlsplit(url).query)
-                    if "code_challenge" in params:
-                        method = params.get("code_challenge_method", [""])[0]
-                        challenge = params["code_challenge"][0]
-                        if method != "S256":
-                            raise Failed(f"code_challenge_method is {method!r}, not S256")
-                        if not re.fullmatch(r"[A-Za-z0-9_-]{43}", challenge):
-                            raise Failed("code_challenge is not a base64url SHA-256")
-                        return "code_challenge with S256"
-                    step = browser.get(url, follow_redirects=False)
-                    if step.status_code not in _REDIRECTS or "location" not in step.headers:
-                        break
-                    url = urljoin(url, step.headers["location"])
-            raise Failed("no redirect towards the provider carries a PKCE code_challenge")
-
-        for args in (
-            ("authz-unknown-client", "§4.3", "an unknown client_id is refused", unknown_client),
-            ("authz-scope", "§4.3", "scopes outside the approved ones are refused", scope_outside),
-            (
-                "authz-provider",
-                "§4.3",
-                "a provider the agent is not approved for is refused",
-                provider_not_approved,
-            ),
-            (
-                "authz-sub",
-                "§4.3",
-                "the attestation's sub must be the registered agent",
-                identity_mismatch,
-            ),
-            (
-                "authz-aud",
-                "§2",
-                "aud at /ath/authorize is the base URL, not the token URL",
-                aud_token,
-            ),
-            ("att-replay", "§2", "a replayed jti is refused", replay),
-            (
-                "authz-redirect",
-                "§4.1",
-                "an unregistered redirect URI is refused",
-                redirect_unregistered,
-            ),
-            ("authz-state", "§4.3", "state is required", state_required),
-            ("authz-pkce", "§4.3/§6", "the provider authorization carries PKCE S256", pkce),
-        ):
-            self.check(*args)
-
-    def callback_and_token_checks(self) -> None:
-        flow: dict[str, Any] = {}
-
-        def wrong_state() -> str:
-            response = self.http.get(self.callback_url, params={"state": "x" * 43, "code": "c"})
-            return error_of(response, 400, "STATE_MISMATCH")
-
-        def missing_state() -> str:
-            return error_of(
-                self.http.get(self.callback_url, params={"code": "c"}),
-                400,
-                "STATE_MISMATCH",
-                "INVALID_REQUEST",
-            )
-
-        def consent() -> str:
-            main = self.need("main")
-            session_id, query, state = self.flow(main)
-            if "code" not in query:
-                raise Failed(f"the redirect carries no code: {query}")
-            if query.get("state") != state:
-                raise Failed("the redirect's state is not the agent's state")
-            flow.update(session=session_id, code=query["code"])
-            return "redirect carries code and the agent's state"
-
-        def binding() -> str:
-            main = self.need("main")
-            if not self.cfg.consent.can_stop_at_callback:
-                raise Skipped(f"the {self.cfg.consent.name} driver cannot stop at the callback")
-            url, session_id, state, _ = self.start(main)
-            stopped = self.cfg.consent.to_callback(url, self.callback_url)
-            try:
-                with httpx.Client(timeout=self.cfg.timeout, trust_env=False) as thief:
-                    got = error_of(
-                        thief.get(stopped.callback_url, follow_redirects=False),
-                        400,
-                        "STATE_MISMATCH",
-                    )
-                step = stopped.browser.get(stopped.callback_url, follow_redirects=False)
-                target = urljoin(stopped.callback_url, step.headers.get("location", ""))
-                if step.status_code not in _REDIRECTS or not target.startswith(AGENT_REDIRECT):
-                    raise Failed(f"the right browser got HTTP {step.status_code}, no redirect")
-                query = query_of(target)
-                if query.get("state") != state or "code" not in query:
-                    raise Failed(f"the right browser's redirect is wrong: {query}")
-                response = self.token(main, session_id, query["code"])
-                if response.status_code == 200:
-                    self.tokens["second"] = response.json()["access_token"]
-            finally:
-                stopped.browser.close()
-            return f"another browser: {got}; the same browser: redirected"
-
-        def aud_base() -> str:
-            main = self.need("main")
-            if "session" not in flow:
-                raise Skipped("no consented session")
-            return error_of(
-                self.token(main, flow["session"], flow["code"], attestation=main.attest(self.base)),
-                401,
-                "INVALID_ATTESTATION",
-            )
-
-        def wrong_secret() -> str:
-            main = self.need("main")
-            if "session" not in flow:
-                raise Skipped("no consented session")
-            return error_of(
-                self.token(
-                    main, flow["session"], flow["code"], secret="ath-conformance-wrong-secret"
-                ),
-                (400, 401),
-            )
-
-        def wrong_code() -> str:
-            main = self.need("main")
-            if "session" not in flow:
-                raise Skipped("no consented session")
-            return error_of(
-                self.token(main, flow["session"], "ath-conformance-wrong-code"), (400, 401, 403)
-            )
-
-        def foreign_session() -> str:
-            other = self.need("other")
-            if "session" not in flow:
-                raise Skipped("no consented session")
-            return error_of(
-                self.token(other, flow["session"], flow["code"]), 400, "SESSION_NOT_FOUND"
-            )
-
-        def exchange() -> str:
-            main = self.need("main")
-            if "session" not in flow:
-                raise Skipped("no consented session")
-            response = self.token(main, flow["session"], flow["code"])
-            if response.status_code != 200:
-                raise Failed(f"answered {response.status_code}: {response.text[:200]}")
-            token = TokenResponse.model_validate(response.json())
-            if token.expires_in > 3600 or token.expires_in <= 0:
-                raise Failed(f"expires_in {token.expires_in} is not within 1 hour")
-            if token.agent_id != main.agent_id or token.provider_id != self.provider:
-                raise Failed("the token names another agent or provider")
-            part = token.scope_intersection
-            expected = [
-                s for s in part.agent_approved if s in part.user_consented and s in self.approved
-            ]
-            if sorted(token.effective_scopes) != sorted(part.effective) or sorted(
-                part.effective
-            ) != sorted(expected):
-                raise Failed(
-                    f"effective {token.effective_scopes} is not approved ∩ consented "
-                    f"∩ requested ({part})"
-                )
-            self.tokens["main"] = token.access_token
-            return f"Bearer, {token.expires_in} s, effective {', '.join(token.effective_scopes)}"
-
-        def single_use() -> str:
-            main = self.need("main")
-            self.need_token("main")
-            return error_of(
-                self.token(main, flow["session"], flow["code"]), 400, "SESSION_NOT_FOUND"
-            )
-
-        def unknown_session() -> str:
-            main = self.need("main")
-            return error_of(
-                self.token(main, "ath-conformance-unknown-session", "code"),
-                400,
-                "SESSION_NOT_FOUND",
-            )
-
-        def intersection() -> str:
-            main = self.need("main")
-            if not self.cfg.consent.can_choose_scopes:
-                raise Skipped(f"the {self.cfg.consent.name} driver cannot untick scopes")
-            if len(self.approved) < 2:
-                raise Skipped("needs at least two approved scopes")
-            subset = self.approved[:-1]
-            session_id, query, _ = self.flow(main, self.approved, consent=subset)
-            response = self.token(main, session_id, query.get("code", ""))
-            if response.status_code != 200:
-                raise Failed(f"answered {response.status_code}: {response.text[:200]}")
-            effective = sorted(response.json()["effective_scopes"])
-            if effective != sorted(subset):
-                raise Failed(f"user consented {subset}, token holds {effective}")
-            return f"consented {', '.join(subset)} → effective {', '.join(effective)}"
-
-        def user_denied() -> str:
-            denied = self.agents["denied"]
-            if not self.cfg.consent.can_deny:
-                raise Skipped(f"the {self.cfg.consent.name} driver cannot press deny")
-            response = self.register(denied)
-            if response.status_code not in (200, 201):
-                raise Failed(f"registration answered {response.status_code}")
-            denied.client_id = response.json()["client_id"]
-            denied.client_secret = response.json()["client_secret"]
-            url, session_id, state, redirect = self.start(denied)
-            query = self.cfg.consent.consent(url, redirect_uri=redirect, state=state, allow=False)
-            if query.get("error") != "access_denied" or query.get("state") != state:
-                raise Failed(f"the redirect after a refusal is {query}")
-            return error_of(self.token(denied, session_id, "none"), 403, "USER_DENIED")
-
-        for args in (
-            ("cb-state", "§4.4", "a callback with an unknown state is refused", wrong_state),
-            ("cb-no-state", "§4.4", "a callback without state is refused", missing_state),
-            (
-                "consent",
-                "§4.4",
-                "consent ends on the agent's redirect with code and state",
-                consent,
-            ),
-            (
-                "cb-binding",
-                "§4.3",
-                "the callback must come from the browser that consented",
-                binding,
-            ),
-            ("token-aud", "§4.5", "aud at /ath/token is the token endpoint URL", aud_base),
-            ("token-secret", "§4.5", "a wrong client secret is refused", wrong_secret),
-            ("token-code", "§4.4", "a wrong code is refused", wrong_code),
-            ("token-foreign", "§4.5", "another client cannot use the session", foreign_session),
-            (
-                "token-ok",
-                "§4.5/§5",
-                "the token is bound, ≤ 1 h, and holds the intersection",
-                exchange,
-            ),
-            ("token-single-use", "§4.5", "the session is single-use", single_use),
-            ("token-unknown", "§4.5", "an unknown session is refused", unknown_session),
-            ("intersection", "§5", "effective = approved ∩ consented ∩ requested", intersection),
-            (
-                "user-denied",
-                "§4.4",
-                "a refusal redirects with access_denied; no token",
-                user_denied,
-            ),
-        ):
-            self.check(*args)
 
     def api_checks(self) -> None:
         def works() -> str:

@@ -21,11 +21,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from athkit.console import Console, Throttle
+from athkit.gateway._auditqueue import AuditQueue
 from athkit.gateway._catalog import catalog
 from athkit.gateway._check import CHECK_PREFIX, CheckApp
 from athkit.gateway._mcp import McpGate
 from athkit.gateway._metrics import GatewayMetrics
-from athkit.gateway._proxy import AuditQueue, ProxyApp, Receive, Scope, Send
+from athkit.gateway._proxy import ProxyApp, Receive, Scope, Send
 from athkit.gateway._schema import GatewayConfig
 from athkit.gateway._settings import GatewaySettings, resolve_settings
 from athkit.gateway._upstream import Upstream

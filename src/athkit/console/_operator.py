@@ -13,8 +13,9 @@ import asyncio
 import json
 import logging
 import secrets
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, get_args
 from urllib.parse import quote, urlencode
 
@@ -22,13 +23,13 @@ import httpx
 from jinja2 import Environment
 from starlette.datastructures import FormData
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response, StreamingResponse
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from athkit.console._chart import bar_chart, hourly_counts
+from athkit.console._readonly_pages import audit_export, audit_page, providers_page
 from athkit.console._store import ConsoleSession, ConsoleStore, Throttle
 from athkit.console._web import (
-    SECURITY_HEADERS,
     CookieSpec,
     FormRefused,
     csrf_ok,
@@ -42,18 +43,14 @@ from athkit.server import (
     AgentRecord,
     AgentState,
     ATHEngine,
-    AuditEventName,
     AuditQuery,
     TokenRecord,
-    audit_json,
-    parse_instant,
 )
 
 _log = logging.getLogger("athkit.console")
 
 PAGE_SIZE = 50
 REVIEW_PAGE = 20  # registrations shown at once in the review queue (the oldest first)
-_MAX_EXPORT = 1000  # events per JSON-lines export (newest first); narrow by time for older
 _DAY = 86_400
 _AGENT_EVENTS = frozenset(
     {
@@ -69,13 +66,6 @@ _AGENT_EVENTS = frozenset(
 )
 _DENIALS = ("access_denied", "scope_violation", "attestation_failed", "agent_registration_denied")
 _STATES: tuple[str, ...] = get_args(AgentState)
-_EVENTS: tuple[str, ...] = (
-    *get_args(AuditEventName),
-    "operator_signed_in",
-    "operator_sign_in_failed",
-    "operator_action",
-    "user_signed_in",
-)
 
 Page = Callable[[Request, ConsoleSession], Awaitable[Response]]
 Action = Callable[[Request, ConsoleSession, FormData], Awaitable[Response]]
@@ -570,115 +560,6 @@ class OperatorConsole:
 
     # --- providers ------------------------------------------------------------------------
 
-    async def providers(self, request: Request, session: ConsoleSession) -> Response:
-        """Configured providers: scopes, policy, scope → route maps, upstream reachability."""
-        providers = list(self.engine.settings.providers)
-        reach = await asyncio.gather(*(self._reachability(p) for p in providers))
-        rows = []
-        for provider, reachability in zip(providers, reach, strict=True):
-            routes: dict[str, list[str]] = getattr(provider, "routes", None) or {}
-            rows.append(
-                {
-                    "provider_id": provider.provider_id,
-                    "display_name": provider.display_name,
-                    "api_base": getattr(provider, "api_base", None),
-                    "reachability": reachability,
-                    "client_id": provider.client_id,
-                    "secret_mask": "•" * 8,  # never shown, not even in part
-                    "authorization_endpoint": provider.authorization_endpoint,
-                    "token_endpoint": provider.token_endpoint,
-                    "auto_approve": provider.auto_approve,
-                    "review": provider.review,
-                    "never": provider.never,
-                    "routes": [(s, routes.get(s, [])) for s in provider.scopes],
-                }
-            )
-        return self._page(request, session, "providers.html", "providers", providers=rows)
-
-    async def _reachability(self, provider: Any) -> str:
-        api_base = getattr(provider, "api_base", None)
-        if not api_base or self.http is None:
-            return ""
-        try:
-            # Operator-configured URL; any HTTP answer means the upstream is up.
-            response = await self.http.get(api_base, timeout=3.0)
-        except httpx.HTTPError as exc:
-            return f"unreachable ({type(exc).__name__})"
-        return f"reachable (HTTP {response.status_code})"
-
-    # --- audit ----------------------------------------------------------------------------
-
-    def _audit_filters(self, request: Request) -> tuple[dict[str, str], dict[str, Any]]:
-        q = request.query_params
-        shown = {
-            name: (q.get(name) or "").strip()[:256]
-            for name in ("agent_id", "user_id", "provider_id", "event", "since", "until")
-        }
-        query: dict[str, Any] = {
-            k: shown[k] or None for k in ("agent_id", "user_id", "provider_id", "event")
-        }
-        for name in ("since", "until"):
-            raw = shown[name]
-            query[name] = None
-            if raw:
-                try:
-                    query[name] = parse_instant(raw)
-                except ValueError as exc:
-                    raise _FilterError(f"{name}: {exc}") from None
-        return shown, query
-
-    async def audit(self, request: Request, session: ConsoleSession) -> Response:
-        """Audit events, filtered, newest first, ``page_size`` per page; "Older" continues
-        below the last event shown (``before`` = its id), so any depth is reachable."""
-        raw_before = request.query_params.get("before", "")
-        before = int(raw_before) if raw_before.isdigit() and len(raw_before) <= 18 else None
-        error = None
-        rows: Sequence[Any] = []
-        older: int | None = None
-        try:
-            shown, query = self._audit_filters(request)
-        except _FilterError as exc:
-            shown = {k: (request.query_params.get(k) or "")[:256] for k in _AUDIT_KEYS}
-            error = str(exc)
-        else:
-            events = await self.engine.query_audit(
-                **query, limit=self.page_size + 1, before_id=before
-            )
-            rows = events[: self.page_size]
-            if len(events) > self.page_size and rows[-1].event_id is not None:
-                older = rows[-1].event_id
-        encoded = urlencode({k: v for k, v in shown.items() if v})
-        return self._page(
-            request,
-            session,
-            "audit.html",
-            "audit",
-            status_code=400 if error else 200,
-            rows=rows,
-            filters=shown,
-            events=_EVENTS,
-            query=encoded,
-            paged=before is not None,
-            older=older,
-            error=error,
-        )
-
-    async def export(self, request: Request, session: ConsoleSession) -> Response:
-        """The filtered events as JSON lines (newest first, up to 1,000)."""
-        try:
-            _, query = self._audit_filters(request)
-        except _FilterError as exc:
-            return self._message(request, session, "Bad filter", str(exc), 400)
-        events = await self.engine.query_audit(**query, limit=_MAX_EXPORT)
-
-        async def lines() -> Any:
-            for event in events:
-                yield json.dumps(audit_json(event), separators=(",", ":"), sort_keys=True) + "\n"
-
-        headers = dict(SECURITY_HEADERS)
-        headers["Content-Disposition"] = 'attachment; filename="ath-audit.jsonl"'
-        return StreamingResponse(lines(), media_type="application/jsonl", headers=headers)
-
     # --- routes ---------------------------------------------------------------------------
 
     def routes(self) -> list[Route]:
@@ -700,17 +581,10 @@ class OperatorConsole:
             Route("/tokens", p(self.tokens), methods=["GET"]),
             Route("/tokens/revoke-all", a(self.revoke_all), methods=["POST"]),
             Route("/tokens/{token_id}/revoke", a(self.revoke_token), methods=["POST"]),
-            Route("/providers", p(self.providers), methods=["GET"]),
-            Route("/audit", p(self.audit), methods=["GET"]),
-            Route("/audit.jsonl", p(self.export), methods=["GET"]),
+            Route("/providers", p(partial(providers_page, self)), methods=["GET"]),
+            Route("/audit", p(partial(audit_page, self)), methods=["GET"]),
+            Route("/audit.jsonl", p(partial(audit_export, self)), methods=["GET"]),
         ]
-
-
-_AUDIT_KEYS = ("agent_id", "user_id", "provider_id", "event", "since", "until")
-
-
-class _FilterError(ValueError):
-    """A time filter that is not ISO 8601."""
 
 
 def _awaiting(agent: AgentRecord) -> bool:

@@ -19,7 +19,7 @@ from athkit.protocol import ErrorCode
 from tests.screenshots import screenshot
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Page
+    from playwright.sync_api import Browser, Page
 
 pytestmark = pytest.mark.browser
 
@@ -121,3 +121,29 @@ def test_unknown_consent_link_shop_page_and_oauth_home(
         oauth = api.get(f"{stack.oauth_url}/nothing-here", headers={"Accept": "*/*"})
     assert shop.status_code == 404 and shop.json()["code"] == "INVALID_REQUEST"
     assert oauth.status_code == 404 and oauth.json()["error"] == "invalid_request"
+
+
+def test_other_browser_and_callback_errors(
+    stack: NativeStack, shopbot: ATHClient, chromium: Browser, browser_page: Page, tmp_path: Path
+) -> None:
+    pending = shopbot.authorize(SHOP_PROVIDER_ID, SCOPES)
+    browser_page.goto(pending.authorization_url)  # the first browser: bound, sent to sign-in
+    browser_page.locator("input[name=username]").wait_for()
+    second = chromium.new_context()
+    try:
+        page = second.new_page()
+        response = page.goto(pending.authorization_url)
+        assert response is not None and response.status == 400
+        assert _title(page) == "This link was opened in another browser"
+        assert "Finish in that browser" in page.locator("#page-advice").inner_text()
+        screenshot(page, "error-other-browser.png", tmp_path)
+
+        response = page.goto(f"{stack.shop_url}/ath/callback")  # no state at all
+        assert response is not None and response.status == 400
+        assert _title(page) == "The sign-in did not come back complete"
+        response = page.goto(f"{stack.shop_url}/ath/callback?state=forged&code=x")
+        assert response is not None and response.status == 400
+        assert _title(page) == "The sign-in did not match your request"
+        assert "STATE_MISMATCH" in page.locator("#page-meta").inner_text()
+    finally:
+        second.close()

@@ -27,7 +27,6 @@ put in the upstream request, and a response that echoes it is withheld.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
@@ -39,7 +38,7 @@ from athkit.gateway._mcp import MAX_LISTING_BYTES, McpCall, McpGate, send_jsonrp
 from athkit.gateway._metrics import GatewayMetrics
 from athkit.gateway._upstream import Upstream
 from athkit.protocol import PROXY_PREFIX, ATHError, ErrorCode, ScopeRouteMap
-from athkit.server import AccessCheck, ATHEngine, ProviderCredentials, TokenInfo
+from athkit.server import AccessCheck, ATHEngine, ProviderCredentials, TokenInfo, error_parts
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -495,17 +494,8 @@ def _status_class(status: int) -> str:
 
 
 async def _send_error(send: Send, exc: ATHError) -> None:
-    body = json.dumps(exc.to_dict(), separators=(",", ":")).encode("utf-8")
-    headers = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(body)).encode()),
-        (b"cache-control", b"no-store"),
-        (b"pragma", b"no-cache"),
-        *(
-            (name.lower().encode("latin-1"), value.encode("latin-1"))
-            for name, value in exc.headers.items()
-        ),
-    ]
+    headers, body = error_parts(exc)
+    headers.append((b"pragma", b"no-cache"))
     try:
         await send({"type": "http.response.start", "status": exc.status, "headers": headers})
         await send({"type": "http.response.body", "body": body})

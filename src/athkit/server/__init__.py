@@ -100,7 +100,7 @@ from athkit.server._stores import (
 )
 from athkit.server._vault import ProviderVault
 from athkit.server._verifier import AttestationVerifier, VerifiedAgent
-from athkit.server._web import read_form, read_json_object
+from athkit.server._web import error_parts, read_form, read_json_object
 
 __all__ = [
     "ACCESS_TOKEN_PREFIX",
@@ -199,6 +199,7 @@ __all__ = [
     "create_admin_routes",
     "create_ath_routes",
     "create_native_app",
+    "error_parts",
     "memory_stores",
     "migrate_server_schema",
     "open_sql_stores",

@@ -132,7 +132,7 @@ def create_native_app(
             built.access,
             settings.forward_auth_secret.get_secret_value(),
             scope_map,
-            provider_id=_single_provider(settings),
+            provider_id=settings.only_provider_id,
         )
         all_routes[:0] = [Route(CHECK_PATH, check), Route(CHECK_PATH + "/{path:path}", check)]
     app = Starlette(
@@ -146,7 +146,3 @@ def create_native_app(
     # The engine's database (None with stores handed in): the console mounts onto it.
     app.state.ath_database = built.database
     return app
-
-
-def _single_provider(settings: ServerSettings) -> str | None:
-    return settings.providers[0].provider_id if len(settings.providers) == 1 else None

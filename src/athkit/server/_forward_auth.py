@@ -43,6 +43,7 @@ from athkit.protocol import (
 )
 from athkit.server._access import AccessCheck
 from athkit.server._engine import ATHEngine
+from athkit.server._web import error_parts
 
 _log = logging.getLogger("athkit.server.forward_auth")
 
@@ -137,16 +138,8 @@ async def record_refusal(engine: ATHEngine, refusal: ATHError, **fields: object)
 
 async def send_refusal(send: Send, exc: ATHError) -> None:
     """Answer a check request with the refusal the agent must get."""
-    body = json.dumps(exc.to_dict(), separators=(",", ":")).encode("utf-8")
-    headers = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(body)).encode()),
-        (b"cache-control", b"no-store"),
-        (_ERROR, error_header(exc)),
-    ]
-    headers.extend(
-        (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in exc.headers.items()
-    )
+    headers, body = error_parts(exc)
+    headers.append((_ERROR, error_header(exc)))
     await send({"type": "http.response.start", "status": exc.status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 

@@ -64,11 +64,6 @@ class ATHPrincipal:
         return self.token.scopes
 
 
-def _default_provider(engine: ATHEngine) -> str | None:
-    providers = engine.policy.providers
-    return providers[0].provider_id if len(providers) == 1 else None
-
-
 def access_check_for(app_state: Any, engine: ATHEngine) -> AccessCheck:
     """The app's :class:`AccessCheck` (``app.state.ath_access``, with the app's rate limit), or
     a check without a rate limit for an engine used on its own."""
@@ -122,7 +117,7 @@ class require_scopes:
             path=request.url.path,
             token=bearer_token(request.headers.get("authorization")),
             agent_id=request.headers.get("x-ath-agent-id"),
-            provider_id=self.provider_id or _default_provider(engine),
+            provider_id=self.provider_id or engine.settings.only_provider_id,
             required=self.scopes,
         )
         principal = ATHPrincipal(granted.token)
@@ -178,7 +173,7 @@ class ATHScopeMiddleware:
         self.route_map = route_map
         self.engine = engine
         self.prefix = prefix.rstrip("/")
-        self.provider_id = provider_id or _default_provider(engine)
+        self.provider_id = provider_id or engine.settings.only_provider_id
         self.exempt = frozenset(exempt)
 
     def _guarded(self, path: str) -> bool:

@@ -262,6 +262,12 @@ class ServerSettings(BaseModel):
             "timeout": self.database_timeout,
         }
 
+    @property
+    def only_provider_id(self) -> str | None:
+        """The provider_id when there is exactly one provider (a native service's own), else
+        ``None``: what API calls default to when they name no provider."""
+        return self.providers[0].provider_id if len(self.providers) == 1 else None
+
     def provider(self, provider_id: str) -> ProviderSettings | None:
         """The provider with this id."""
         for provider in self.providers:

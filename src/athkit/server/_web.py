@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -49,6 +50,19 @@ def fail_closed(endpoint: Endpoint) -> Endpoint:
 def invalid_request(message: str, **details: Any) -> ATHError:
     """A 400 ``INVALID_REQUEST``."""
     return ATHError(ErrorCode.INVALID_REQUEST, message, details=details)
+
+
+def error_parts(exc: ATHError) -> tuple[list[tuple[bytes, bytes]], bytes]:
+    """ATH §7 as raw ASGI response parts, for apps that answer without Starlette (the proxy,
+    forward-auth): the JSON body and its headers, the error's own headers included."""
+    body = json.dumps(exc.to_dict(), separators=(",", ":")).encode("utf-8")
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"cache-control", b"no-store"),
+        *((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in exc.headers.items()),
+    ]
+    return headers, body
 
 
 def error_response(exc: ATHError) -> JSONResponse:

@@ -154,8 +154,7 @@ class ATHMcp:
     def _provider(self, engine: ATHEngine) -> str | None:
         if self.provider_id is not None:
             return self.provider_id
-        providers = engine.policy.providers
-        return providers[0].provider_id if len(providers) == 1 else None
+        return engine.settings.only_provider_id
 
     async def authenticate(self, scope: Scope) -> _Call:
         """Check the request's ATH token and ``X-ATH-Agent-ID`` (both required, ATH §4.6)."""

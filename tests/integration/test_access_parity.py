@@ -190,6 +190,21 @@ async def test_guard_and_proxy_decide_alike(
         via_proxy = _answer(await proxy.request(method, "/ath/proxy/shop/orders", headers=headers))
         assert via_guard[:3] == expected, name
         assert via_guard == via_proxy, name
+    # Every refusal is audited, once per front, with its reason.
+    reasons = [e.reason for e in await w.engine.query_audit(limit=1000) if e.code]
+    for reason in (
+        "missing_token",
+        "malformed_token",
+        "unknown_token",
+        "token_expired",
+        "token_revoked",
+        "agent_mismatch",
+        "missing_agent_id",
+        "provider_mismatch",
+        "scope_violation",
+        "rate_limited",
+    ):
+        assert reasons.count(reason) >= 2, reason
     # The headers that belong to the errors, as RFC 6750 §3 and RFC 9110 §10.2.3 name them.
     assert _answer(await native.get("/api/orders"))[3] == {"www-authenticate": 'Bearer realm="ath"'}
     revoked_answer = _answer(await proxy.get("/ath/proxy/shop/orders", headers=bearer(revoked)))

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.applications import Starlette
@@ -75,27 +76,18 @@ def endpoint_label(path: str) -> str:
     return "other"
 
 
+@dataclass(eq=False)
 class GatewayApp:
     """The gateway as one ASGI app; ``engine``, ``settings``, ``metrics`` and ``console`` (the
     operator and user pages, ``None`` when switched off) are public."""
 
-    def __init__(
-        self,
-        settings: GatewaySettings,
-        engine: ATHEngine,
-        proxy: ProxyApp,
-        web: Starlette,
-        metrics: GatewayMetrics,
-        check: CheckApp | None = None,
-        console: Console | None = None,
-    ) -> None:
-        self.settings = settings
-        self.console = console
-        self.engine = engine
-        self.proxy = proxy
-        self.web = web
-        self.metrics = metrics
-        self.check = check
+    settings: GatewaySettings
+    engine: ATHEngine
+    proxy: ProxyApp
+    web: Starlette
+    metrics: GatewayMetrics
+    check: CheckApp | None = None
+    console: Console | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":

@@ -37,6 +37,7 @@ from athkit.protocol import (
     target_of,
 )
 from athkit.protocol._mcp import LISTING_METHODS
+from athkit.server._web import mcp_scope_violation
 
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -149,18 +150,7 @@ class McpGate:
         if used is not None:
             call.scope = used
             return None
-        target = call.target
-        return ATHError(
-            ErrorCode.SCOPE_NOT_APPROVED,
-            f"the token does not allow the {target.kind} {target.name!r}"
-            + (f" (it needs {' or '.join(allowing)})" if allowing else " (no scope allows it)"),
-            details={
-                "reason": "scope_violation",
-                target.kind: target.name,
-                "required_scopes": allowing,
-                "token_scopes": list(granted),
-            },
-        )
+        return mcp_scope_violation(call.target, allowing, granted)
 
     def filter_body(
         self, call: McpCall, body: bytes, content_type: str, granted: tuple[str, ...]

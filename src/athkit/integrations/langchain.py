@@ -76,30 +76,23 @@ class ATHAPITool(BaseTool):
         except ValueError:
             return text
 
+    def _send(self, client: ATHClient | AsyncATHClient, path: str, rest: dict[str, Any]) -> Any:
+        """Make the call with ``client``: through its gateway's proxy, or straight to a native
+        service. What the async client answers is to be awaited."""
+        kwargs: dict[str, Any] = {"raise_for_ath_error": False, **self._send_kwargs(rest)}
+        if client.mode == "gateway":
+            if self.provider_id is None:
+                raise ToolException("a gateway tool needs provider_id")
+            return client.proxy(self.provider_id, self.method, path, **kwargs)
+        return client.request(self.method, path, provider_id=self.provider_id, **kwargs)
+
     def _run(self, **arguments: Any) -> str:
         arguments.pop("run_manager", None)
         path, rest = self._split(arguments)
         try:
             if self.client.mode is None:
                 self.client.discover()
-            if self.client.mode == "gateway":
-                if self.provider_id is None:
-                    raise ToolException("a gateway tool needs provider_id")
-                response = self.client.proxy(
-                    self.provider_id,
-                    self.method,
-                    path,
-                    raise_for_ath_error=False,
-                    **self._send_kwargs(rest),
-                )
-            else:
-                response = self.client.request(
-                    self.method,
-                    path,
-                    provider_id=self.provider_id,
-                    raise_for_ath_error=False,
-                    **self._send_kwargs(rest),
-                )
+            response = self._send(self.client, path, rest)
         except ATHClientError as exc:
             raise ToolException(str(exc)) from exc
         return self._result(response)
@@ -113,24 +106,7 @@ class ATHAPITool(BaseTool):
         try:
             if client.mode is None:
                 await client.discover()
-            if client.mode == "gateway":
-                if self.provider_id is None:
-                    raise ToolException("a gateway tool needs provider_id")
-                response = await client.proxy(
-                    self.provider_id,
-                    self.method,
-                    path,
-                    raise_for_ath_error=False,
-                    **self._send_kwargs(rest),
-                )
-            else:
-                response = await client.request(
-                    self.method,
-                    path,
-                    provider_id=self.provider_id,
-                    raise_for_ath_error=False,
-                    **self._send_kwargs(rest),
-                )
+            response = await self._send(client, path, rest)
         except ATHClientError as exc:
             raise ToolException(str(exc)) from exc
         return self._result(response)

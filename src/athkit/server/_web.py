@@ -7,7 +7,7 @@ import functools
 import hashlib
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
@@ -16,7 +16,14 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from athkit.protocol import ATHError, ErrorCode, JSONLimits, JSONRejected, loads_bounded
+from athkit.protocol import (
+    ATHError,
+    ErrorCode,
+    JSONLimits,
+    JSONRejected,
+    McpTarget,
+    loads_bounded,
+)
 from athkit.protocol._json import check_bounded
 from athkit.server._engine import ATHEngine
 
@@ -50,6 +57,22 @@ def fail_closed(endpoint: Endpoint) -> Endpoint:
 def invalid_request(message: str, **details: Any) -> ATHError:
     """A 400 ``INVALID_REQUEST``."""
     return ATHError(ErrorCode.INVALID_REQUEST, message, details=details)
+
+
+def mcp_scope_violation(target: McpTarget, allowing: list[str], granted: Iterable[str]) -> ATHError:
+    """The ``SCOPE_NOT_APPROVED`` refusal of an MCP call whose tool, prompt or resource
+    ``target`` no scope in ``granted`` allows (``allowing``: the scopes that would)."""
+    return ATHError(
+        ErrorCode.SCOPE_NOT_APPROVED,
+        f"the token does not allow the {target.kind} {target.name!r}"
+        + (f" (it needs {' or '.join(allowing)})" if allowing else " (no scope allows it)"),
+        details={
+            "reason": "scope_violation",
+            target.kind: target.name,
+            "required_scopes": allowing,
+            "token_scopes": list(granted),
+        },
+    )
 
 
 def error_parts(exc: ATHError) -> tuple[list[tuple[bytes, bytes]], bytes]:

@@ -40,7 +40,7 @@ from athkit.protocol import (
     target_of,
 )
 from athkit.server import AccessCheck, ATHEngine, ATHPrincipal, bearer_token
-from athkit.server._web import NO_STORE
+from athkit.server._web import NO_STORE, mcp_scope_violation
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -220,17 +220,7 @@ class ATHMcp:
             await call.engine.audit("proxy_request", details=details, **fields)
             return
         need = self._map.scopes_allowing(target)
-        exc = ATHError(
-            ErrorCode.SCOPE_NOT_APPROVED,
-            f"the token does not allow the {target.kind} {target.name!r}"
-            + (f" (it needs {' or '.join(need)})" if need else " (no scope allows it)"),
-            details={
-                "reason": "scope_violation",
-                target.kind: target.name,
-                "required_scopes": need,
-                "token_scopes": list(principal.scopes),
-            },
-        )
+        exc = mcp_scope_violation(target, need, principal.scopes)
         await call.engine.audit(
             "scope_violation",
             requested_scopes=need,

@@ -9,10 +9,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from athkit.agent._errors import CredentialStoreError
-from athkit.agent._files import config_dir, locked, read_json_file, write_json_file
+from athkit.agent._files import (
+    config_dir,
+    locked,
+    parse_json_file,
+    read_json_file,
+    write_json_file,
+)
 
 CONFIG_FILE = "config.json"
 KEY_FILE = "agent.pem"
@@ -57,14 +62,7 @@ class AgentConfig(BaseModel):
         raw = read_json_file(path)
         if raw is None:
             return cls()
-        try:
-            return cls.model_validate(raw)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(part) for part in first["loc"]) or "(top level)"
-            raise CredentialStoreError(
-                str(path), f"unexpected content at {where} ({first['msg']}); fix or delete it"
-            ) from None
+        return parse_json_file(path, raw, cls, advice="fix or delete it")
 
     def save(self, directory: Path | None = None) -> Path:
         """Write the configuration (0600, atomically)."""

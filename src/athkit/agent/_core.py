@@ -13,7 +13,7 @@ import time
 from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypedDict, TypeVar, Unpack
 from urllib.parse import quote
 
 import httpx
@@ -60,6 +60,20 @@ Discovery = GatewayDiscovery | AppDiscovery
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
 Operation = Generator["Call", httpx.Response, T]
+
+
+class RequestOptions(TypedDict, total=False):
+    """What an API call may add to the request; the defaults are :meth:`ClientCore.api_call`'s.
+
+    ``raise_for_ath_error=False`` returns an ATH §7 refusal instead of raising it.
+    """
+
+    params: Any
+    headers: Mapping[str, str] | None
+    content: bytes | str | None
+    json: Any
+    raise_for_ath_error: bool
+
 
 # Registration lists this; ATH §4.4 (RFC 8252 §7.3) lets it match any loopback port.
 LOOPBACK_REDIRECT_URI = "http://127.0.0.1/callback"
@@ -295,7 +309,8 @@ class ClientCore:
     # --- operations ------------------------------------------------------------------------
 
     def discover(self) -> Operation[Discovery]:
-        """Read the gateway catalog or the service document (ATH §3); auto-detects the mode."""
+        """The gateway catalog (``GatewayDiscovery``) or service document (``AppDiscovery``),
+        ATH §3; in ``"auto"`` mode this decides the mode."""
         if self.mode in (None, "gateway"):
             response = yield Call("GET", self.base_url + GATEWAY_DISCOVERY_PATH)
             if self.mode == "gateway" or response.status_code != 404:
@@ -315,7 +330,13 @@ class ClientCore:
         purpose: str | None = None,
         redirect_uris: Sequence[str] | None = (LOOPBACK_REDIRECT_URI,),
     ) -> Operation[RegisterResponse]:
-        """Phase A (ATH §4.1): ask for approval; the credentials are stored on success."""
+        """Register the agent (ATH §4.1); ``providers`` maps provider_id → scopes.
+
+        The client credentials are stored on success. ``redirect_uris`` defaults to
+        ``http://127.0.0.1/callback`` (any loopback port matches), which
+        :func:`authorize_interactive` uses. A second registration raises
+        ``AGENT_ALREADY_REGISTERED``.
+        """
         if self.mode != "gateway":
             yield from self._ensure_mode()
         if isinstance(providers, Mapping):
@@ -348,7 +369,7 @@ class ClientCore:
         return result
 
     def status(self, client_id: str | None = None) -> Operation[AgentStatusResponse]:
-        """The registration as the server sees it (ATH §4.2).
+        """The registration's status as the server sees it (ATH §4.2).
 
         Authenticated with the stored client secret when there is one, else with an attestation.
         """
@@ -378,9 +399,10 @@ class ClientCore:
         state: str | None = None,
         resource: str | None = None,
     ) -> Operation[PendingAuthorization]:
-        """Phase B start (ATH §4.3): the URL the user's browser must open, and the session.
+        """Start the user's consent (ATH §4.3); open ``.authorization_url`` in their browser.
 
-        In native mode ``provider_id`` may be ``None``: the service's ``app_id`` is used.
+        ``state`` is generated (256 bits) unless given; compare it with the redirect's. In native
+        mode ``provider_id`` may be ``None``: the service's ``app_id`` is used.
         """
         mode = yield from self._ensure_mode()
         provider = provider_id or self._default_provider(mode)
@@ -406,10 +428,12 @@ class ClientCore:
         )
 
     def exchange_token(self, code: str | None, ath_session_id: str) -> Operation[TokenResponse]:
-        """Phase B finish (ATH §4.5): trade the ATH code for a token, which is stored.
+        """Exchange the ATH code from the redirect (or the completion page) for an access token
+        (ATH §4.5), which is stored.
 
-        ``code`` may be ``None`` for a session authorized without a redirect URI: the server
-        then accepts the session id with the client secret and a fresh attestation (ATH §4.4).
+        ``code`` may be ``None`` for a session authorized without a redirect URI, once the user
+        is done: the server then accepts the session id with the client secret and a fresh
+        attestation (ATH §4.4).
         """
         if self.mode == "native" or self.mode is None:
             yield from self._ensure_mode()
@@ -442,7 +466,7 @@ class ClientCore:
     def revoke(
         self, provider_id: str | None = None, *, token: str | None = None
     ) -> Operation[None]:
-        """Revoke a token (ATH §4.7) — the stored one for ``provider_id``, or ``token``."""
+        """Revoke the stored token for ``provider_id`` (or the given ``token``), ATH §4.7."""
         if provider_id is None and token is None:
             mode = yield from self._ensure_mode()
             if mode == "gateway":
@@ -480,6 +504,27 @@ class ClientCore:
             if held.access_token == value:
                 self.store.delete_token(self.base_url, self.agent_id, held.provider_id)
         return None
+
+    def proxy(
+        self, provider_id: str, method: str, path: str, **options: Unpack[RequestOptions]
+    ) -> Operation[httpx.Response]:
+        """Call a provider's API through the gateway (ATH §4.6); the raw response comes back.
+
+        A refusal by the gateway (an ATH §7 body) raises :class:`ATHClientError`; the
+        provider's own answers, errors included, are returned unchanged.
+        """
+        return self.api_call("gateway", provider_id, method, path, **options)
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        provider_id: str | None = None,
+        **options: Unpack[RequestOptions],
+    ) -> Operation[httpx.Response]:
+        """Call a native service's API at ``{api_base}{path}`` with the stored token."""
+        return self.api_call("native", provider_id, method, path, **options)
 
     def api_call(
         self,

@@ -10,10 +10,13 @@ import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
 
 from athkit.agent._errors import CredentialStoreError
 
+M = TypeVar("M", bound=BaseModel)
 APP_DIR_NAME = "athkit"
 CONFIG_DIR_ENV = "ATH_CONFIG_DIR"
 
@@ -129,3 +132,16 @@ def locked(path: Path) -> Iterator[None]:
     finally:
         fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
+
+
+def parse_json_file(path: Path, raw: dict[str, Any], model: type[M], *, advice: str) -> M:
+    """``raw`` (read from ``path``) as a ``model``; else a :class:`CredentialStoreError` naming
+    the first place that does not fit, followed by ``advice``."""
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "(top level)"
+        raise CredentialStoreError(
+            str(path), f"unexpected content at {where} ({first['msg']}); {advice}"
+        ) from None

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
-import threading
-from collections.abc import AsyncIterator, Iterator, Mapping
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Iterator, Mapping
+from http.server import ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
+from athkit.agent._local import BackgroundServer, QuietHandler, off_the_loop
 from athkit.protocol import (
     IDENTITY_DOCUMENT_PATH,
     Developer,
@@ -72,7 +70,7 @@ def build_identity_document(
     )
 
 
-class _IdentityHandler(BaseHTTPRequestHandler):
+class _IdentityHandler(QuietHandler):
     server: _IdentityHTTPServer
 
     def do_GET(self) -> None:
@@ -88,17 +86,9 @@ class _IdentityHandler(BaseHTTPRequestHandler):
             extra = {"Cache-Control": IDENTITY_CACHE_CONTROL}
         else:
             status, body, extra = 404, b'{"error":"not found"}', {}
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        for name, value in extra.items():
-            self.send_header(name, value)
-        self.end_headers()
-        if with_body:
-            self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass  # a development host; the verifier's own logs tell the story
+        self.answer(
+            status, body, content_type="application/json", headers=extra, with_body=with_body
+        )
 
 
 class _IdentityHTTPServer(ThreadingHTTPServer):
@@ -129,32 +119,8 @@ def serve_identity(
         key, agent_id=agent_id, name=name, developer=developer, capabilities=capabilities
     )
     httpd.body = json.dumps(document.dump()).encode()
-    thread = threading.Thread(target=httpd.serve_forever, name="ath-identity", daemon=True)
-    thread.start()
-    try:
+    with BackgroundServer(httpd, thread_name="ath-identity"):
         yield agent_id
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=5)
 
 
-@contextlib.asynccontextmanager
-async def serve_identity_async(
-    key: PrivateKey,
-    *,
-    name: str,
-    developer: Developer | Mapping[str, str],
-    capabilities: list[str] | None = None,
-    port: int = 0,
-    host: str = "127.0.0.1",
-) -> AsyncIterator[str]:
-    """:func:`serve_identity` for ``async with``; the host runs off the event loop."""
-    manager = serve_identity(
-        key, name=name, developer=developer, capabilities=capabilities, port=port, host=host
-    )
-    agent_id = await asyncio.to_thread(manager.__enter__)
-    try:
-        yield agent_id
-    finally:
-        await asyncio.to_thread(manager.__exit__, None, None, None)
+serve_identity_async = off_the_loop(serve_identity)

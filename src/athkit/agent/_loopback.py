@@ -11,9 +11,7 @@ import hmac
 import threading
 import time
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import Any, Self
+from http.server import ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 from athkit.agent._errors import (
@@ -22,6 +20,7 @@ from athkit.agent._errors import (
     USER_DENIED,
     ATHClientError,
 )
+from athkit.agent._local import BackgroundServer, QuietHandler
 from athkit.pages import PAGE_HEADERS, message_html
 
 CALLBACK_PATH = "/callback"
@@ -37,7 +36,7 @@ class Redirect:
     error_description: str | None
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(QuietHandler):
     server: _OneShotServer
 
     def do_GET(self) -> None:
@@ -94,17 +93,8 @@ class _Handler(BaseHTTPRequestHandler):
         self, status: int, title: str, text: str, advice: str, *, tone: str = "error"
     ) -> None:
         body = message_html(title, text, advice=advice, status=status, tone=tone).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "text/html; charset=utf-8")
-        self.send_header("Content-Length", str(len(body)))
         # The code is in this page's URL: PAGE_HEADERS keep it out of any Referer (no-referrer).
-        for name, value in PAGE_HEADERS.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass  # the query string holds the one-time code; never log it
+        self.answer(status, body, content_type="text/html; charset=utf-8", headers=PAGE_HEADERS)
 
 
 class _OneShotServer(ThreadingHTTPServer):
@@ -130,7 +120,7 @@ class _OneShotServer(ThreadingHTTPServer):
                 self.received.set()
 
 
-class LoopbackListener:
+class LoopbackListener(BackgroundServer[_OneShotServer]):
     """Listens on ``http://127.0.0.1:<random port>/callback`` for one authorization redirect.
 
     Use as a context manager: the socket is closed when the block ends, whatever happens
@@ -138,30 +128,8 @@ class LoopbackListener:
     """
 
     def __init__(self, expected_state: str) -> None:
-        self._server = _OneShotServer(expected_state)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="ath-redirect", daemon=True
-        )
-        self._thread.start()
-        self.port = int(self._server.server_address[1])
+        super().__init__(_OneShotServer(expected_state), thread_name="ath-redirect")
         self.redirect_uri = f"http://127.0.0.1:{self.port}{CALLBACK_PATH}"
-
-    def close(self) -> None:
-        """Stop listening and free the port."""
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def wait(self, timeout: float) -> str:
         """Block until the redirect arrives; return the ATH code (or raise why not)."""

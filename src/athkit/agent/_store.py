@@ -13,10 +13,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from athkit.agent._errors import CredentialStoreError
-from athkit.agent._files import config_dir, locked, read_json_file, write_json_file
+from athkit.agent._files import (
+    config_dir,
+    locked,
+    parse_json_file,
+    read_json_file,
+    write_json_file,
+)
 
 CREDENTIALS_FILE = "credentials.json"
 
@@ -169,13 +174,9 @@ class CredentialStore(MemoryCredentialStore):
 
 
 def _parse(path: Path, raw: dict[str, Any]) -> _StoreData:
-    try:
-        return _StoreData.model_validate(raw)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "(top level)"
-        raise CredentialStoreError(
-            str(path),
-            f"unexpected content at {where} ({first['msg']}); it was damaged or edited — "
-            "fix or delete it and register again",
-        ) from None
+    return parse_json_file(
+        path,
+        raw,
+        _StoreData,
+        advice="it was damaged or edited — fix or delete it and register again",
+    )

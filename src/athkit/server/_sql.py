@@ -16,6 +16,8 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from athkit.server._auditwrite import audit_writer, without_nul
+from athkit.server._fastpath import FastPathUnavailable
 from athkit.server._faults import database_call
 from athkit.server._records import (
     AgentRecord,
@@ -29,7 +31,7 @@ from athkit.server._records import (
 )
 from athkit.server._stores import AuditQuery, DuplicateAgentError, EngineStores, TokenQuery
 from athkit.server._tables import metadata
-from athkit.server._tokenread import FastPathUnavailable, token_reader
+from athkit.server._tokenread import token_reader
 
 _T = TypeVar("_T")
 _Id = sa.String(128)
@@ -432,21 +434,16 @@ def _audit_values(event: AuditEvent) -> dict[str, Any]:
     rather than making the audit (and so the refusal) fail."""
     values = _values(event)
     del values["event_id"]
-    return {k: _without_nul(v) for k, v in values.items()}
-
-
-def _without_nul(value: Any) -> Any:
-    if isinstance(value, str):
-        return value.replace("\x00", "\ufffd")
-    if isinstance(value, list):
-        return [_without_nul(v) for v in value]
-    if isinstance(value, dict):
-        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
-    return value
+    return {k: without_nul(v) for k, v in values.items()}
 
 
 class SqlAuditStore(_SqlStore):
-    """Audit events in ``ath_audit_events``."""
+    """Audit events in ``ath_audit_events``; batches go through the database's fast writer
+    (``athkit.server._auditwrite``) and fall back to SQLAlchemy."""
+
+    def __init__(self, db: AsyncEngine) -> None:
+        super().__init__(db)
+        self._writer = audit_writer(db)
 
     @database_call
     async def append(self, event: AuditEvent) -> None:
@@ -458,6 +455,10 @@ class SqlAuditStore(_SqlStore):
         """Store several events in one transaction (the gateway batches ``proxy_request``)."""
         if not events:
             return
+        if self._writer is not None:
+            with contextlib.suppress(FastPathUnavailable):
+                await self._writer.write(events)
+                return
         rows = []
         for event in events:
             rows.append(_audit_values(event))

@@ -27,18 +27,20 @@ import asyncio
 import collections
 import importlib
 import json
-import logging
 import sqlite3
-import time
 from pathlib import Path
 from typing import Any, Protocol
 
-from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from athkit.server._fastpath import (
+    Backoff,
+    FastPathUnavailable,
+    asyncpg_target,
+    close_on_dispose,
+    sqlite_file,
+)
 from athkit.server._records import TokenRecord
-
-_log = logging.getLogger("athkit.server")
 
 _COLUMNS = (
     "token_id",
@@ -56,11 +58,8 @@ _COLUMNS = (
     "revoked_by",
 )
 _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM ath_tokens WHERE token_hash = "  # noqa: S608
-_BACKOFF = 1.0  # seconds the fast path is skipped after it failed
-
-
-class FastPathUnavailable(Exception):
-    """The fast read could not be made; the caller uses the SQLAlchemy store."""
+_SQLITE_SELECT = _SELECT + "?"
+__all__ = ["FastPathUnavailable", "TokenReader", "token_reader"]
 
 
 class TokenReader(Protocol):
@@ -108,7 +107,7 @@ class SqliteTokenReader:
     def __init__(self, path: Path) -> None:
         self._path = path
         self._conn: sqlite3.Connection | None = None
-        self._skip_until = 0.0
+        self._backoff = Backoff("token read")
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -125,18 +124,15 @@ class SqliteTokenReader:
 
     async def get_by_hash(self, token_hash: str) -> TokenRecord | None:
         """One indexed read of the committed row."""
-        if self._skip_until and time.monotonic() < self._skip_until:
-            raise FastPathUnavailable
+        self._backoff.check()
         try:
             # fetchall() ends the statement, and with it the read transaction (a half-read
             # cursor would pin an old snapshot and hide later revocations).
-            rows = self._connection().execute(_SELECT + "?", (token_hash,)).fetchall()
+            rows = self._connection().execute(_SQLITE_SELECT, (token_hash,)).fetchall()
         except sqlite3.Error as exc:
-            _log.warning("fast token read failed (%s); using the async store", exc)
             self.close()
-            self._skip_until = time.monotonic() + _BACKOFF
-            raise FastPathUnavailable from None
-        self._skip_until = 0.0
+            raise self._backoff.failed(exc) from None
+        self._backoff.succeeded()
         return _record(rows[0]) if rows else None
 
     def close(self) -> None:
@@ -168,7 +164,7 @@ class PostgresTokenReader:
         self._waiters: collections.deque[asyncio.Future[tuple[Any, Any] | None]] = (
             collections.deque()
         )
-        self._skip_until = 0.0
+        self._backoff = Backoff("token read")
 
     async def _acquire(self) -> tuple[Any, Any]:
         loop = asyncio.get_running_loop()
@@ -228,27 +224,21 @@ class PostgresTokenReader:
 
     async def get_by_hash(self, token_hash: str) -> TokenRecord | None:
         """One round trip for the committed row."""
-        if self._skip_until and time.monotonic() < self._skip_until:
-            raise FastPathUnavailable
+        self._backoff.check()
         try:
             pair = await self._acquire()
         except Exception as exc:
-            return self._failed(exc)
+            raise self._backoff.failed(exc) from None
         try:
             row = await pair[1].fetchrow(token_hash, timeout=self._timeout)
         except BaseException as exc:
             self._release(pair, broken=True)
             if isinstance(exc, Exception):
-                return self._failed(exc)
+                raise self._backoff.failed(exc) from None
             raise
         self._release(pair, broken=False)
-        self._skip_until = 0.0
+        self._backoff.succeeded()
         return _record(row) if row is not None else None
-
-    def _failed(self, exc: Exception) -> TokenRecord | None:
-        _log.warning("fast token read failed (%s); using the async store", type(exc).__name__)
-        self._skip_until = time.monotonic() + _BACKOFF
-        raise FastPathUnavailable from None
 
     def close(self) -> None:
         """Drop every connection at once (no await: also called from engine disposal)."""
@@ -267,25 +257,15 @@ class PostgresTokenReader:
 
 def token_reader(db: AsyncEngine) -> TokenReader | None:
     """The fast reader for ``db``'s database, or ``None`` (in-memory SQLite, others)."""
-    url = db.url
-    backend = url.get_backend_name()
     reader: SqliteTokenReader | PostgresTokenReader
-    if backend == "sqlite":
-        if url.database in (None, "", ":memory:") or url.database.startswith("file:"):
-            return None
-        reader = SqliteTokenReader(Path(url.database))
-    elif backend == "postgresql" and url.get_driver_name() == "asyncpg":
+    path = sqlite_file(db)
+    target = asyncpg_target(db)
+    if path is not None:
+        reader = SqliteTokenReader(path)
+    elif target is not None:
         # The database's own timeout (create_database's pool timeout) bounds this path too.
-        pool_timeout = getattr(db.sync_engine.pool, "timeout", None)
-        reader = PostgresTokenReader(
-            url.set(drivername="postgresql").render_as_string(hide_password=False),
-            timeout=float(pool_timeout()) if callable(pool_timeout) else 5.0,
-        )
+        reader = PostgresTokenReader(target[0], timeout=target[1])
     else:
         return None
-
-    @event.listens_for(db.sync_engine, "engine_disposed")
-    def _disposed(_engine: Any) -> None:
-        reader.close()
-
+    close_on_dispose(db, reader.close)
     return reader

@@ -69,31 +69,30 @@ class Console:
         env = templates()
         tag = hashlib.sha256(self.deployment.encode("utf-8")).hexdigest()[:10]
         secure = self.deployment.startswith("https://")
-        name = site_name or engine.settings.name
+        # What the operator pages and the user pages share (ConsoleSite).
+        site: dict[str, Any] = {
+            "engine": engine,
+            "store": self.store,
+            "env": env,
+            "deployment": self.deployment,
+            "site_name": site_name or engine.settings.name,
+        }
         self.operators = OperatorConsole(
-            engine=engine,
-            store=self.store,
-            env=env,
-            deployment=self.deployment,
             root=path,
             cookie=CookieSpec(f"ath_console_{tag}", path, secure),
             login_cookie=CookieSpec(f"ath_console_login_{tag}", f"{path}/login", secure),
-            site_name=name,
             session_lifetime=session_lifetime,
             throttle=throttle or Throttle(),
             http=self.http,
+            **site,
         )
         self.users: UserConsole | None = None
         if user_path is not None:
             self.users = UserConsole(
-                engine=engine,
-                store=self.store,
-                env=env,
-                deployment=self.deployment,
                 root=user_path,
                 cookie=CookieSpec(f"ath_account_{tag}", user_path, secure),
                 state_cookie=CookieSpec(f"ath_account_login_{tag}", user_path, secure, "lax"),
-                site_name=name,
+                **site,
             )
 
     def routes(self) -> list[BaseRoute]:

@@ -16,11 +16,10 @@ import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, get_args
+from typing import Any, ClassVar, get_args
 from urllib.parse import quote, urlencode
 
 import httpx
-from jinja2 import Environment
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -28,21 +27,21 @@ from starlette.routing import Route
 
 from athkit.console._chart import bar_chart, hourly_counts
 from athkit.console._readonly_pages import audit_export, audit_page, providers_page
-from athkit.console._store import ConsoleSession, ConsoleStore, Throttle
+from athkit.console._store import ConsoleSession, Throttle
 from athkit.console._web import (
+    ConsoleSite,
     CookieSpec,
     FormRefused,
     csrf_ok,
     form_text,
     local_path,
     read_form,
-    render,
 )
 from athkit.protocol import ATHError
 from athkit.server import (
     AgentRecord,
     AgentState,
-    ATHEngine,
+    AuditEventName,
     AuditQuery,
     TokenRecord,
 )
@@ -52,18 +51,9 @@ _log = logging.getLogger("athkit.console")
 PAGE_SIZE = 50
 REVIEW_PAGE = 20  # registrations shown at once in the review queue (the oldest first)
 _DAY = 86_400
-_AGENT_EVENTS = frozenset(
-    {
-        "agent_registered",
-        "agent_registration_denied",
-        "attestation_failed",
-        "authorization_started",
-        "access_granted",
-        "access_denied",
-        "proxy_request",
-        "scope_violation",
-    }
-)
+# What the agent itself did (its "last seen"): every audit event but revocations and the
+# operator's own decisions.
+_AGENT_EVENTS = frozenset(get_args(AuditEventName)) - {"token_revoked", "agent_updated"}
 _DENIALS = ("access_denied", "scope_violation", "attestation_failed", "agent_registration_denied")
 _STATES: tuple[str, ...] = get_args(AgentState)
 
@@ -72,17 +62,13 @@ Action = Callable[[Request, ConsoleSession, FormData], Awaitable[Response]]
 
 
 @dataclass
-class OperatorConsole:
+class OperatorConsole(ConsoleSite):
     """The operator pages of one deployment, mounted under ``root`` (e.g. ``/admin``)."""
 
-    engine: ATHEngine
-    store: ConsoleStore
-    env: Environment
-    deployment: str
-    root: str
-    cookie: CookieSpec
+    kind: ClassVar[str] = "operator"
+    failure_title: ClassVar[str] = "The console could not complete this"
+
     login_cookie: CookieSpec
-    site_name: str
     session_lifetime: int = 8 * 3600
     throttle: Throttle = field(default_factory=Throttle)
     page_size: int = PAGE_SIZE
@@ -110,13 +96,11 @@ class OperatorConsole:
         status_code: int = 200,
         **context: Any,
     ) -> Response:
-        return render(
-            self.env,
+        return self._show(
             request,
             template,
+            status_code,
             {
-                "site_name": self.site_name,
-                "root": self.root,
                 "nav": self._nav(),
                 "current": current,
                 "operator": session.subject,
@@ -124,7 +108,6 @@ class OperatorConsole:
                 "title": context.pop("title", current.title()),
                 **context,
             },
-            status_code,
         )
 
     def _message(
@@ -135,18 +118,12 @@ class OperatorConsole:
         text: str,
         status_code: int,
     ) -> Response:
-        context: dict[str, Any] = {
-            "site_name": self.site_name,
-            "root": self.root,
-            "title": title,
-            "text": text,
-            "back": f"{self.root}/",
-        }
+        context: dict[str, Any] = {"title": title, "text": text, "back": f"{self.root}/"}
         if session is not None:
             context.update(
                 nav=self._nav(), current="", operator=session.subject, csrf=session.csrf_token
             )
-        return render(self.env, request, "message.html", context, status_code)
+        return self._show(request, "message.html", status_code, context)
 
     def _to_login(self, request: Request) -> Response:
         target = request.url.path
@@ -154,9 +131,6 @@ class OperatorConsole:
             target += "?" + request.url.query
         query = urlencode({"next": local_path(target, self.root)})
         return RedirectResponse(f"{self.root}/login?{query}", status_code=303)
-
-    async def _session(self, request: Request) -> ConsoleSession | None:
-        return await self.store.load_session(self.deployment, "operator", self.cookie.read(request))
 
     def page(self, handler: Page) -> Callable[[Request], Awaitable[Response]]:
         """A page that needs a signed-in operator (else: 303 to the sign-in page)."""
@@ -168,12 +142,8 @@ class OperatorConsole:
                 if session is None:
                     return self._to_login(request)
                 return await handler(request, session)
-            except ATHError as exc:
-                return self._message(request, session, "Not done", exc.message, exc.status)
-            except FormRefused as exc:
-                return self._message(request, session, "Form refused", exc.message, exc.status)
-            except Exception:
-                return self._failure(request, session)
+            except Exception as exc:
+                return self._refused(request, session, exc)
 
         return endpoint
 
@@ -200,17 +170,6 @@ class OperatorConsole:
 
         return self.page(checked)
 
-    def _failure(self, request: Request, session: ConsoleSession | None) -> Response:
-        # A store or service fault: nothing was changed that the page claims; say so plainly.
-        _log.exception("console: %s %s failed", request.method, request.url.path)
-        return self._message(
-            request,
-            session,
-            "The console could not complete this",
-            "A backing service failed; nothing was changed. Try again in a moment.",
-            503,
-        )
-
     async def _record(self, session: ConsoleSession, action: str, **fields: Any) -> None:
         details = {"operator": session.subject, "action": action}
         details.update(fields.pop("details", {}))
@@ -226,13 +185,11 @@ class OperatorConsole:
         self, request: Request, username: str, error: str | None, status_code: int
     ) -> Response:
         token = secrets.token_urlsafe(24)
-        response = render(
-            self.env,
+        response = self._show(
             request,
             "login.html",
+            status_code,
             {
-                "site_name": self.site_name,
-                "root": self.root,
                 "title": "Sign in",
                 "narrow": True,
                 "login_csrf": token,
@@ -240,7 +197,6 @@ class OperatorConsole:
                 "username": username,
                 "error": error,
             },
-            status_code,
         )
         self.login_cookie.set(response, token, 1800)
         return response
@@ -250,7 +206,7 @@ class OperatorConsole:
         try:
             return await self._login(request)
         except FormRefused as exc:
-            return self._message(request, None, "Form refused", exc.message, exc.status)
+            return self._refused(request, None, exc)
         except Exception:
             # Fail closed: a store that is down signs nobody in.
             return self._failure(request, None)
@@ -417,23 +373,34 @@ class OperatorConsole:
 
     async def deny(self, request: Request, session: ConsoleSession, form: FormData) -> Response:
         """Deny, with the reason the agent will see (``deny_agent``)."""
-        client_id = request.path_params["client_id"]
-        reason = form_text(form, "reason") or "denied by operator"
-        agent = await self.engine.deny_agent(client_id, reason)
-        await self._record(
-            session, "deny", client_id=client_id, agent_id=agent.agent_id, reason=reason
-        )
+        await self._stop(request, session, form, "deny", "denied", self.engine.deny_agent)
         return self._back(form, "denied")
 
     async def suspend(self, request: Request, session: ConsoleSession, form: FormData) -> Response:
         """Suspend; every live token dies (``suspend_agent``)."""
-        client_id = request.path_params["client_id"]
-        reason = form_text(form, "reason") or "suspended by operator"
-        agent = await self.engine.suspend_agent(client_id, reason)
-        await self._record(
-            session, "suspend", client_id=client_id, agent_id=agent.agent_id, reason=reason
+        client_id = await self._stop(
+            request, session, form, "suspend", "suspended", self.engine.suspend_agent
         )
         return self._back(form, "suspended", client_id)
+
+    async def _stop(
+        self,
+        request: Request,
+        session: ConsoleSession,
+        form: FormData,
+        action: str,
+        done: str,
+        change: Callable[[str, str], Awaitable[AgentRecord]],
+    ) -> str:
+        """``change(client_id, reason)`` with the form's reason (else "{done} by operator"),
+        recorded as the operator's ``action``; returns the agent's client_id."""
+        client_id: str = request.path_params["client_id"]
+        reason = form_text(form, "reason") or f"{done} by operator"
+        agent = await change(client_id, reason)
+        await self._record(
+            session, action, client_id=client_id, agent_id=agent.agent_id, reason=reason
+        )
+        return client_id
 
     async def reinstate(
         self, request: Request, session: ConsoleSession, form: FormData

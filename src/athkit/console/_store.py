@@ -10,11 +10,12 @@ import asyncio
 import re
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 
 from sqlalchemy import and_, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.sql.dml import Delete
 
 from athkit.console._tables import (
     MIGRATIONS,
@@ -47,6 +48,15 @@ class ConsoleSession:
     display_name: str | None
     csrf_token: str
     expires_at: float
+
+
+def _end_operator_sessions(deployment: str, username: str) -> Delete:
+    """The statement that signs an operator out everywhere (every session row goes)."""
+    return delete(sessions).where(
+        sessions.c.deployment == deployment,
+        sessions.c.kind == "operator",
+        sessions.c.subject == username,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,13 +139,7 @@ class ConsoleStore:
                 .where(operators.c.deployment == deployment, operators.c.username == username)
                 .values(password_hash=digest)
             )
-            await conn.execute(
-                delete(sessions).where(
-                    sessions.c.deployment == deployment,
-                    sessions.c.kind == "operator",
-                    sessions.c.subject == username,
-                )
-            )
+            await conn.execute(_end_operator_sessions(deployment, username))
         return bool(changed.rowcount)
 
     async def delete_operator(self, deployment: str, username: str) -> bool:
@@ -147,13 +151,7 @@ class ConsoleStore:
                     operators.c.deployment == deployment, operators.c.username == username
                 )
             )
-            await conn.execute(
-                delete(sessions).where(
-                    sessions.c.deployment == deployment,
-                    sessions.c.kind == "operator",
-                    sessions.c.subject == username,
-                )
-            )
+            await conn.execute(_end_operator_sessions(deployment, username))
         return bool(gone.rowcount)
 
     async def list_operators(self, deployment: str) -> list[str]:
@@ -266,19 +264,7 @@ class ConsoleStore:
         )
         async with self.db.begin() as conn:
             await conn.execute(delete(sessions).where(sessions.c.expires_at < now))
-            await conn.execute(
-                insert(sessions).values(
-                    id_hash=record.id_hash,
-                    deployment=deployment,
-                    kind=kind,
-                    subject=subject,
-                    provider_id=provider_id,
-                    display_name=record.display_name,
-                    csrf_token=record.csrf_token,
-                    created_at=now,
-                    expires_at=record.expires_at,
-                )
-            )
+            await conn.execute(insert(sessions).values(**asdict(record), created_at=now))
         return cookie, record
 
     async def load_session(
@@ -300,16 +286,7 @@ class ConsoleStore:
             ).one_or_none()
         if row is None or row.expires_at <= self._now():
             return None
-        return ConsoleSession(
-            id_hash=row.id_hash,
-            deployment=row.deployment,
-            kind=row.kind,
-            subject=row.subject,
-            provider_id=row.provider_id,
-            display_name=row.display_name,
-            csrf_token=row.csrf_token,
-            expires_at=row.expires_at,
-        )
+        return ConsoleSession(**{f.name: getattr(row, f.name) for f in fields(ConsoleSession)})
 
     async def end_session(self, session: ConsoleSession) -> None:
         """Sign out: the session row goes, so its cookie is worthless."""

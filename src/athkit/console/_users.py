@@ -12,39 +12,37 @@ this provider* and revokes one through ``ATHEngine.revoke_for_user``; its next c
 from __future__ import annotations
 
 import hmac
-import logging
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
-from jinja2 import Environment
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from athkit.console._store import ConsoleSession, ConsoleStore
-from athkit.console._web import CookieSpec, FormRefused, csrf_ok, form_text, read_form, render
-from athkit.protocol import ATHError, code_challenge_s256, generate_code_verifier
-from athkit.server import ATHEngine, ProviderSettings
-
-_log = logging.getLogger("athkit.console")
+from athkit.console._store import ConsoleSession
+from athkit.console._web import (
+    ConsoleSite,
+    CookieSpec,
+    csrf_ok,
+    form_text,
+    read_form,
+)
+from athkit.protocol import code_challenge_s256, generate_code_verifier
+from athkit.server import ProviderSettings
 
 LOGIN_LIFETIME = 600  # seconds a user has to finish signing in at the provider
 
 
 @dataclass
-class UserConsole:
+class UserConsole(ConsoleSite):
     """The user pages of one deployment, mounted under ``root`` (e.g. ``/account``)."""
 
-    engine: ATHEngine
-    store: ConsoleStore
-    env: Environment
-    deployment: str
-    root: str
-    cookie: CookieSpec
+    kind: ClassVar[str] = "user"
+    failure_title: ClassVar[str] = "Something failed"
+
     state_cookie: CookieSpec
-    site_name: str
     session_lifetime: int = 3600
 
     @property
@@ -67,36 +65,35 @@ class UserConsole:
                 "name": session.display_name or session.subject,
                 "provider": provider.display_name if provider else session.provider_id,
             }
-        return render(
-            self.env,
+        return self._show(
             request,
             template,
+            status_code,
             {
-                "site_name": self.site_name,
-                "root": self.root,
                 "title": context.pop("title", "Connected agents"),
                 "user": user,
                 "csrf": session.csrf_token if session else "",
                 **context,
             },
-            status_code,
         )
 
     def _message(
-        self, request: Request, session: ConsoleSession | None, title: str, text: str, status: int
+        self,
+        request: Request,
+        session: ConsoleSession | None,
+        title: str,
+        text: str,
+        status_code: int,
     ) -> Response:
         return self._render(
             request,
             "message.html",
             session,
-            status,
+            status_code,
             title=title,
             text=text,
             back=f"{self.root}/agents",
         )
-
-    async def _session(self, request: Request) -> ConsoleSession | None:
-        return await self.store.load_session(self.deployment, "user", self.cookie.read(request))
 
     def _guard(
         self, handler: Callable[[Request], Awaitable[Response]]
@@ -104,19 +101,8 @@ class UserConsole:
         async def endpoint(request: Request) -> Response:
             try:
                 return await handler(request)
-            except ATHError as exc:
-                return self._message(request, None, "Not done", exc.message, exc.status)
-            except FormRefused as exc:
-                return self._message(request, None, "Form refused", exc.message, exc.status)
-            except Exception:
-                _log.exception("console: %s %s failed", request.method, request.url.path)
-                return self._message(
-                    request,
-                    None,
-                    "Something failed",
-                    "A backing service failed; nothing was changed. Try again in a moment.",
-                    503,
-                )
+            except Exception as exc:
+                return self._refused(request, None, exc)
 
         return endpoint
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import hmac
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import parse_qsl
 
 from jinja2 import Environment, PackageLoader
@@ -14,8 +15,12 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
+from athkit.console._store import ConsoleSession, ConsoleStore
 from athkit.pages import PAGE_HEADERS, page_templates
-from athkit.server import to_iso
+from athkit.protocol import ATHError
+from athkit.server import ATHEngine, to_iso
+
+_log = logging.getLogger("athkit.console")
 
 # The project's page headers (no script, never framed, never cached), and forms that post only
 # to ourselves (every console form posts to, and redirects within, its own origin).
@@ -167,3 +172,65 @@ def render(
     values.setdefault("site", values.get("site_name"))
     html = env.get_template(template).render(values)
     return HTMLResponse(html, status_code=status_code, headers=SECURITY_HEADERS)
+
+
+@dataclass
+class ConsoleSite:
+    """What the operator pages and the user pages of one deployment share: the engine, the
+    accounts store, the templates, and where and under which name they are served."""
+
+    # Whose sessions these pages read: "operator" or "user".
+    kind: ClassVar[str]
+    # The title of the page shown when a backing service fails.
+    failure_title: ClassVar[str]
+
+    engine: ATHEngine
+    store: ConsoleStore
+    env: Environment
+    deployment: str
+    root: str
+    cookie: CookieSpec
+    site_name: str
+
+    def _show(
+        self, request: Request, template: str, status_code: int, context: Mapping[str, Any]
+    ) -> Response:
+        """``template`` with the site's name and root besides ``context``."""
+        values = {"site_name": self.site_name, "root": self.root, **context}
+        return render(self.env, request, template, values, status_code)
+
+    async def _session(self, request: Request) -> ConsoleSession | None:
+        return await self.store.load_session(self.deployment, self.kind, self.cookie.read(request))
+
+    def _message(
+        self,
+        request: Request,
+        session: ConsoleSession | None,
+        title: str,
+        text: str,
+        status_code: int,
+    ) -> Response:
+        """A page that says ``title`` and ``text`` (each site lays it out its own way)."""
+        raise NotImplementedError
+
+    def _failure(self, request: Request, session: ConsoleSession | None) -> Response:
+        # A store or service fault: nothing was changed that the page claims; say so plainly.
+        _log.exception("console: %s %s failed", request.method, request.url.path)
+        return self._message(
+            request,
+            session,
+            self.failure_title,
+            "A backing service failed; nothing was changed. Try again in a moment.",
+            503,
+        )
+
+    def _refused(
+        self, request: Request, session: ConsoleSession | None, exc: Exception
+    ) -> Response:
+        """The page for what a handler raised: the refusal in words, or (anything but an ATH
+        refusal or a refused form) a backing-service failure. Call it in the ``except``."""
+        if isinstance(exc, ATHError):
+            return self._message(request, session, "Not done", exc.message, exc.status)
+        if isinstance(exc, FormRefused):
+            return self._message(request, session, "Form refused", exc.message, exc.status)
+        return self._failure(request, session)

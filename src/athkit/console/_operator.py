@@ -16,7 +16,7 @@ import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, ClassVar, get_args
+from typing import Any, get_args
 from urllib.parse import quote, urlencode
 
 import httpx
@@ -62,11 +62,10 @@ Action = Callable[[Request, ConsoleSession, FormData], Awaitable[Response]]
 
 
 @dataclass
-class OperatorConsole(ConsoleSite):
+class OperatorConsole(
+    ConsoleSite, kind="operator", home="/", failure_title="The console could not complete this"
+):
     """The operator pages of one deployment, mounted under ``root`` (e.g. ``/admin``)."""
-
-    kind: ClassVar[str] = "operator"
-    failure_title: ClassVar[str] = "The console could not complete this"
 
     login_cookie: CookieSpec
     session_lifetime: int = 8 * 3600
@@ -101,29 +100,22 @@ class OperatorConsole(ConsoleSite):
             template,
             status_code,
             {
-                "nav": self._nav(),
+                **self._frame(session),
                 "current": current,
-                "operator": session.subject,
-                "csrf": session.csrf_token,
                 "title": context.pop("title", current.title()),
                 **context,
             },
         )
 
-    def _message(
-        self,
-        request: Request,
-        session: ConsoleSession | None,
-        title: str,
-        text: str,
-        status_code: int,
-    ) -> Response:
-        context: dict[str, Any] = {"title": title, "text": text, "back": f"{self.root}/"}
-        if session is not None:
-            context.update(
-                nav=self._nav(), current="", operator=session.subject, csrf=session.csrf_token
-            )
-        return self._show(request, "message.html", status_code, context)
+    def _frame(self, session: ConsoleSession | None) -> dict[str, Any]:
+        if session is None:
+            return {}
+        return {
+            "nav": self._nav(),
+            "current": "",
+            "operator": session.subject,
+            "csrf": session.csrf_token,
+        }
 
     def _to_login(self, request: Request) -> Response:
         target = request.url.path

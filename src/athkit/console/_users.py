@@ -15,7 +15,7 @@ import hmac
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -36,11 +36,8 @@ LOGIN_LIFETIME = 600  # seconds a user has to finish signing in at the provider
 
 
 @dataclass
-class UserConsole(ConsoleSite):
+class UserConsole(ConsoleSite, kind="user", home="/agents", failure_title="Something failed"):
     """The user pages of one deployment, mounted under ``root`` (e.g. ``/account``)."""
-
-    kind: ClassVar[str] = "user"
-    failure_title: ClassVar[str] = "Something failed"
 
     state_cookie: CookieSpec
     session_lifetime: int = 3600
@@ -50,6 +47,16 @@ class UserConsole(ConsoleSite):
         """Register this at each provider, beside ``{base}/ath/callback``."""
         return f"{self.engine.base_url}{self.root}/callback"
 
+    def _frame(self, session: ConsoleSession | None) -> dict[str, Any]:
+        if session is None:
+            return {"user": None, "csrf": ""}
+        provider = self.engine.settings.provider(session.provider_id or "")
+        user = {
+            "name": session.display_name or session.subject,
+            "provider": provider.display_name if provider else session.provider_id,
+        }
+        return {"user": user, "csrf": session.csrf_token}
+
     def _render(
         self,
         request: Request,
@@ -58,42 +65,9 @@ class UserConsole(ConsoleSite):
         status_code: int = 200,
         **context: Any,
     ) -> Response:
-        user = None
-        if session is not None:
-            provider = self.engine.settings.provider(session.provider_id or "")
-            user = {
-                "name": session.display_name or session.subject,
-                "provider": provider.display_name if provider else session.provider_id,
-            }
-        return self._show(
-            request,
-            template,
-            status_code,
-            {
-                "title": context.pop("title", "Connected agents"),
-                "user": user,
-                "csrf": session.csrf_token if session else "",
-                **context,
-            },
-        )
-
-    def _message(
-        self,
-        request: Request,
-        session: ConsoleSession | None,
-        title: str,
-        text: str,
-        status_code: int,
-    ) -> Response:
-        return self._render(
-            request,
-            "message.html",
-            session,
-            status_code,
-            title=title,
-            text=text,
-            back=f"{self.root}/agents",
-        )
+        title = context.pop("title", "Connected agents")
+        page = {**self._frame(session), "title": title, **context}
+        return self._show(request, template, status_code, page)
 
     def _guard(
         self, handler: Callable[[Request], Awaitable[Response]]

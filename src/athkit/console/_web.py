@@ -179,10 +179,16 @@ class ConsoleSite:
     """What the operator pages and the user pages of one deployment share: the engine, the
     accounts store, the templates, and where and under which name they are served."""
 
-    # Whose sessions these pages read: "operator" or "user".
     kind: ClassVar[str]
-    # The title of the page shown when a backing service fails.
+    home: ClassVar[str]
     failure_title: ClassVar[str]
+
+    def __init_subclass__(cls, *, kind: str, home: str, failure_title: str, **rest: Any) -> None:
+        """``kind``: whose sessions the pages read ("operator" or "user"); ``home``: where a
+        message page's "back" link leads, under ``root``; ``failure_title``: the title of the
+        page shown when a backing service fails."""
+        super().__init_subclass__(**rest)
+        cls.kind, cls.home, cls.failure_title = kind, home, failure_title
 
     engine: ATHEngine
     store: ConsoleStore
@@ -202,6 +208,10 @@ class ConsoleSite:
     async def _session(self, request: Request) -> ConsoleSession | None:
         return await self.store.load_session(self.deployment, self.kind, self.cookie.read(request))
 
+    def _frame(self, session: ConsoleSession | None) -> dict[str, Any]:
+        """What every page of this site shows around its content (header, CSRF token)."""
+        raise NotImplementedError
+
     def _message(
         self,
         request: Request,
@@ -210,8 +220,9 @@ class ConsoleSite:
         text: str,
         status_code: int,
     ) -> Response:
-        """A page that says ``title`` and ``text`` (each site lays it out its own way)."""
-        raise NotImplementedError
+        """A page that says ``title`` and ``text``, with a link back home."""
+        context = {"title": title, "text": text, "back": self.root + self.home}
+        return self._show(request, "message.html", status_code, self._frame(session) | context)
 
     def _failure(self, request: Request, session: ConsoleSession | None) -> Response:
         # A store or service fault: nothing was changed that the page claims; say so plainly.

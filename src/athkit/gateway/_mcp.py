@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from athkit.protocol import (
     ATHError,
@@ -37,6 +37,7 @@ from athkit.protocol import (
     target_of,
 )
 from athkit.protocol._mcp import LISTING_METHODS
+from athkit.server._settings import StrictModel
 from athkit.server._web import mcp_scope_violation
 
 Message = MutableMapping[str, Any]
@@ -47,11 +48,9 @@ MAX_MESSAGE_BYTES = 1 << 20
 MAX_LISTING_BYTES = 8 << 20
 
 
-class McpUpstreamConfig(BaseModel):
+class McpUpstreamConfig(StrictModel):
     """The ``[providers.<id>.mcp]`` section: where the MCP endpoint is, which scope allows
     what."""
-
-    model_config = ConfigDict(extra="forbid")
 
     path: str = "/mcp"
     tools: dict[str, list[str]] = Field(

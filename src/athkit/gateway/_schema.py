@@ -9,8 +9,6 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     PrivateAttr,
     ValidationInfo,
@@ -19,14 +17,12 @@ from pydantic import (
 
 from athkit.gateway._mcp import McpUpstreamConfig
 from athkit.server import ApprovalRules, ProviderDescription, RateLimitSettings
-from athkit.server._settings import ProviderId
+from athkit.server._settings import ProviderId, StrictModel
 
 PositiveSeconds = Annotated[float, Field(gt=0, le=3600)]
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class _Section(StrictModel):
     @field_validator("*", mode="before")
     @classmethod
     def _empty_means_unset(cls, value: Any, info: ValidationInfo) -> Any:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hmac
+from collections.abc import Awaitable, Callable
 from urllib.parse import unquote
 
 from starlette.datastructures import FormData
@@ -218,12 +219,25 @@ def _token_response(srv: ServerState, access: str, refresh: str, scopes: list[st
     )
 
 
+async def revoke(srv: ServerState, request: Request) -> Response:
+    """``POST /revoke`` (RFC 7009): 200 whether or not the token existed."""
+    return await _about_token(srv, request, "revoke", _revoke)
+
+
+async def introspect(srv: ServerState, request: Request) -> Response:
+    """``POST /introspect`` (RFC 7662) for clients configured with ``introspection = true``."""
+    return await _about_token(srv, request, "introspect", _introspect)
+
+
+_TokenAnswer = Callable[[ServerState, ClientConfig, TokenRecord | None], Awaitable[Response]]
+
+
 async def _about_token(
-    srv: ServerState, request: Request, endpoint: str
-) -> tuple[ClientConfig, TokenRecord | None] | Response:
-    """For ``/revoke`` and ``/introspect``: the authenticated client and the stored token it
-    names (``None`` when unknown), or the error response (audited as ``<endpoint>_rejected``).
-    Only clients configured for it may introspect."""
+    srv: ServerState, request: Request, endpoint: str, answer: _TokenAnswer
+) -> Response:
+    """For ``/revoke`` and ``/introspect``: ``answer`` for the authenticated client and the
+    stored token it names (``None`` when unknown), or the error response (audited as
+    ``<endpoint>_rejected``). Only clients configured for it may introspect."""
     try:
         form, client = await _client_form(srv, request)
         if endpoint == "introspect" and not client.introspection:
@@ -234,15 +248,10 @@ async def _about_token(
     except OAuthError as exc:
         audit(f"{endpoint}_rejected", error=exc.error)
         return exc.response()
-    return client, await srv.store.find_token(presented)
+    return await answer(srv, client, await srv.store.find_token(presented))
 
 
-async def revoke(srv: ServerState, request: Request) -> Response:
-    """``POST /revoke`` (RFC 7009): 200 whether or not the token existed."""
-    asked = await _about_token(srv, request, "revoke")
-    if isinstance(asked, Response):
-        return asked
-    client, record = asked
+async def _revoke(srv: ServerState, client: ClientConfig, record: TokenRecord | None) -> Response:
     now = srv.now()
     # RFC 7009 §2.1: only the client the token was issued to may revoke it. For anyone else
     # the answer is the same 200, so the endpoint does not reveal which tokens exist.
@@ -256,12 +265,9 @@ async def revoke(srv: ServerState, request: Request) -> Response:
     return json_response({})
 
 
-async def introspect(srv: ServerState, request: Request) -> Response:
-    """``POST /introspect`` (RFC 7662) for clients configured with ``introspection = true``."""
-    asked = await _about_token(srv, request, "introspect")
-    if isinstance(asked, Response):
-        return asked
-    client, record = asked
+async def _introspect(
+    srv: ServerState, client: ClientConfig, record: TokenRecord | None
+) -> Response:
     now = srv.now()
     # Refresh tokens are described only to their own client: a resource server asking about
     # one must not take it for an access token.

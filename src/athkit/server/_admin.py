@@ -7,7 +7,7 @@ import hmac
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import Field, StringConstraints
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -16,6 +16,7 @@ from athkit.protocol import ATHError, ErrorCode
 from athkit.server._engine import ATHEngine
 from athkit.server._isotime import parse_instant, to_iso
 from athkit.server._records import AgentRecord, AgentState, AuditEvent, TokenRecord
+from athkit.server._settings import StrictModel
 from athkit.server._web import (
     NO_STORE,
     error_response,
@@ -28,23 +29,19 @@ from athkit.server._web import (
 _Scope = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 
 
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class ReasonRequest(_Body):
+class ReasonRequest(StrictModel):
     """Body of deny/suspend: why (shown to the agent in its status and in the audit log)."""
 
     reason: Annotated[str, StringConstraints(min_length=1, max_length=512)] | None = None
 
 
-class ScopesRequest(_Body):
+class ScopesRequest(StrictModel):
     """Body of ``PUT /ath/admin/agents/{client_id}/providers/{provider_id}/scopes``."""
 
     scopes: Annotated[list[_Scope], Field(max_length=100)]
 
 
-class UserRevokeRequest(_Body):
+class UserRevokeRequest(StrictModel):
     """Body of ``POST /ath/user/revoke``: disconnect an agent, or revoke one token."""
 
     client_id: Annotated[str, StringConstraints(min_length=1, max_length=256)] | None = None

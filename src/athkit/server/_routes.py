@@ -10,7 +10,7 @@ import base64
 import inspect
 import math
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -29,6 +29,7 @@ from athkit.protocol import (
     AppAuth,
     AppDiscovery,
     ATHError,
+    ATHModel,
     AuthorizeRequest,
     ErrorCode,
     RegisterRequest,
@@ -49,6 +50,8 @@ from athkit.server._web import (
     parse_model,
     reject,
 )
+
+_In = TypeVar("_In", bound=ATHModel)
 
 UserAuthenticator = Callable[[Request], "Awaitable[str | None] | str | None"]
 """Returns the id of the service's logged-in user for a request (e.g. from its session cookie),
@@ -96,7 +99,13 @@ class _Handlers:
         self.engine = engine
         self.limit = engine.settings.max_body_bytes
         self.tag = cookie_tag(engine.base_url)
-        self.secure_cookies = engine.base_url.startswith("https://")
+        # How the browser-binding cookie is set and later cleared (ATH §4.3, §4.4).
+        self._binding_cookie: dict[str, Any] = {
+            "path": "/ath/",
+            "httponly": True,
+            "samesite": "lax",
+            "secure": engine.base_url.startswith("https://"),
+        }
         self.user_authenticator = user_authenticator
 
     # GET /.well-known/ath-app.json — ATH §3 (native mode)
@@ -126,15 +135,35 @@ class _Handlers:
 
     # POST /ath/agents/register — ATH §4.1
     async def register(self, request: Request) -> Response:
+        return await self._json_step(
+            request,
+            RegisterRequest,
+            self.engine.register,
+            refused="agent_registration_denied",
+            status_code=201,
+        )
+
+    async def _json_step(
+        self,
+        request: Request,
+        model: type[_In],
+        step: Callable[[_In], Awaitable[ATHModel]],
+        *,
+        allow_form: bool = False,
+        refused: str = "access_denied",
+        status_code: int = 200,
+    ) -> Response:
+        """One JSON step of the handshake: the body read as ``model`` (an unreadable one is
+        audited as ``refused``), ``step`` taken with it, and its answer, never cached."""
         try:
-            body = await parse_model(request, RegisterRequest, self.limit)
+            body = await parse_model(request, model, self.limit, allow_form=allow_form)
         except ATHError as exc:
-            return await reject(self.engine, exc, "agent_registration_denied")
+            return await reject(self.engine, exc, refused)
         try:
-            response = await self.engine.register(body)
+            response = await step(body)
         except ATHError as exc:
             return error_response(exc)
-        return JSONResponse(response.dump(), status_code=201, headers=NO_STORE)
+        return JSONResponse(response.dump(), status_code=status_code, headers=NO_STORE)
 
     # GET /ath/agents/{client_id} — ATH §4.2
     async def agent_status(self, request: Request) -> Response:
@@ -155,15 +184,7 @@ class _Handlers:
 
     # POST /ath/authorize — ATH §4.3
     async def authorize(self, request: Request) -> Response:
-        try:
-            body = await parse_model(request, AuthorizeRequest, self.limit)
-        except ATHError as exc:
-            return await reject(self.engine, exc)
-        try:
-            response = await self.engine.authorize(body)
-        except ATHError as exc:
-            return error_response(exc)
-        return JSONResponse(response.dump(), headers=NO_STORE)
+        return await self._json_step(request, AuthorizeRequest, self.engine.authorize)
 
     # GET /ath/consent/{session_id} — ATH §4.3 browser binding
     async def consent(self, request: Request) -> Response:
@@ -180,10 +201,7 @@ class _Handlers:
                 cookie,
                 start.binding_secret,
                 max_age=max(1, int(start.expires_at - self.engine.clock.now())),
-                path="/ath/",
-                httponly=True,
-                samesite="lax",
-                secure=self.secure_cookies,
+                **self._binding_cookie,
             )
         return response
 
@@ -220,25 +238,15 @@ class _Handlers:
                 minutes=math.ceil(left / 60),
             )
         response.delete_cookie(
-            binding_cookie_name(self.tag, result.session_id),
-            path="/ath/",
-            httponly=True,
-            samesite="lax",
-            secure=self.secure_cookies,
+            binding_cookie_name(self.tag, result.session_id), **self._binding_cookie
         )
         return response
 
     # POST /ath/token — ATH §4.5
     async def token(self, request: Request) -> Response:
-        try:
-            body = await parse_model(request, TokenRequest, self.limit, allow_form=True)
-        except ATHError as exc:
-            return await reject(self.engine, exc)
-        try:
-            response = await self.engine.exchange_token(body)
-        except ATHError as exc:
-            return error_response(exc)
-        return JSONResponse(response.dump(), headers=NO_STORE)
+        return await self._json_step(
+            request, TokenRequest, self.engine.exchange_token, allow_form=True
+        )
 
     # POST /ath/revoke — ATH §4.7 (agents)
     async def revoke(self, request: Request) -> Response:

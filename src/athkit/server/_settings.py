@@ -29,12 +29,17 @@ MAX_TOKEN_LIFETIME = 3600  # ATH §4.5: token lifetime ≤ 1 hour
 ProviderId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.\-]+$")]
 
 
-class ApprovalRules(BaseModel):
+class StrictModel(BaseModel):
+    """A model that refuses keys it does not define: a misspelt setting or body field is an
+    error, never silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class ApprovalRules(StrictModel):
     """A provider's app-side approval policy (ATH §4.1): which requested scopes are approved at
     registration, which wait for an operator, which are never granted, and which agents may
     ask at all. The gateway's ``[providers.<id>.approval]`` table is this model too."""
-
-    model_config = ConfigDict(extra="forbid")
 
     auto_approve: list[str] = Field(
         default_factory=list, description="Scopes approved at registration without review."
@@ -75,12 +80,10 @@ class ApprovalRules(BaseModel):
         return out
 
 
-class ProviderDescription(BaseModel):
+class ProviderDescription(StrictModel):
     """What describes a provider wherever it is configured: its name, its OAuth server and the
     client registered there, and the scopes it offers. ``ProviderSettings`` (Python) and the
     gateway's ``[providers.<id>]`` (TOML) both extend it."""
-
-    model_config = ConfigDict(extra="forbid")
 
     display_name: Annotated[str, Field(min_length=1, max_length=256)]
     categories: list[str] = Field(default_factory=list)
@@ -104,8 +107,6 @@ class ProviderDescription(BaseModel):
 class ProviderSettings(ProviderDescription, ApprovalRules):
     """One provider: its OAuth endpoints and client, its scopes, and the approval policy."""
 
-    model_config = ConfigDict(extra="forbid")
-
     provider_id: ProviderId
     authorization_endpoint: str
     token_endpoint: str
@@ -119,10 +120,8 @@ class ProviderSettings(ProviderDescription, ApprovalRules):
         return self
 
 
-class RateLimitSettings(BaseModel):
+class RateLimitSettings(StrictModel):
     """Requests per agent (ATH §6), counted in a sliding window by every access check."""
-
-    model_config = ConfigDict(extra="forbid")
 
     requests: Annotated[int, Field(ge=1)] = 600
     window_seconds: Annotated[float, Field(gt=0, le=86_400)] = 60
@@ -147,10 +146,8 @@ class RateLimitSettings(BaseModel):
             raise ValueError(f"not an agent_id: {exc}") from None
 
 
-class ServerSettings(BaseModel):
+class ServerSettings(StrictModel):
     """The implementer: where it lives, where it stores things, and its secrets."""
-
-    model_config = ConfigDict(extra="forbid")
 
     base_url: str = Field(description="Public base URL, e.g. https://shop.example.com")
     app_id: str = "ath-app"

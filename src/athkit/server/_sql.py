@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 from collections.abc import Sequence
-from typing import Any, TypeVar, Unpack
+from typing import Any, Generic, TypeVar, Unpack
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -34,6 +34,7 @@ from athkit.server._tables import metadata
 from athkit.server._tokenread import token_reader
 
 _T = TypeVar("_T")
+_R = TypeVar("_R")
 _Id = sa.String(128)
 _Url = sa.String(2048)
 _Hash = sa.String(64)
@@ -194,6 +195,22 @@ class _SqlStore:
         return int(result.rowcount)
 
 
+class _RecordStore(_SqlStore, Generic[_R]):
+    """A store of one dataclass record per row of ``_table``."""
+
+    _table: sa.Table
+    _record: type[_R]
+
+    @database_call
+    async def insert(self, record: _R) -> None:
+        await self._write(self._table.insert().values(**_values(record)))
+
+    @database_call
+    async def _one(self, where: sa.ColumnElement[bool]) -> _R | None:
+        row = await self._first(self._table.select().where(where))
+        return _load(self._record, row) if row is not None else None
+
+
 class SqlAgentStore(_SqlStore):
     """Registrations in ``ath_agents``."""
 
@@ -234,17 +251,11 @@ class SqlAgentStore(_SqlStore):
         return [_load_agent(r) for r in rows]
 
 
-class SqlSessionStore(_SqlStore):
+class SqlSessionStore(_RecordStore[SessionRecord]):
     """Sessions in ``ath_sessions``."""
 
-    @database_call
-    async def insert(self, session: SessionRecord) -> None:
-        await self._write(sessions_table.insert().values(**_values(session)))
-
-    @database_call
-    async def _one(self, where: sa.ColumnElement[bool]) -> SessionRecord | None:
-        row = await self._first(sessions_table.select().where(where))
-        return _load(SessionRecord, row) if row is not None else None
+    _table = sessions_table
+    _record = SessionRecord
 
     @database_call
     async def get(self, session_id: str) -> SessionRecord | None:
@@ -279,22 +290,16 @@ class SqlSessionStore(_SqlStore):
         )
 
 
-class SqlTokenStore(_SqlStore):
+class SqlTokenStore(_RecordStore[TokenRecord]):
     """Tokens in ``ath_tokens`` (hashes only); ``get_by_hash`` reads through the database's
     fast path (``athkit.server._tokenread``) and falls back to SQLAlchemy."""
+
+    _table = tokens_table
+    _record = TokenRecord
 
     def __init__(self, db: AsyncEngine) -> None:
         super().__init__(db)
         self._reader = token_reader(db)
-
-    @database_call
-    async def insert(self, token: TokenRecord) -> None:
-        await self._write(tokens_table.insert().values(**_values(token)))
-
-    @database_call
-    async def _one(self, where: sa.ColumnElement[bool]) -> TokenRecord | None:
-        row = await self._first(tokens_table.select().where(where))
-        return _load(TokenRecord, row) if row is not None else None
 
     @database_call
     async def get_by_hash(self, token_hash: str) -> TokenRecord | None:

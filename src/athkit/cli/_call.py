@@ -13,17 +13,7 @@ import typer
 from rich.console import Console
 
 from athkit.cli._agent_output import EXIT_OK, EXIT_REFUSED, Output, handles_errors
-from athkit.cli._options import (
-    AgentOpt,
-    HeaderOpt,
-    JsonOpt,
-    KeyOpt,
-    ModeOpt,
-    ProviderOpt,
-    ServerOpt,
-    Setup,
-    parse_headers,
-)
+from athkit.cli._options import Connection, JsonOpt, ProviderOpt, connects, parse_headers
 
 
 def _read_data(data: str | None) -> bytes | None:
@@ -47,7 +37,9 @@ def _body_of(response: httpx.Response) -> Any:
 
 
 @handles_errors()
+@connects
 def call(
+    *,
     method: Annotated[str, typer.Argument(help="HTTP method, e.g. GET.")],
     path: Annotated[str, typer.Argument(help="API path, e.g. /messages.")],
     provider: ProviderOpt = None,
@@ -57,17 +49,12 @@ def call(
     query: Annotated[
         list[str] | None, typer.Option("--query", "-q", help="name=value (repeatable).")
     ] = None,
-    server: ServerOpt = None,
-    mode: ModeOpt = None,
-    agent_id: AgentOpt = None,
-    key: KeyOpt = None,
-    header: HeaderOpt = None,
+    connection: Connection,
     json_output: JsonOpt = False,
 ) -> None:
     """Call the protected API: the gateway proxy, or the native service's api_base."""
-    setup = Setup.load()
     # -H goes on every request to the server; a Content-Type only on the API call itself.
-    every = parse_headers(header)
+    every = parse_headers(connection.header)
     headers = {k: every.pop(k) for k in list(every) if k.lower() == "content-type"}
     body = _read_data(data)
     if body is not None and not headers:
@@ -82,7 +69,7 @@ def call(
         if not sep:
             raise ValueError(f"--query wants name=value, got {item!r}")
         params.append((name, value))
-    with setup.client(server, mode, agent_id, key, headers=every) as client:
+    with connection.client(headers=every) as client:
         if client.mode is None:
             client.discover()
         target = provider

@@ -62,6 +62,19 @@ def _show_config(out: Output, setup: Setup) -> None:
     out.result(data, render)
 
 
+def _save_and_show(setup: Setup, json_output: bool) -> None:
+    setup.config.save(setup.directory)
+    _show_config(Output(json_output), setup)
+
+
+def _setting(name: str) -> str:
+    """The AgentConfig attribute behind a setting's name on the command line."""
+    attr = _SETTINGS.get(name)
+    if attr is None:
+        raise ValueError(f"unknown setting {name!r}; one of: {', '.join(_SETTINGS)}")
+    return attr
+
+
 @config_app.command("show")
 @handles_errors()
 def config_show(json_output: JsonOpt = False) -> None:
@@ -95,8 +108,7 @@ def config_set_server(
     }
     if default or setup.config.default_server is None:
         setup.config.default_server = name
-    setup.config.save(setup.directory)
-    _show_config(Output(json_output), setup)
+    _save_and_show(setup, json_output)
 
 
 @config_app.command("remove-server")
@@ -109,8 +121,7 @@ def config_remove_server(name: str, json_output: JsonOpt = False) -> None:
     setup.config.servers = {k: v for k, v in setup.config.servers.items() if k != name}
     if setup.config.default_server == name:
         setup.config.default_server = None
-    setup.config.save(setup.directory)
-    _show_config(Output(json_output), setup)
+    _save_and_show(setup, json_output)
 
 
 @config_app.command("set")
@@ -122,16 +133,13 @@ def config_set(
 ) -> None:
     """Set a default (agent-id, key-path, name, developer-name, developer-id, default-server)."""
     setup = Setup.load()
-    attr = _SETTINGS.get(setting)
-    if attr is None:
-        raise ValueError(f"unknown setting {setting!r}; one of: {', '.join(_SETTINGS)}")
+    attr = _setting(setting)
     if attr == "default_server" and value not in setup.config.servers:
         raise ValueError(f"no server named {value!r}; add it with `ath config set-server`")
     if attr == "key_path":
         value = str(Path(value).expanduser().resolve())
     setattr(setup.config, attr, value)
-    setup.config.save(setup.directory)
-    _show_config(Output(json_output), setup)
+    _save_and_show(setup, json_output)
 
 
 @config_app.command("unset")
@@ -139,12 +147,9 @@ def config_set(
 def config_unset(setting: str, json_output: JsonOpt = False) -> None:
     """Clear a default."""
     setup = Setup.load()
-    attr = _SETTINGS.get(setting)
-    if attr is None:
-        raise ValueError(f"unknown setting {setting!r}; one of: {', '.join(_SETTINGS)}")
+    attr = _setting(setting)
     setattr(setup.config, attr, None)
-    setup.config.save(setup.directory)
-    _show_config(Output(json_output), setup)
+    _save_and_show(setup, json_output)
 
 
 def register_commands(app: typer.Typer) -> None:

@@ -8,7 +8,6 @@ input with ``--password-stdin``; they are stored only as scrypt hashes.
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -16,22 +15,17 @@ from typing import TYPE_CHECKING, TypeVar
 
 import typer
 
-from athkit.cli._gateway import _CONFIG, gateway_app
+from athkit.cli._gateway import _CONFIG, ask_secret, gateway_app, load_or_exit
+from athkit.cli._options import CHECK_OPT, command_group
 
 if TYPE_CHECKING:
     from athkit.console import ConsoleStore
 
 _T = TypeVar("_T")
 
-admin_app = typer.Typer(
-    name="admin",
-    help="Operator accounts of the gateway's console (/admin).",
-    no_args_is_help=True,
-)
-console_app = typer.Typer(
-    name="console",
-    help="Operator accounts of a native service's console (mount_console).",
-    no_args_is_help=True,
+admin_app = command_group("admin", "Operator accounts of the gateway's console (/admin).")
+console_app = command_group(
+    "console", "Operator accounts of a native service's console (mount_console)."
 )
 
 _STDIN = typer.Option(
@@ -44,21 +38,13 @@ _BASE = typer.Option(..., "--base-url", help="The service's public base URL (its
 
 
 def _password(from_stdin: bool) -> str:
-    if from_stdin:
-        return sys.stdin.readline().rstrip("\r\n")
-    return str(typer.prompt("Password", hide_input=True, confirmation_prompt=True))
+    return ask_secret("Password", from_stdin=from_stdin)
 
 
 def _gateway_target(config: Path) -> tuple[str, str]:
-    from athkit.gateway import ConfigError, load_config
     from athkit.gateway._settings import database_url
 
-    try:
-        loaded = load_config(config)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            typer.echo(str(problem), err=True)
-        raise typer.Exit(1) from None
+    loaded = load_or_exit(config)
     return database_url(loaded), loaded.base_url
 
 
@@ -188,9 +174,7 @@ def native_list_users(database_url: str = _DB, base_url: str = _BASE) -> None:
 @console_app.command("migrate")
 def native_migrate(
     database_url: str = _DB,
-    check: bool = typer.Option(
-        False, "--check", help="Change nothing: exit 1 unless the schema is at this release's head."
-    ),
+    check: bool = CHECK_OPT,
 ) -> None:
     """Bring the console's tables to this release (Alembic, under a database lock)."""
     from athkit.cli._migrate import CONSOLE, migrate_command

@@ -2,19 +2,43 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from athkit.cli._options import CHECK_OPT, command_group
+
 if TYPE_CHECKING:
     from athkit.config import Problem
 
-gateway_app = typer.Typer(
-    name="gateway",
-    help="Run an ATH gateway in front of services that know nothing of ATH.",
-    no_args_is_help=True,
+if TYPE_CHECKING:
+    from athkit.gateway import GatewayConfig
+
+
+def load_or_exit(config: Path) -> GatewayConfig:
+    """The gateway configuration in ``config``; else its problems on stderr and exit 1."""
+    from athkit.gateway import ConfigError, load_config
+
+    try:
+        return load_config(config)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            typer.echo(str(problem), err=True)
+        raise typer.Exit(1) from None
+
+
+def ask_secret(label: str, *, from_stdin: bool) -> str:
+    """A password or secret: one line of standard input, or prompted for (hidden, twice)."""
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    return str(typer.prompt(label, hide_input=True, confirmation_prompt=True))
+
+
+gateway_app = command_group(
+    "gateway", "Run an ATH gateway in front of services that know nothing of ATH."
 )
 
 _CONFIG = typer.Option(
@@ -150,9 +174,7 @@ def consent_key(
 @gateway_app.command("migrate")
 def migrate(
     config: Path = _CONFIG,
-    check: bool = typer.Option(
-        False, "--check", help="Change nothing: exit 1 unless the schema is at this release's head."
-    ),
+    check: bool = CHECK_OPT,
 ) -> None:
     """Bring the gateway's database schema to this release (Alembic, under a database lock).
 
@@ -160,15 +182,9 @@ def migrate(
     instances run. A schema from a release this one does not know is refused, never touched.
     """
     from athkit.cli._migrate import CONSOLE, SERVER, migrate_command
-    from athkit.gateway import ConfigError, load_config
     from athkit.gateway._settings import database_url
 
-    try:
-        loaded = load_config(config)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            typer.echo(str(problem), err=True)
-        raise typer.Exit(1) from None
+    loaded = load_or_exit(config)
     if loaded.database_url.startswith("memory:"):
         typer.echo(f"{config}: memory:// stores have no schema to migrate", err=True)
         raise typer.Exit(1)
@@ -245,14 +261,9 @@ def nginx_config_command(
     import os
 
     from athkit.config import read_secret
-    from athkit.gateway import ConfigError, load_config, nginx_config
+    from athkit.gateway import nginx_config
 
-    try:
-        loaded = load_config(config)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            typer.echo(str(problem), err=True)
-        raise typer.Exit(1) from None
+    loaded = load_or_exit(config)
     forward = loaded.forward_auth
     secret = read_secret(forward.secret_env, forward.secret_file, os.environ, loaded.base_dir)
     if secret is None:

@@ -19,12 +19,13 @@ from athkit.agent import authorize_interactive as run_interactive
 from athkit.cli._agent_output import EXIT_REFUSED, Output, handles_errors
 from athkit.cli._options import (
     AgentOpt,
+    Connection,
     HeaderOpt,
     JsonOpt,
-    KeyOpt,
     ModeOpt,
     ServerOpt,
     Setup,
+    connects,
     developer_of,
     scope_text,
     scopes_of,
@@ -97,8 +98,28 @@ def _provider_table(title: str, providers: list[ApprovedProvider]) -> Table:
 _STATUS_STYLE = {"approved": "green", "pending": "yellow", "denied": "red"}
 
 
+def _status_text(status: str) -> str:
+    return f"[bold {_STATUS_STYLE.get(status, 'white')}]{status}[/]"
+
+
+def _approval_view(
+    headline: str, providers: list[ApprovedProvider], *notes: str
+) -> Callable[[Console], None]:
+    """Renders a registration: its headline, the approval per provider, then ``notes``."""
+
+    def render(console: Console) -> None:
+        console.print(headline)
+        console.print(_provider_table("Approval", providers))
+        for note in notes:
+            console.print(note)
+
+    return render
+
+
 @handles_errors()
+@connects
 def register(
+    *,
     provider: Annotated[
         list[str] | None,
         typer.Option("--provider", "-p", help="PROVIDER=scope1,scope2 (repeatable)."),
@@ -114,22 +135,18 @@ def register(
         list[str] | None,
         typer.Option("--redirect-uri", help=f"Repeatable; default {LOOPBACK_REDIRECT_URI}."),
     ] = None,
-    server: ServerOpt = None,
-    mode: ModeOpt = None,
-    agent_id: AgentOpt = None,
-    key: KeyOpt = None,
-    header: HeaderOpt = None,
+    connection: Connection,
     json_output: JsonOpt = False,
 ) -> None:
     """Register the agent (Phase A); the client credentials are stored, never printed."""
-    setup = Setup.load()
+    setup = connection.setup
     requested: dict[str, list[str]] = {}
     for entry in provider or []:
         name, sep, scopes = entry.partition("=")
         if not sep or not name or not scopes_of([scopes]):
             raise ValueError(f"--provider wants PROVIDER=scope1,scope2, got {entry!r}")
         requested[name] = scopes_of([scopes])
-    with setup.client(server, mode, agent_id, key, headers=header) as client:
+    with connection.client() as client:
         if not requested:
             if not scope:
                 raise ValueError("say what to ask for: --provider P=scopes or --scope (native)")
@@ -150,43 +167,32 @@ def register(
         data.pop("client_secret", None)
         data["credentials_stored_in"] = str(CredentialStore(setup.directory).path)
 
-    def render(console: Console) -> None:
-        style = _STATUS_STYLE.get(result.agent_status, "white")
-        console.print(
-            f"Agent status: [bold {style}]{result.agent_status}[/]  "
-            f"client_id [bold]{escape(result.client_id)}[/]  "
-            f"(approval expires {result.approval_expires:%Y-%m-%d %H:%M} UTC)"
-        )
-        console.print(_provider_table("Approval", result.approved_providers))
-        console.print("[dim]Client credentials stored; the secret is never printed.[/]")
-
-    Output(json_output).result(data, render)
+    headline = (
+        f"Agent status: {_status_text(result.agent_status)}  "
+        f"client_id [bold]{escape(result.client_id)}[/]  "
+        f"(approval expires {result.approval_expires:%Y-%m-%d %H:%M} UTC)"
+    )
+    stored = "[dim]Client credentials stored; the secret is never printed.[/]"
+    Output(json_output).result(data, _approval_view(headline, result.approved_providers, stored))
 
 
 @handles_errors()
+@connects
 def status(
-    server: ServerOpt = None,
-    mode: ModeOpt = None,
-    agent_id: AgentOpt = None,
-    key: KeyOpt = None,
-    header: HeaderOpt = None,
+    *,
+    connection: Connection,
     json_output: JsonOpt = False,
 ) -> None:
     """Show the agent's registration as the server sees it."""
-    setup = Setup.load()
-    with setup.client(server, mode, agent_id, key, headers=header) as client:
+    with connection.client() as client:
         result = client.status()
 
-    def render(console: Console) -> None:
-        style = _STATUS_STYLE.get(result.agent_status, "white")
-        console.print(
-            f"[bold]{escape(result.agent_id)}[/]: [bold {style}]{result.agent_status}[/] "
-            f"(client_id {escape(result.client_id)}, expires "
-            f"{result.approval_expires:%Y-%m-%d %H:%M} UTC)"
-        )
-        console.print(_provider_table("Approval", result.approved_providers))
-
-    Output(json_output).result(result.dump(), render)
+    headline = (
+        f"[bold]{escape(result.agent_id)}[/]: {_status_text(result.agent_status)} "
+        f"(client_id {escape(result.client_id)}, expires "
+        f"{result.approval_expires:%Y-%m-%d %H:%M} UTC)"
+    )
+    Output(json_output).result(result.dump(), _approval_view(headline, result.approved_providers))
 
 
 def _token_summary(token: TokenResponse) -> dict[str, Any]:
@@ -217,7 +223,9 @@ def _render_token(token: TokenResponse) -> Callable[[Console], None]:
 
 
 @handles_errors()
+@connects
 def authorize(
+    *,
     ctx: typer.Context,
     provider: Annotated[
         str | None, typer.Argument(help="Provider id (optional for a native service).")
@@ -244,22 +252,17 @@ def authorize(
     timeout: Annotated[
         float, typer.Option("--timeout", help="Seconds to wait for the browser.")
     ] = 300.0,
-    server: ServerOpt = None,
-    mode: ModeOpt = None,
-    agent_id: AgentOpt = None,
-    key: KeyOpt = None,
-    header: HeaderOpt = None,
+    connection: Connection,
     json_output: JsonOpt = False,
 ) -> None:
     """Get the user's consent and a token (Phase B); the token is stored.
 
     By default opens the browser and catches the redirect on a 127.0.0.1 port.
     """
-    setup = Setup.load()
     out = Output(json_output)
     if code is not None and session is None:
         raise ValueError("--code needs --session (the ath_session_id)")
-    with setup.client(server, mode, agent_id, key, headers=header) as client:
+    with connection.client() as client:
         if session is not None:
             # Without --code: a session with no redirect URI, once the user finished (ATH §4.4).
             token = client.exchange_token(code, session)
@@ -376,18 +379,15 @@ def token(
 
 
 @handles_errors()
+@connects
 def revoke(
+    *,
     provider: Annotated[str | None, typer.Argument(help="Provider whose token to revoke.")] = None,
-    server: ServerOpt = None,
-    mode: ModeOpt = None,
-    agent_id: AgentOpt = None,
-    key: KeyOpt = None,
-    header: HeaderOpt = None,
+    connection: Connection,
     json_output: JsonOpt = False,
 ) -> None:
     """Revoke the stored token for a provider and forget it."""
-    setup = Setup.load()
-    with setup.client(server, mode, agent_id, key, headers=header) as client:
+    with connection.client() as client:
         client.revoke(provider)
     Output(json_output).result(
         {"revoked": True, "provider_id": provider},

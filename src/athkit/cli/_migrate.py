@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import typer
 
+from athkit.cli._options import CHECK_OPT, command_group
+
 
 @dataclass(frozen=True)
 class Component:
@@ -85,14 +87,8 @@ def migrate_command(url: str, component: Component, *, check: bool) -> None:
     typer.echo(f"{where}: {component.label} {outcome}")
 
 
-_CHECK = typer.Option(
-    False, "--check", help="Change nothing: exit 1 unless the schema is at this release's head."
-)
-
-native_app = typer.Typer(
-    name="native",
-    help="Operate the ATH engine of a native service (its database schema).",
-    no_args_is_help=True,
+native_app = command_group(
+    "native", "Operate the ATH engine of a native service (its database schema)."
 )
 
 
@@ -104,7 +100,7 @@ def native_migrate(
         envvar="ATH_DATABASE_URL",
         help="The service's ServerSettings.database_url (sqlite:///FILE, postgresql://...).",
     ),
-    check: bool = _CHECK,
+    check: bool = CHECK_OPT,
 ) -> None:
     """Bring the ATH engine's tables of a native service to this release (Alembic, locked)."""
     migrate_command(database_url, SERVER, check=check)

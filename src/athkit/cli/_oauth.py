@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import typer
@@ -12,12 +12,11 @@ import typer
 if TYPE_CHECKING:
     from athkit.oauthserver import OAuthServerConfig
 
-from athkit.cli._gateway import print_problems
+from athkit.cli._gateway import ask_secret, print_problems
+from athkit.cli._options import CHECK_OPT, command_group
 
-oauth_app = typer.Typer(
-    name="oauth",
-    help="Run athkit's OAuth 2.0 authorization server (login, consent, tokens).",
-    no_args_is_help=True,
+oauth_app = command_group(
+    "oauth", "Run athkit's OAuth 2.0 authorization server (login, consent, tokens)."
 )
 
 _CONFIG = typer.Option(
@@ -71,9 +70,7 @@ def serve(config: Path = _CONFIG, host: str = _HOST, port: int | None = _PORT) -
 @oauth_app.command("migrate")
 def migrate(
     config: Path = _CONFIG,
-    check: bool = typer.Option(
-        False, "--check", help="Change nothing: exit 1 unless the schema is at this release's head."
-    ),
+    check: bool = CHECK_OPT,
 ) -> None:
     """Bring the OAuth server's database schema to this release (Alembic, under a lock)."""
     from athkit.cli._migrate import OAUTH_SERVER, migrate_command
@@ -82,42 +79,37 @@ def migrate(
     migrate_command(settings.database_url, OAUTH_SERVER, check=check)
 
 
+def _stdin_opt(what: str) -> Any:
+    return typer.Option(
+        False, "--stdin", help=f"Read the {what} from standard input instead of prompting."
+    )
+
+
+def _print_hash(value: str, problem: str | None, hasher: Callable[[str], str]) -> None:
+    """Print ``hasher(value)``, unless ``problem`` says what is wrong with the value (exit 2)."""
+    if problem is not None:
+        typer.echo(problem, err=True)
+        raise typer.Exit(2)
+    typer.echo(hasher(value))
+
+
 @oauth_app.command("hash-password")
-def hash_password_command(
-    stdin: bool = typer.Option(
-        False, "--stdin", help="Read the password from standard input instead of prompting."
-    ),
-) -> None:
+def hash_password_command(stdin: bool = _stdin_opt("password")) -> None:
     """Print a scrypt hash of a password, for a user's password_hash in the config file."""
     from athkit.oauthserver import hash_password
 
-    if stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-    else:
-        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
-    if not password:
-        typer.echo("the password is empty", err=True)
-        raise typer.Exit(2)
-    typer.echo(hash_password(password))
+    password = ask_secret("Password", from_stdin=stdin)
+    _print_hash(password, "the password is empty" if not password else None, hash_password)
 
 
 @oauth_app.command("hash-secret")
-def hash_secret_command(
-    stdin: bool = typer.Option(
-        False, "--stdin", help="Read the secret from standard input instead of prompting."
-    ),
-) -> None:
+def hash_secret_command(stdin: bool = _stdin_opt("secret")) -> None:
     """Print the SHA-256 hash of a client secret, for client_secret_hash in the config file."""
     from athkit.protocol import hash_secret
 
-    if stdin:
-        secret = sys.stdin.readline().rstrip("\r\n")
-    else:
-        secret = typer.prompt("Client secret", hide_input=True, confirmation_prompt=True)
-    if len(secret) < 16:
-        typer.echo("a client secret needs at least 16 characters", err=True)
-        raise typer.Exit(2)
-    typer.echo(hash_secret(secret))
+    secret = ask_secret("Client secret", from_stdin=stdin)
+    too_short = "a client secret needs at least 16 characters" if len(secret) < 16 else None
+    _print_hash(secret, too_short, hash_secret)
 
 
 def register_commands(app: typer.Typer) -> None:

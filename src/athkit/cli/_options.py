@@ -1,12 +1,16 @@
 """What every ``ath`` agent command shares: its options (``--server``, ``--agent-id``, ``--key``,
 ``--mode``, ``--header``, ``--json``, ``--provider``) and :class:`Setup`, which resolves them with
-the environment and ``ath config`` into a client."""
+the environment and ``ath config`` into a client; and what the server commands share (their
+groups, ``migrate --check``)."""
 
 from __future__ import annotations
 
+import functools
+import inspect
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Literal, cast
+from typing import Annotated, Any, Literal, cast, get_type_hints
 from urllib.parse import urlsplit
 
 import httpx
@@ -62,6 +66,16 @@ ProviderOpt = Annotated[
 ]
 
 
+CHECK_OPT = typer.Option(
+    False, "--check", help="Change nothing: exit 1 unless the schema is at this release's head."
+)
+
+
+def command_group(name: str, help: str) -> typer.Typer:
+    """A group of ``ath`` subcommands; called bare, it shows its help."""
+    return typer.Typer(name=name, help=help, no_args_is_help=True)
+
+
 @dataclass
 class Setup:
     """What every networked command needs, resolved from options, environment and config."""
@@ -114,6 +128,60 @@ class Setup:
             store=CredentialStore(self.directory),
             headers=extra,
         )
+
+
+_CONNECTION_OPTIONS: dict[str, Any] = {
+    "server": ServerOpt,
+    "mode": ModeOpt,
+    "agent_id": AgentOpt,
+    "key": KeyOpt,
+    "header": HeaderOpt,
+}
+
+
+@dataclass(frozen=True)
+class Connection:
+    """Where and as whom a command connects (``--server``, ``--mode``, ``--agent-id``,
+    ``--key``, ``--header``), with the :class:`Setup` they are resolved against."""
+
+    setup: Setup
+    server: str | None
+    mode: str | None
+    agent_id: str | None
+    key: Path | None
+    header: list[str] | None
+
+    def client(self, *, headers: dict[str, str] | None = None) -> ATHClient:
+        """The client these options name; ``headers`` replace the ``--header`` values."""
+        chosen = self.header if headers is None else headers
+        return self.setup.client(self.server, self.mode, self.agent_id, self.key, headers=chosen)
+
+
+def connects(command: Callable[..., None]) -> Callable[..., None]:
+    """Give ``command`` the connection options where its ``connection`` parameter stands.
+
+    Typer sees (and ``--help`` lists) ``--server``, ``--mode``, ``--agent-id``, ``--key`` and
+    ``--header`` in that place; the command receives them as one :class:`Connection`.
+    """
+    hints = get_type_hints(command, include_extras=True)
+    params: list[inspect.Parameter] = []
+    for param in inspect.signature(command).parameters.values():
+        if param.name != "connection":
+            params.append(param.replace(annotation=hints[param.name], kind=param.KEYWORD_ONLY))
+            continue
+        for name, option in _CONNECTION_OPTIONS.items():
+            params.append(
+                inspect.Parameter(name, param.KEYWORD_ONLY, default=None, annotation=option)
+            )
+
+    @functools.wraps(command)
+    def run(**values: Any) -> None:
+        chosen = {name: values.pop(name) for name in _CONNECTION_OPTIONS}
+        command(connection=Connection(Setup.load(), **chosen), **values)
+
+    run.__signature__ = inspect.Signature(params, return_annotation=None)  # type: ignore[attr-defined]
+    run.__annotations__ = {param.name: param.annotation for param in params}
+    return run
 
 
 def scopes_of(values: list[str] | None) -> list[str]:

@@ -138,13 +138,20 @@ def normalize_request_path(path: str) -> tuple[str, ...] | None:
     return tuple(out)
 
 
+_CACHED_ROUTES_MAX = 2048  # decisions a route map remembers (under 1 MB)
+_CACHED_PATH_MAX = 256  # longer paths are decided afresh each time
+
+
 class ScopeRouteMap:
     """Which scope allows which requests. No match means deny."""
 
-    __slots__ = ("_rules",)
+    __slots__ = ("_allowing", "_rules")
 
     def __init__(self, rules: Mapping[str, Iterable[RouteRule]]) -> None:
         self._rules: dict[str, tuple[RouteRule, ...]] = {s: tuple(r) for s, r in rules.items()}
+        # (method, path) -> the scopes allowing it: the answer on every call of a hot path,
+        # which sees the same few routes again and again. Bounded; emptied when full.
+        self._allowing: dict[tuple[str, str], frozenset[str]] = {}
 
     @classmethod
     def from_config(cls, config: Mapping[str, Iterable[str]]) -> ScopeRouteMap:
@@ -179,12 +186,15 @@ class ScopeRouteMap:
 
     def allowing_scope(self, method: str, path: str, granted: Iterable[str]) -> str | None:
         """The first of ``granted`` that allows ``method path``, or ``None`` (deny)."""
-        segments = normalize_request_path(path)
-        if segments is None:
-            return None
-        verb = method.upper()
+        key = (method, path)
+        allowing = self._allowing.get(key)
+        if allowing is None:
+            allowing = frozenset(self.scopes_allowing(method, path))
+            if len(path) <= _CACHED_PATH_MAX:
+                if len(self._allowing) >= _CACHED_ROUTES_MAX:
+                    self._allowing.clear()
+                self._allowing[key] = allowing
         for scope in granted:
-            rules = self._rules.get(scope)
-            if rules and any(r.matches(verb, segments) for r in rules):
+            if scope in allowing:
                 return scope
         return None

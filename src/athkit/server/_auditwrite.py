@@ -77,6 +77,8 @@ def _text(value: str | None) -> str | None:
 
 
 def _json(value: Any) -> str:
+    if not value:
+        return "[]" if isinstance(value, list) else "{}"  # most scope lists of an event
     return json.dumps(without_nul(value))
 
 

@@ -301,9 +301,9 @@ class SqlTokenStore(_RecordStore[TokenRecord]):
         super().__init__(db)
         self._reader = token_reader(db)
 
-    @database_call
     async def get_by_hash(self, token_hash: str) -> TokenRecord | None:
         if self._reader is not None:
+            # The fast path turns every fault of its own into FastPathUnavailable.
             with contextlib.suppress(FastPathUnavailable):
                 return await self._reader.get_by_hash(token_hash)
         return await self._one(tokens_table.c.token_hash == token_hash)

@@ -226,3 +226,33 @@ def test_fuzzed_paths_never_raise_and_never_allow_dot_segments() -> None:
             decoded = unquote(path.partition("?")[0])
             assert "/../" not in decoded + "/" and "/./" not in decoded + "/"
             assert "\\" not in decoded and "\x00" not in decoded
+
+
+def test_remembered_decisions_answer_as_fresh_ones_and_stay_bounded() -> None:
+    routes = ScopeRouteMap.from_config(
+        {"orders:read": ["GET /orders", "GET /orders/{id}"], "orders:write": ["* /orders/**"]}
+    )
+    fresh = ScopeRouteMap.from_config(
+        {"orders:read": ["GET /orders", "GET /orders/{id}"], "orders:write": ["* /orders/**"]}
+    )
+    calls = [
+        ("GET", "/orders/1", ["orders:read"]),
+        ("GET", "/orders/1", ["orders:write", "orders:read"]),
+        ("GET", "/orders/1", ["profile"]),
+        ("DELETE", "/orders/1", ["orders:read"]),
+        ("DELETE", "/orders/1", ["orders:write"]),
+        ("get", "/orders/%2e%2e/admin", ["orders:read", "orders:write"]),
+        ("GET", "/orders/1", []),
+    ]
+    expected = ["orders:read", "orders:write", None, None, "orders:write", None, None]
+    for _ in range(3):  # the second and third time from memory
+        for (method, path, granted), answer in zip(calls, expected, strict=True):
+            allowing = fresh.scopes_allowing(method, path)
+            assert answer == next((s for s in granted if s in allowing), None)
+            assert routes.allowing_scope(method, path, granted) == answer
+    # A client sending endless distinct paths cannot grow the memory without bound.
+    for i in range(20_000):
+        routes.allowing_scope("GET", f"/orders/{i}", ["orders:read"])
+    assert len(routes._allowing) <= 2048
+    assert routes.allowing_scope("GET", "/orders/" + "x" * 300, ["orders:read"]) == "orders:read"
+    assert all(len(path) <= 256 for _, path in routes._allowing)

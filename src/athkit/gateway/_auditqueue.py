@@ -55,10 +55,14 @@ class AuditQueue:
     async def put(self, event: str, **fields: Any) -> None:
         """Queue one event (waits while the queue is full: events are never dropped)."""
         record = AuditEvent(event=event, timestamp=self._engine.clock.now(), **fields)
-        if self._queue is None:  # not started (embedding without lifespan): write inline
+        queue = self._queue
+        if queue is None:  # not started (embedding without lifespan): write inline
             await self._engine.audit_log.record(record)
             return
-        await self._queue.put(record)
+        if queue.full():
+            await queue.put(record)  # the writer is behind: wait for it
+        else:
+            queue.put_nowait(record)
 
     def self_check(self) -> None:
         """Refuse the call while audit events cannot be stored."""

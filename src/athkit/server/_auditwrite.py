@@ -76,10 +76,15 @@ def _text(value: str | None) -> str | None:
     return value.replace("\x00", "\ufffd") if value is not None and "\x00" in value else value
 
 
+_encode = json.JSONEncoder().encode  # json.dumps' defaults, as SQLAlchemy's JSON type writes
+
+
 def _json(value: Any) -> str:
     if not value:
         return "[]" if isinstance(value, list) else "{}"  # most scope lists of an event
-    return json.dumps(without_nul(value))
+    text = _encode(value)
+    # NUL is written "\u0000" by the encoder; only then is the value walked to replace it.
+    return text if "\\u0000" not in text else _encode(without_nul(value))
 
 
 def audit_row(event: AuditEvent) -> tuple[Any, ...]:

@@ -74,7 +74,11 @@ def _events(tag: str, now: float | None = None) -> list[AuditEvent]:
             denied_scopes=["mail:send"],
             reason="scope_violation \x00",
             code="SCOPE_NOT_APPROVED",
-            details={"path": f"/x/{tag}", "nested": {"k\x00": ["v", 1, None, True]}},
+            details={
+                "path": f"/x/{tag}",
+                "nested": {"k\x00": ["v", 1, None, True]},
+                "literal": "\\u0000 is six characters, not NUL",
+            },
         )
     ]
 
@@ -112,6 +116,7 @@ async def test_fast_batches_read_back_as_the_store_writes_them(database_url: str
         assert denied.agent_id == "https://agent.example/\ufffdevil"
         assert denied.requested_scopes == ["mail:read", "ünïcode"]
         assert denied.details["nested"] == {"k\ufffd": ["v", 1, None, True]}
+        assert denied.details["literal"] == "\\u0000 is six characters, not NUL"
         assert len({e.event_id for e in stored}) == 12  # ids assigned by the database
     finally:
         await db.dispose()

@@ -120,13 +120,17 @@ def message_page(
     return HTMLResponse(body, status_code=status, headers={**PAGE_HEADERS, **(headers or {})})
 
 
+class ErrorPageExtras(TypedDict, total=False):
+    """What an error page may carry besides its explanation: buttons to go on (``links``), the
+    site's name, and headers of its own."""
+
+    links: Sequence[Link]
+    site: str | None
+    headers: Mapping[str, str] | None
+
+
 def _explained(
-    text: Explanation,
-    status: int,
-    code: str | None,
-    links: Sequence[Link],
-    site: str | None,
-    headers: Mapping[str, str] | None,
+    text: Explanation, status: int, code: str | None, **extras: Unpack[ErrorPageExtras]
 ) -> HTMLResponse:
     return message_page(
         text.title,
@@ -135,30 +139,16 @@ def _explained(
         status=status,
         tone="error",
         code=code,
-        links=links,
-        site=site,
-        headers=headers,
+        **extras,
     )
 
 
-def ath_error_page(
-    exc: ATHError,
-    *,
-    links: Sequence[Link] = (),
-    site: str | None = None,
-    headers: Mapping[str, str] | None = None,
-) -> HTMLResponse:
+def ath_error_page(exc: ATHError, **extras: Unpack[ErrorPageExtras]) -> HTMLResponse:
     """The page a browser gets for ``exc``: same status as the JSON error, the code in small
     print, and in words what happened and what to do."""
-    return _explained(explain(exc), exc.status, exc.code.value, links, site, headers)
+    return _explained(explain(exc), exc.status, exc.code.value, **extras)
 
 
-def status_page(
-    status: int,
-    *,
-    links: Sequence[Link] = (),
-    site: str | None = None,
-    headers: Mapping[str, str] | None = None,
-) -> HTMLResponse:
+def status_page(status: int, **extras: Unpack[ErrorPageExtras]) -> HTMLResponse:
     """The page a browser gets for a bare HTTP error (unknown address, wrong method)."""
-    return _explained(explain_status(status), status, None, links, site, headers)
+    return _explained(explain_status(status), status, None, **extras)

@@ -127,6 +127,11 @@ def _event_id(request: Request) -> int | None:
     return int(raw)
 
 
+def _filters(request: Request, *names: str) -> dict[str, Any]:
+    """The exact-match filters ``names`` from the query string (an absent one matches any)."""
+    return {name: request.query_params.get(name) for name in names}
+
+
 def _limit(request: Request) -> int:
     raw = request.query_params.get("limit", "100")
     if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= 1000:
@@ -210,12 +215,9 @@ def create_admin_routes(engine: ATHEngine) -> list[BaseRoute]:
         return JSONResponse(agent_json(agent), headers=NO_STORE)
 
     async def list_tokens(request: Request) -> Response:
-        q = request.query_params
         tokens = await engine.list_tokens(
-            client_id=q.get("client_id"),
-            user_id=q.get("user_id"),
-            provider_id=q.get("provider_id"),
-            active_only=q.get("active", "true").lower() != "false",
+            **_filters(request, "client_id", "user_id", "provider_id"),
+            active_only=request.query_params.get("active", "true").lower() != "false",
             limit=_limit(request),
         )
         return JSONResponse({"tokens": [token_json(t) for t in tokens]}, headers=NO_STORE)
@@ -225,12 +227,8 @@ def create_admin_routes(engine: ATHEngine) -> list[BaseRoute]:
         return JSONResponse({"revoked": revoked}, headers=NO_STORE)
 
     async def audit(request: Request) -> Response:
-        q = request.query_params
         events = await engine.query_audit(
-            agent_id=q.get("agent_id"),
-            user_id=q.get("user_id"),
-            provider_id=q.get("provider_id"),
-            event=q.get("event"),
+            **_filters(request, "agent_id", "user_id", "provider_id", "event"),
             since=_instant(request, "since"),
             until=_instant(request, "until"),
             limit=_limit(request),

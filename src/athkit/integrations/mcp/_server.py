@@ -94,9 +94,7 @@ class ATHMcp:
         engine: ATHEngine | None = None,
         provider_id: str | None = None,
     ) -> None:
-        self.server = server
-        self.engine = engine
-        self.provider_id = provider_id
+        # A malformed scope map is refused before anything is kept or hooked in.
         self._config: dict[str, list[str]] = {}
         for scope, names in (scopes or {}).items():
             if isinstance(names, str):
@@ -104,6 +102,9 @@ class ATHMcp:
             for name in names:
                 self._add(scope, name)
         self._map = McpScopeMap.from_config(self._config)
+        self.server = server
+        self.engine = engine
+        self.provider_id = provider_id
         server.middleware.append(self._middleware)
 
     def _add(self, scope: str, name: str) -> None:

@@ -99,7 +99,7 @@ def authorize_checks(run: _Run) -> None:
                 url = urljoin(url, step.headers["location"])
         raise Failed("no redirect towards the provider carries a PKCE code_challenge")
 
-    for args in (
+    run.check_all(
         ("authz-unknown-client", "§4.3", "an unknown client_id is refused", unknown_client),
         ("authz-scope", "§4.3", "scopes outside the approved ones are refused", scope_outside),
         (
@@ -129,8 +129,7 @@ def authorize_checks(run: _Run) -> None:
         ),
         ("authz-state", "§4.3", "state is required", state_required),
         ("authz-pkce", "§4.3/§6", "the provider authorization carries PKCE S256", pkce),
-    ):
-        run.check(*args)
+    )
 
 
 def callback_and_token_checks(run: _Run) -> None:
@@ -288,7 +287,7 @@ def callback_and_token_checks(run: _Run) -> None:
             raise Failed(f"the redirect after a refusal is {query}")
         return error_of(run.token(denied, session_id, "none"), 403, "USER_DENIED")
 
-    for args in (
+    run.check_all(
         ("cb-state", "§4.4", "a callback with an unknown state is refused", wrong_state),
         ("cb-no-state", "§4.4", "a callback without state is refused", missing_state),
         (
@@ -322,5 +321,4 @@ def callback_and_token_checks(run: _Run) -> None:
             "a refusal redirects with access_denied; no token",
             user_denied,
         ),
-    ):
-        run.check(*args)
+    )

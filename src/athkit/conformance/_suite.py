@@ -87,6 +87,11 @@ class _Run:
         self.report.results.append(CheckResult(check_id, section, title, outcome, detail))
         return outcome == "pass"
 
+    def check_all(self, *checks: tuple[str, str, str, Callable[[], str | None]]) -> None:
+        """Run :meth:`check` for each ``(check_id, section, title, work)``, in order."""
+        for args in checks:
+            self.check(*args)
+
     def need(self, name: str) -> Agent:
         agent = self.agents[name]
         if agent.client_id is None or agent.client_secret is None:
@@ -466,13 +471,12 @@ class _Run:
             )
             return error_of(response, 403, "SCOPE_NOT_APPROVED")
 
-        for args in (
+        self.check_all(
             ("api-ok", "§4.6", "the token works with its own agent's id", works),
             ("api-no-token", "§4.6", "a call without a token is refused", no_token),
             ("api-bad-token", "§4.6", "an unknown token is refused", bogus_token),
             ("api-agent", "§4.6", "X-ATH-Agent-ID of another agent is refused", other_agent),
-        ):
-            self.check(*args)
+        )
         if self.mode != "gateway":
             return  # the proxy's own checks (ATH §4.6 steps 3-4) do not apply to a native API
         self.check(
@@ -485,6 +489,17 @@ class _Run:
             "proxy-scope-map", "§4.6", "a call that matches no scope mapping is refused", unmapped
         )
 
+    def revoke_as(self, agent: Agent, token: str) -> httpx.Response:
+        """Ask /ath/revoke to revoke ``token``, authenticated as ``agent``'s client."""
+        return self.http.post(
+            self.revoke_url,
+            json={
+                "token": token,
+                "client_id": agent.client_id,
+                "client_secret": agent.client_secret,
+            },
+        )
+
     def revocation_checks(self) -> None:
         def unauthenticated() -> str:
             token = self.need_token("second") if "second" in self.tokens else "x"
@@ -492,14 +507,7 @@ class _Run:
 
         def foreign() -> str:
             token, other = self.need_token("main"), self.need("other")
-            response = self.http.post(
-                self.revoke_url,
-                json={
-                    "token": token,
-                    "client_id": other.client_id,
-                    "client_secret": other.client_secret,
-                },
-            )
+            response = self.revoke_as(other, token)
             if response.status_code != 200:
                 raise Failed(f"answered {response.status_code} (RFC 7009: 200)")
             if self.cfg.call is None:
@@ -511,14 +519,7 @@ class _Run:
 
         def own() -> str:
             token, main = self.need_token("main"), self.need("main")
-            response = self.http.post(
-                self.revoke_url,
-                json={
-                    "token": token,
-                    "client_id": main.client_id,
-                    "client_secret": main.client_secret,
-                },
-            )
+            response = self.revoke_as(main, token)
             if response.status_code != 200:
                 raise Failed(f"answered {response.status_code}: {response.text[:200]}")
             if self.cfg.call is None:
@@ -527,25 +528,17 @@ class _Run:
 
         def unknown() -> str:
             main = self.need("main")
-            response = self.http.post(
-                self.revoke_url,
-                json={
-                    "token": "ath-conformance-unknown-token",
-                    "client_id": main.client_id,
-                    "client_secret": main.client_secret,
-                },
-            )
+            response = self.revoke_as(main, "ath-conformance-unknown-token")
             if response.status_code != 200:
                 raise Failed(f"answered {response.status_code} (RFC 7009 §2.2: 200)")
             return "200"
 
-        for args in (
+        self.check_all(
             ("revoke-auth", "§4.7", "unauthenticated revocation is refused", unauthenticated),
             ("revoke-foreign", "§4.7", "an agent cannot revoke another agent's token", foreign),
             ("revoke-own", "§4.7", "a revoked token is unusable at once", own),
             ("revoke-unknown", "§4.7", "revoking an unknown token answers 200", unknown),
-        ):
-            self.check(*args)
+        )
 
 
 def run_conformance(config: ConformanceConfig) -> ConformanceReport:

@@ -35,42 +35,11 @@ class Role:
 
 @dataclass(frozen=True)
 class Cast:
-    """Who plays in a story, and where the implementer (shop or gateway) lives."""
+    """Who plays in a story: the ``role``'s players on ``stack``, the implementer (shop or
+    gateway) at ``base_url``, and the story's agent ``agent_id`` signing with ``agent_key``."""
 
+    role: Role
+    stack: Stack
     base_url: str
-    provider_id: str
-    implementer: str  # "the shop", "the gateway"
-    login_site: str  # where the person logs in: "the shop's OAuth server"
-    login_url: str  # its base URL
-    agent_name: str
     agent_id: str
     agent_key: PrivateKey
-    developer: Mapping[str, str]
-    sketchy_id: str
-    sketchy_key: PrivateKey
-    username: str
-    password: str
-    admin_token: str
-
-    @classmethod
-    def of(
-        cls, role: Role, stack: Stack, base_url: str, agent_id: str, agent_key: PrivateKey
-    ) -> Cast:
-        """The cast of ``role`` played on ``stack`` (the implementer at ``base_url``; the
-        story's agent ``agent_id`` signing with ``agent_key``)."""
-        return cls(
-            base_url=base_url,
-            provider_id=role.provider_id,
-            implementer=role.implementer,
-            login_site=role.login_site,
-            login_url=stack.oauth_url,
-            agent_name=role.agent_name,
-            agent_id=agent_id,
-            agent_key=agent_key,
-            developer=role.developer,
-            sketchy_id=stack.sketchy_id,
-            sketchy_key=stack.sketchy_key,
-            username=stack.username,
-            password=stack.password,
-            admin_token=stack.admin_token,
-        )

@@ -6,6 +6,7 @@ Subclasses (the native shop, the gateway in front of Example Mail) add their API
 
 from __future__ import annotations
 
+import functools
 import webbrowser
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -13,7 +14,13 @@ from urllib.parse import urljoin
 
 import httpx
 
-from athkit.agent import ATHClient, ATHClientError, LoopbackListener, new_state
+from athkit.agent import (
+    ATHClient,
+    ATHClientError,
+    LoopbackListener,
+    PendingAuthorization,
+    new_state,
+)
 from athkit.demo._cast import SCENARIOS, Cast
 from athkit.demo._report import Row, Step
 from athkit.demo._story import Story, StoryError, error_code, error_message, query_of, scopes_text
@@ -43,6 +50,10 @@ class HandshakeStory:
         # the pages the login site showed her.
         self._pages: list[str] = []
         self.alice = httpx.Client(timeout=10.0, event_hooks={"response": [self._seen]})
+        # Alice walking from a URL through the login (as herself) and the consent.
+        self.alice_walks = functools.partial(
+            drive_consent, self.alice, username=cast.stack.username, password=cast.stack.password
+        )
         self.agent = ATHClient(
             cast.base_url,
             agent_id=cast.agent_id,
@@ -54,9 +65,9 @@ class HandshakeStory:
         self.client_id = ""
 
     def _seen(self, response: httpx.Response) -> None:
-        if str(response.url).startswith(self.cast.login_url) and "html" in response.headers.get(
-            "content-type", ""
-        ):
+        if str(response.url).startswith(
+            self.cast.stack.oauth_url
+        ) and "html" in response.headers.get("content-type", ""):
             response.read()
             self._pages.append(response.text)
 
@@ -126,7 +137,7 @@ class HandshakeStory:
                 response = self.agent.request(method, path, json=json, raise_for_ath_error=False)
             else:
                 response = self.agent.proxy(
-                    self.cast.provider_id, method, path, json=json, raise_for_ath_error=False
+                    self.cast.role.provider_id, method, path, json=json, raise_for_ath_error=False
                 )
         except ATHClientError as exc:
             return None, exc
@@ -136,7 +147,7 @@ class HandshakeStory:
         """The request path as it goes over the wire."""
         if self.mode == "native":
             return f"/api{path}"
-        return f"/ath/proxy/{self.cast.provider_id}{path}"
+        return f"/ath/proxy/{self.cast.role.provider_id}{path}"
 
     @staticmethod
     def outcome_of(
@@ -153,22 +164,22 @@ class HandshakeStory:
     def registration(self, requested: list[str], *, purpose: str, why: str) -> list[str]:
         """Register the agent; returns the approved scopes."""
         response = self.agent.register(
-            {self.cast.provider_id: requested},
-            developer=dict(self.cast.developer),
+            {self.cast.role.provider_id: requested},
+            developer=dict(self.cast.role.developer),
             purpose=purpose,
             redirect_uris=[self.redirect_uri],
         )
         self.client_id = response.client_id
         provider = next(
-            p for p in response.approved_providers if p.provider_id == self.cast.provider_id
+            p for p in response.approved_providers if p.provider_id == self.cast.role.provider_id
         )
         approved = list(provider.approved_scopes)
         waiting = [s for s in requested if s not in approved and s not in provider.denied_scopes]
         self.story.record(
             Step(
                 step="registration",
-                title=f"Registration: {self.cast.implementer} decides what {self.cast.agent_name} "
-                "may ever ask for",
+                title=f"Registration: {self.cast.role.implementer} decides what "
+                f"{self.cast.role.agent_name} may ever ask for",
                 ok=response.agent_status == "approved" and waiting == [self.review_scope],
                 outcome=response.agent_status,
                 scopes=approved,
@@ -181,7 +192,7 @@ class HandshakeStory:
                 },
                 sent=[
                     f"POST /ath/agents/register  agent_id={self.cast.agent_id}, signed ES256 "
-                    f"attestation (aud = {self.cast.implementer})",
+                    f"attestation (aud = {self.cast.role.implementer})",
                     f"requested: {scopes_text(requested)}",
                 ],
                 received=[
@@ -198,7 +209,7 @@ class HandshakeStory:
         self, scopes: list[str], *, title: str, consent_title: str, step_suffix: str
     ) -> TokenResponse | None:
         """authorize → the person's consent (unticking ``untick``) → token exchange."""
-        name, where = self.cast.agent_name, self.cast.implementer
+        name, where = self.cast.role.agent_name, self.cast.role.implementer
         state = new_state()
         listener: LoopbackListener | None = None
         redirect_uri = self.redirect_uri
@@ -207,7 +218,7 @@ class HandshakeStory:
             redirect_uri = listener.redirect_uri
         try:
             pending = self.agent.authorize(
-                self.cast.provider_id, scopes, user_redirect_uri=redirect_uri, state=state
+                self.cast.role.provider_id, scopes, user_redirect_uri=redirect_uri, state=state
             )
             self.story.record(
                 Step(
@@ -230,11 +241,8 @@ class HandshakeStory:
                 code = self._consent_in_browser(pending.authorization_url, listener)
                 consent_detail = ["you completed the consent page in your browser"]
             else:
-                target = drive_consent(
-                    self.alice,
+                target = self.alice_walks(
                     pending.authorization_url,
-                    username=self.cast.username,
-                    password=self.cast.password,
                     scopes=wanted,
                     allow=True,
                     stop_at=redirect_uri,
@@ -248,13 +256,14 @@ class HandshakeStory:
                     raise StoryError("the redirect came back with another state")
                 code = params.get("code", "")
                 consent_detail = [
-                    f"Alice logs in as {self.cast.username!r} at {self.cast.login_site}; its "
-                    f"consent page shows {name} from the signed ath_context",
+                    f"Alice logs in as {self.cast.stack.username!r} at "
+                    f"{self.cast.role.login_site}; its consent page shows {name} from the signed "
+                    "ath_context",
                     f"ticked: {scopes_text(wanted)}; unticked: {self.untick}; pressed Allow",
                 ]
             # Agent-aware consent, measured: the page Alice saw named the agent and developer.
             named = listener is not None or any(
-                name in page and self.cast.developer["name"] in page for page in self._pages
+                name in page and self.cast.role.developer["name"] in page for page in self._pages
             )
             self.story.record(
                 Step(
@@ -322,28 +331,31 @@ class HandshakeStory:
             )
         return token
 
+    def alice_answers(
+        self, scopes: list[str], *, allow: bool
+    ) -> tuple[str, PendingAuthorization, str | httpx.Response]:
+        """The agent asks for ``scopes`` and Alice answers: Allow with all of them ticked, or
+        Deny. The state sent, the pending authorization, and where her browser stopped."""
+        state = new_state()
+        pending = self.agent.authorize(
+            self.cast.role.provider_id, scopes, user_redirect_uri=self.redirect_uri, state=state
+        )
+        ticked = scopes if allow else None
+        url = pending.authorization_url
+        return (
+            state,
+            pending,
+            self.alice_walks(url, scopes=ticked, allow=allow, stop_at=self.redirect_uri),
+        )
+
     def keep_connected(self) -> bool:
         """After the story (``--serve``): Alice connects the agent once more, with
         ``connected_scope``, so that a person exploring finds it on Connected agents. Recorded
         nowhere; ``False`` if it could not be done."""
         if not self.connected_scope or not self.client_id:
             return False
-        state = new_state()
         try:
-            pending = self.agent.authorize(
-                self.cast.provider_id,
-                [self.connected_scope],
-                user_redirect_uri=self.redirect_uri,
-                state=state,
-            )
-            target = drive_consent(
-                self.alice,
-                pending.authorization_url,
-                username=self.cast.username,
-                password=self.cast.password,
-                scopes=[self.connected_scope],
-                stop_at=self.redirect_uri,
-            )
+            state, pending, target = self.alice_answers([self.connected_scope], allow=True)
             if not isinstance(target, str) or query_of(target).get("state") != state:
                 return False
             self.agent.exchange_token(query_of(target).get("code", ""), pending.ath_session_id)
@@ -355,8 +367,9 @@ class HandshakeStory:
         opened = webbrowser.open(url)
         where = "in your browser" if opened else f"by opening {url}"
         self.story.reporter.banner(
-            f"Log in as {self.cast.username!r} with password {self.cast.password!r} {where}; "
-            f"untick {self.untick} and press Allow. Waiting up to {int(BROWSER_TIMEOUT)} s.",
+            f"Log in as {self.cast.stack.username!r} with password {self.cast.stack.password!r} "
+            f"{where}; untick {self.untick} and press Allow. "
+            f"Waiting up to {int(BROWSER_TIMEOUT)} s.",
             {"consent page": url},
             kind="waiting",
         )
@@ -424,7 +437,7 @@ class HandshakeStory:
         """Why the review scope is not approved, from GET /ath/agents/{client_id}."""
         status = self.agent.status()
         provider = next(
-            p for p in status.approved_providers if p.provider_id == self.cast.provider_id
+            p for p in status.approved_providers if p.provider_id == self.cast.role.provider_id
         )
         return provider.denial_reason
 
@@ -432,16 +445,16 @@ class HandshakeStory:
         """The implementer's operator approves the pending scope through the admin API."""
         response = self.http.post(
             f"{self.cast.base_url}/ath/admin/agents/{self.client_id}/approve",
-            headers={"Authorization": f"Bearer {self.cast.admin_token}"},
+            headers={"Authorization": f"Bearer {self.cast.stack.admin_token}"},
         )
         status = self.agent.status()
         provider = next(
-            p for p in status.approved_providers if p.provider_id == self.cast.provider_id
+            p for p in status.approved_providers if p.provider_id == self.cast.role.provider_id
         )
         self.story.record(
             Step(
                 step="operator_approves",
-                title=f"The operator reviews {self.cast.agent_name} and approves "
+                title=f"The operator reviews {self.cast.role.agent_name} and approves "
                 f"{self.review_scope}",
                 ok=response.status_code == 200 and self.review_scope in provider.approved_scopes,
                 outcome="approved" if response.status_code == 200 else "failed",
@@ -449,10 +462,10 @@ class HandshakeStory:
                 scopes=list(provider.approved_scopes),
                 sent=[f"POST /ath/admin/agents/{self.client_id}/approve  (admin bearer token)"],
                 received=[
-                    f"{response.status_code}: {self.cast.agent_name} now approved for "
+                    f"{response.status_code}: {self.cast.role.agent_name} now approved for "
                     f"{scopes_text(provider.approved_scopes)}"
                 ],
-                why=f"Approval alone gives {self.cast.agent_name} nothing: it must ask Alice "
+                why=f"Approval alone gives {self.cast.role.agent_name} nothing: it must ask Alice "
                 "again.",
             )
         )
@@ -464,7 +477,7 @@ class HandshakeStory:
         self.story.record(
             Step(
                 step="after_revocation",
-                title=f"{self.cast.agent_name}'s next call",
+                title=f"{self.cast.role.agent_name}'s next call",
                 ok=code == "TOKEN_REVOKED",
                 outcome="refused",
                 code=code,
@@ -488,7 +501,7 @@ class HandshakeStory:
             json={
                 "client_id": client_id,
                 "agent_attestation": sign(),
-                "provider_id": self.cast.provider_id,
+                "provider_id": self.cast.role.provider_id,
                 "scopes": [self.review_scope],
                 "state": new_state(),
             },
@@ -496,11 +509,11 @@ class HandshakeStory:
 
     def unregistered_agent(self) -> None:
         """A real agent with a valid signature that never registered."""
-        agent_id = self.cast.sketchy_id
+        agent_id = self.cast.stack.sketchy_id
         response = self._attacker_authorize(
             "ath_ci_made-up-client",
             lambda: create_attestation(
-                self.cast.sketchy_key, agent_id=agent_id, audience=self.cast.base_url
+                self.cast.stack.sketchy_key, agent_id=agent_id, audience=self.cast.base_url
             ),
         )
         code = error_code(response)
@@ -530,7 +543,7 @@ class HandshakeStory:
             ),
         )
         code = error_code(response)
-        name = self.cast.agent_name
+        name = self.cast.role.agent_name
         self.story.record(
             Step(
                 step="impostor_agent",
@@ -550,21 +563,10 @@ class HandshakeStory:
 
     def user_declines(self, scope: str) -> None:
         """The registered agent asks again; Alice presses Deny."""
-        state = new_state()
         code: str | None = None
         redirect_error: str | None = None
         try:
-            pending = self.agent.authorize(
-                self.cast.provider_id, [scope], user_redirect_uri=self.redirect_uri, state=state
-            )
-            target = drive_consent(
-                self.alice,
-                pending.authorization_url,
-                username=self.cast.username,
-                password=self.cast.password,
-                allow=False,
-                stop_at=self.redirect_uri,
-            )
+            _, pending, target = self.alice_answers([scope], allow=False)
             redirect_error = query_of(target).get("error") if isinstance(target, str) else None
             try:
                 # The redirect carried no code; the agent learns the outcome from /ath/token.
@@ -576,7 +578,7 @@ class HandshakeStory:
         self.story.record(
             Step(
                 step="user_declines",
-                title=f"{self.cast.agent_name} asks again; this time Alice presses Deny",
+                title=f"{self.cast.role.agent_name} asks again; this time Alice presses Deny",
                 ok=redirect_error == "access_denied" and code == "USER_DENIED",
                 outcome="denied",
                 code=code,

@@ -36,7 +36,7 @@ class MailStory(HandshakeStory):
     connected_scope = "mail:read"
 
     def __init__(self, stack: GatewayStack, story: Story, *, browser: bool = False) -> None:
-        cast = Cast.of(MAIL_ROLE, stack, stack.gateway_url, stack.mailbot_id, stack.mailbot_key)
+        cast = Cast(MAIL_ROLE, stack, stack.gateway_url, stack.mailbot_id, stack.mailbot_key)
         super().__init__(cast, story, mode="gateway", browser=browser)
         self.stack = stack
 
@@ -158,7 +158,7 @@ class MailStory(HandshakeStory):
 
     def operator_revokes_for_user(self) -> None:
         """The gateway has no pages for users: Alice asks its operator, who revokes."""
-        auth = {"Authorization": f"Bearer {self.cast.admin_token}"}
+        auth = {"Authorization": f"Bearer {self.cast.stack.admin_token}"}
         listed = self.http.get(
             f"{self.cast.base_url}/ath/admin/tokens",
             params={"client_id": self.client_id, "user_id": "user-alice"},

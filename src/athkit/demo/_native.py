@@ -11,7 +11,6 @@ from athkit.demo._stack import SHOPBOT_DEVELOPER, SHOPBOT_NAME, NativeStack
 from athkit.demo._story import Story, StoryError, error_code, find_form, scopes_text
 from athkit.demo.shop import SHOP_PROVIDER_ID, SHOP_SCOPES, format_price
 from athkit.protocol import AppDiscovery
-from athkit.testing import drive_consent
 
 PRODUCT = "hand-grinder"
 SHOP_ROLE = Role(
@@ -27,7 +26,7 @@ class NativeStory(HandshakeStory):
     connected_scope = "products:read"
 
     def __init__(self, stack: NativeStack, story: Story, *, browser: bool = False) -> None:
-        cast = Cast.of(SHOP_ROLE, stack, stack.shop_url, stack.shopbot_id, stack.shopbot_key)
+        cast = Cast(SHOP_ROLE, stack, stack.shop_url, stack.shopbot_id, stack.shopbot_key)
         super().__init__(cast, story, mode="native", browser=browser)
         self.stack = stack
 
@@ -160,12 +159,7 @@ class NativeStory(HandshakeStory):
     def user_revokes(self, held: tuple[str, ...] | None = None) -> None:
         """Alice logs in to the shop and revokes ShopBot on Connected agents (where the scopes
         ``held`` — by default products:read and the reviewed scope — are listed)."""
-        page = drive_consent(
-            self.alice,
-            f"{self.stack.shop_url}/login?next=/account/agents",
-            username=self.stack.username,
-            password=self.stack.password,
-        )
+        page = self.alice_walks(f"{self.stack.shop_url}/login?next=/account/agents")
         if isinstance(page, str) or page.status_code != 200:
             raise StoryError("Alice could not reach her Connected agents page")
         action, fields = find_form(page.text, "/account/agents/revoke", client_id=self.client_id)

@@ -125,7 +125,7 @@ def _start(options: DemoOptions, story: Story, password: str | None) -> Iterator
 
 
 def _serving_text(running: _Running, connected: bool) -> str:
-    agent = running.story.cast.agent_name
+    agent = running.story.cast.role.agent_name
     service = running.story.cast.base_url
     admin = running.explore.get("Admin token", "")
     lines = [

@@ -7,9 +7,10 @@ from __future__ import annotations
 import contextlib
 import secrets
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from athkit.agent import serve_identity
 from athkit.demo._mail import MAIL_ROUTES, MAIL_SCOPE_DESCRIPTIONS, create_mail_app
@@ -71,6 +72,32 @@ class _Parts:
     def oauth_url(self) -> str:
         """The OAuth server's loopback URL."""
         return f"http://127.0.0.1:{self.oauth_port}"
+
+    def stack_fields(self, sketchy_id: str, workdir: Path) -> dict[str, Any]:
+        """The :class:`Stack` fields both stacks fill alike."""
+        return {
+            "oauth_url": self.oauth_url,
+            "sketchy_id": sketchy_id,
+            "sketchy_key": self.sketchy_key,
+            "username": DEMO_USERNAME,
+            "password": self.password,
+            "admin_token": self.admin_token,
+            "workdir": workdir,
+        }
+
+    def ath_client(
+        self, client_id: str, name: str, scopes: Iterable[str], secret: str
+    ) -> ClientConfig:
+        """The implementer's (shop's or gateway's) ATH client at the OAuth server: it comes back
+        to ``/ath/callback``, and the consent page trusts the agent context it signs."""
+        return ClientConfig(
+            client_id=client_id,
+            name=name,
+            redirect_uris=[f"{self.app_url}/ath/callback"],
+            scopes=list(scopes),
+            client_secret=secret,
+            ath_context_key=public_key_to_jwk(self.consent_key),
+        )
 
     def oauth_config(
         self, workdir: Path, db: str, scopes: dict[str, str], clients: list[ClientConfig]
@@ -164,13 +191,8 @@ def native_stack(*, password: str | None = None, mcp: bool = False) -> Iterator[
                     scopes=["profile"],
                     client_secret=web_secret,
                 ),
-                ClientConfig(
-                    client_id="athshop-ath",
-                    name="ATH Shop (agent access)",
-                    redirect_uris=[f"{p.app_url}/ath/callback"],
-                    scopes=list(SHOP_SCOPE_DESCRIPTIONS),
-                    client_secret=ath_secret,
-                    ath_context_key=public_key_to_jwk(p.consent_key),
+                p.ath_client(
+                    "athshop-ath", "ATH Shop (agent access)", SHOP_SCOPE_DESCRIPTIONS, ath_secret
                 ),
             ],
         )
@@ -201,15 +223,9 @@ def native_stack(*, password: str | None = None, mcp: bool = False) -> Iterator[
         )
         yield NativeStack(
             shop_url=p.app_url,
-            oauth_url=p.oauth_url,
             shopbot_id=shopbot_id,
             shopbot_key=p.agent_key,
-            sketchy_id=sketchy_id,
-            sketchy_key=p.sketchy_key,
-            username=DEMO_USERNAME,
-            password=p.password,
-            admin_token=p.admin_token,
-            workdir=workdir,
+            **p.stack_fields(sketchy_id, workdir),
         )
 
 
@@ -242,14 +258,7 @@ def gateway_stack(*, password: str | None = None) -> Iterator[GatewayStack]:
             "mail-oauth.db",
             dict(MAIL_SCOPE_DESCRIPTIONS),
             [
-                ClientConfig(
-                    client_id="ath-gateway",
-                    name="ATH gateway",
-                    redirect_uris=[f"{gateway_url}/ath/callback"],
-                    scopes=list(MAIL_SCOPE_DESCRIPTIONS),
-                    client_secret=gateway_secret,
-                    ath_context_key=public_key_to_jwk(p.consent_key),
-                ),
+                p.ath_client("ath-gateway", "ATH gateway", MAIL_SCOPE_DESCRIPTIONS, gateway_secret),
                 ClientConfig(
                     client_id="mail-api",
                     name="Example Mail API",
@@ -321,14 +330,8 @@ def gateway_stack(*, password: str | None = None) -> Iterator[GatewayStack]:
         )
         yield GatewayStack(
             gateway_url=gateway_url,
-            oauth_url=oauth_url,
             mail_url=mail.url,
             mailbot_id=mailbot_id,
             mailbot_key=p.agent_key,
-            sketchy_id=sketchy_id,
-            sketchy_key=p.sketchy_key,
-            username=DEMO_USERNAME,
-            password=p.password,
-            admin_token=p.admin_token,
-            workdir=workdir,
+            **p.stack_fields(sketchy_id, workdir),
         )

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -61,14 +61,8 @@ class Product:
         return format_price(self.price_cents)
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON form served by the API."""
-        return {
-            "id": self.id,
-            "name": self.name,
-            "description": self.description,
-            "price_cents": self.price_cents,
-            "stock": self.stock,
-        }
+        """The JSON form served by the API: the fields as they are."""
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -86,14 +80,8 @@ class Line:
         return self.unit_price_cents * self.quantity
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON form served by the API."""
-        return {
-            "product_id": self.product_id,
-            "name": self.name,
-            "unit_price_cents": self.unit_price_cents,
-            "quantity": self.quantity,
-            "subtotal_cents": self.subtotal_cents,
-        }
+        """The JSON form served by the API: the fields and the subtotal."""
+        return {**asdict(self), "subtotal_cents": self.subtotal_cents}
 
 
 @dataclass(frozen=True)

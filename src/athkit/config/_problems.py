@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,3 +79,14 @@ def dedupe(problems: list[Problem]) -> list[Problem]:
             seen.add((p.path, p.message))
             out.append(p)
     return out
+
+
+def noted(problems: list[Problem], applied: Mapping[str, tuple[str | int, ...]]) -> list[Problem]:
+    """``problems`` as a check prints them, each once: one at or under a key an environment
+    variable set (``applied``: variable → key path) ends with ``(set by VARIABLE)``."""
+    by_path = {format_path(loc): name for name, loc in applied.items()}
+    out = []
+    for p in problems:
+        name = next((n for k, n in by_path.items() if p.path and under(p.path, k)), None)
+        out.append(Problem(p.path, p.message + (f" (set by {name})" if name else ""), p.warning))
+    return dedupe(out)

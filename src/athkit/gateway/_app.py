@@ -12,7 +12,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Unpack
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -33,18 +33,14 @@ from athkit.gateway._settings import GatewaySettings, resolve_settings
 from athkit.gateway._upstream import Upstream
 from athkit.protocol import PROXY_PREFIX
 from athkit.server import (
-    AgentVerifier,
     ATHEngine,
-    Clock,
-    EngineStores,
-    OAuthBridge,
     RefuseNul,
     ath_error_handler,
     build_engine,
     create_ath_routes,
     unexpected_error_handler,
 )
-from athkit.server._ratelimit import RateLimiter
+from athkit.server._assembly import EngineParts
 
 _log = logging.getLogger("athkit.gateway")
 
@@ -121,25 +117,18 @@ class GatewayApp:
 
 def create_gateway_app(
     config: GatewayConfig | GatewaySettings,
-    *,
-    stores: EngineStores | None = None,
-    verifier: AgentVerifier | None = None,
-    limiter: RateLimiter | None = None,
-    clock: Clock | None = None,
-    oauth: OAuthBridge | None = None,
+    **parts: Unpack[EngineParts],
 ) -> GatewayApp:
     """Build the gateway from a validated configuration (or already-resolved settings).
 
     The stores follow ``database_url`` (SQLite or PostgreSQL, migrated at start-up; ``memory://``
     for tests); the attestation verifier follows the ``[verifier]`` fetch policy, with its jti
-    replay records in the database, or in Redis when ``redis_url`` is set. ``stores``,
-    ``verifier``, ``limiter``, ``clock`` and ``oauth`` replace those defaults (for embedding
-    and tests).
+    replay records in the database, or in Redis when ``redis_url`` is set. ``parts``
+    (``stores``, ``verifier``, ``limiter``, ``clock``, ``oauth``) replace those defaults (for
+    embedding and tests).
     """
     settings = config if isinstance(config, GatewaySettings) else resolve_settings(config)
-    built = build_engine(
-        settings, stores=stores, verifier=verifier, limiter=limiter, oauth=oauth, clock=clock
-    )
+    built = build_engine(settings, **parts)
     engine, db = built.engine, built.database
     closers: list[Callable[[], Awaitable[object]]] = []
     metrics = GatewayMetrics(p.provider_id for p in settings.providers)

@@ -32,12 +32,12 @@ from athkit.config import (
     ConfigError,
     Problem,
     apply_env_overrides,
-    dedupe,
     describe,
     format_path,
     read_toml,
     under,
 )
+from athkit.config._problems import noted
 from athkit.gateway._checks import gateway_problems, provider_problems
 from athkit.gateway._schema import GatewayConfig, ProviderConfig
 
@@ -110,14 +110,6 @@ def _validate(
     *,
     base_dir: Path,
 ) -> tuple[GatewayConfig | None, list[Problem]]:
-    by_path = {format_path(loc): name for name, loc in applied.items()}
-
-    def note(path: str) -> str:
-        for prefix, name in by_path.items():
-            if path == prefix or path.startswith(prefix + ".") or path.startswith(prefix + "["):
-                return f" (set by {name})"
-        return ""
-
     problems: list[Problem] = []
     config: GatewayConfig | None = None
     try:
@@ -146,8 +138,7 @@ def _validate(
     else:
         config._base_dir = base_dir
         problems.extend(gateway_problems(config, env, base_dir))
-    problems = [Problem(p.path, p.message + note(p.path), p.warning) for p in problems]
-    return config, dedupe(problems)
+    return config, noted(problems, applied)
 
 
 def _without_bad_keys(data: dict[str, Any], exc: ValidationError) -> GatewayConfig | None:

@@ -31,15 +31,14 @@ from athkit.config import (
     ConfigError,
     Problem,
     apply_env_overrides,
-    dedupe,
     describe,
     format_path,
     read_secret,
     read_toml,
     resolve_path,
     secret_problems,
-    under,
 )
+from athkit.config._problems import noted
 from athkit.oauthserver._passwords import check_password_hash_format
 from athkit.protocol import ATHError, PublicKey, hash_secret, load_public_key
 
@@ -325,7 +324,6 @@ def check_oauth_config(
     except ConfigError as exc:
         return None, exc.problems
     applied = apply_env_overrides(data, env, ENV_PREFIX)
-    by_path = {format_path(loc): name for name, loc in applied.items()}
     problems = _file_rules(data, source.parent)
     config: OAuthServerConfig | None = None
     try:
@@ -359,8 +357,5 @@ def check_oauth_config(
                         warning=True,
                     )
                 )
-    noted = []
-    for p in problems:
-        name = next((n for k, n in by_path.items() if p.path and under(p.path, k)), None)
-        noted.append(Problem(p.path, p.message + (f" (set by {name})" if name else ""), p.warning))
-    return (config if not [p for p in noted if not p.warning] else None), dedupe(noted)
+    printed = noted(problems, applied)
+    return (config if not [p for p in printed if not p.warning] else None), printed

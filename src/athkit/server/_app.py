@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from typing import Any, Unpack
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -17,17 +17,12 @@ from starlette.routing import BaseRoute, Route
 
 from athkit.pages import status_page, wants_html
 from athkit.protocol import CHECK_PATH, ATHError, ErrorCode, ScopeRouteMap
-from athkit.server._assembly import build_engine
-from athkit.server._clock import Clock
+from athkit.server._assembly import EngineParts, build_engine
 from athkit.server._forward_auth import NativeCheckApp
 from athkit.server._guard import ACCESS_STATE_KEY, ENGINE_STATE_KEY, ATHScopeMiddleware
 from athkit.server._nul import RefuseNul
-from athkit.server._oauth import OAuthBridge
-from athkit.server._ports import AgentVerifier
-from athkit.server._ratelimit import RateLimiter
 from athkit.server._routes import UserAuthenticator, create_ath_routes
 from athkit.server._settings import ServerSettings
-from athkit.server._stores import EngineStores
 from athkit.server._web import error_response
 
 _log = logging.getLogger("athkit.server")
@@ -63,17 +58,13 @@ async def unexpected_error_handler(request: Request, exc: Exception) -> Response
 def create_native_app(
     settings: ServerSettings,
     *,
-    verifier: AgentVerifier | None = None,
-    stores: EngineStores | None = None,
-    oauth: OAuthBridge | None = None,
-    clock: Clock | None = None,
-    limiter: RateLimiter | None = None,
     routes: Sequence[BaseRoute] = (),
     scope_map: ScopeRouteMap | None = None,
     api_prefix: str = "/api",
     user_authenticator: UserAuthenticator | None = None,
     audit_logger: logging.Logger | None = None,
     middleware: Sequence[Middleware] = (),
+    **parts: Unpack[EngineParts],
 ) -> Starlette:
     """A native ATH service: the ATH endpoints of ATH §8, ``routes`` of the service itself, and
     — with ``scope_map`` — every request under ``api_prefix`` guarded by an ATH token whose
@@ -82,21 +73,13 @@ def create_native_app(
     The engine and every store come from :func:`build_engine` — the same assembly as the
     gateway's: the database of ``database_url`` (migrated at start-up), the fast SQLite token
     read, Redis for replay records and rate limits when ``redis_url`` is set, the verifier's
-    fetch policy. ``stores``, ``verifier``, ``limiter``, ``oauth`` and ``clock`` replace those
-    defaults. The engine is ``app.state.ath_engine`` and the access check (with the rate limit)
-    ``app.state.ath_access``, so ``require_scopes`` finds both. With
+    fetch policy. ``parts`` (``stores``, ``verifier``, ``limiter``, ``oauth``, ``clock``)
+    replace those defaults. The engine is ``app.state.ath_engine`` and the access check (with
+    the rate limit) ``app.state.ath_access``, so ``require_scopes`` finds both. With
     ``settings.forward_auth_secret``, ``/ath/check`` answers a proxy that forwards the API
     itself (:class:`NativeCheckApp`, deciding by ``scope_map``).
     """
-    built = build_engine(
-        settings,
-        stores=stores,
-        verifier=verifier,
-        limiter=limiter,
-        oauth=oauth,
-        clock=clock,
-        audit_logger=audit_logger,
-    )
+    built = build_engine(settings, audit_logger=audit_logger, **parts)
     engine = built.engine
 
     @contextlib.asynccontextmanager

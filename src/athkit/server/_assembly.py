@@ -24,6 +24,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TypedDict
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -52,6 +53,17 @@ from athkit.storage import SchemaError, create_database
 _log = logging.getLogger("athkit.server")
 
 Closer = Callable[[], Awaitable[object]]
+
+
+class EngineParts(TypedDict, total=False):
+    """Parts that replace what :func:`build_engine` would pick from the settings (for embedding
+    and tests); ``create_native_app`` and ``create_gateway_app`` take them too and pass them on."""
+
+    stores: EngineStores | None
+    verifier: AgentVerifier | None
+    limiter: RateLimiter | None
+    oauth: OAuthBridge | None
+    clock: Clock | None
 
 
 @dataclass

@@ -131,17 +131,13 @@ def _alice(password: str) -> UserConfig:
 
 
 def _serve_agents(
-    stack: contextlib.ExitStack,
-    key: PrivateKey,
-    *,
-    name: str,
-    developer: dict[str, str],
-    sketchy: PrivateKey,
+    stack: contextlib.ExitStack, p: _Parts, name: str, developer: dict[str, str]
 ) -> tuple[str, str]:
-    """Serve the story's agent and the sketchy one on identity hosts; their agent ids."""
-    agent_id = stack.enter_context(serve_identity(key, name=name, developer=developer))
+    """Serve the story's agent (``name``, with ``p``'s agent key) and the sketchy one on identity
+    hosts; their agent ids."""
+    agent_id = stack.enter_context(serve_identity(p.agent_key, name=name, developer=developer))
     sketchy_id = stack.enter_context(
-        serve_identity(sketchy, name=SKETCHY_NAME, developer=SKETCHY_DEVELOPER)
+        serve_identity(p.sketchy_key, name=SKETCHY_NAME, developer=SKETCHY_DEVELOPER)
     )
     return agent_id, sketchy_id
 
@@ -214,13 +210,7 @@ def native_stack(*, password: str | None = None, mcp: bool = False) -> Iterator[
         )
         stack.enter_context(serve_in_thread(create_oauth_app(oauth_config), port=p.oauth_port))
         stack.enter_context(serve_in_thread(create_shop_app(shop_config), port=p.app_port))
-        shopbot_id, sketchy_id = _serve_agents(
-            stack,
-            p.agent_key,
-            name=SHOPBOT_NAME,
-            developer=SHOPBOT_DEVELOPER,
-            sketchy=p.sketchy_key,
-        )
+        shopbot_id, sketchy_id = _serve_agents(stack, p, SHOPBOT_NAME, SHOPBOT_DEVELOPER)
         yield NativeStack(
             shop_url=p.app_url,
             shopbot_id=shopbot_id,
@@ -321,13 +311,7 @@ def gateway_stack(*, password: str | None = None) -> Iterator[GatewayStack]:
             }
         )
         stack.enter_context(serve_in_thread(create_gateway_app(config), port=p.app_port))
-        mailbot_id, sketchy_id = _serve_agents(
-            stack,
-            p.agent_key,
-            name=MAILBOT_NAME,
-            developer=MAILBOT_DEVELOPER,
-            sketchy=p.sketchy_key,
-        )
+        mailbot_id, sketchy_id = _serve_agents(stack, p, MAILBOT_NAME, MAILBOT_DEVELOPER)
         yield GatewayStack(
             gateway_url=gateway_url,
             mail_url=mail.url,

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from athkit.protocol._errors import ATHError
+from athkit.protocol._scopes import rules_by_scope
 
 Kind = Literal["tool", "prompt", "resource"]
 
@@ -95,13 +96,7 @@ class McpScopeMap:
     @classmethod
     def from_config(cls, config: Mapping[str, Iterable[str]]) -> McpScopeMap:
         """Build from ``{"scope": ["tool_name", "prompt:name", "resource:shop://items/*"]}``."""
-        rules: dict[str, list[McpTarget]] = {}
-        for scope, entries in config.items():
-            if isinstance(entries, str):
-                raise ValueError(f"MCP names of scope {scope!r} must be a list of strings")
-            for entry in entries:
-                rules.setdefault(scope, []).append(parse_target(entry))
-        return cls(rules)
+        return cls(rules_by_scope(config, "MCP names", parse_target))
 
     @property
     def scopes(self) -> list[str]:

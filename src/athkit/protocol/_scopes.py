@@ -13,11 +13,14 @@ the middle — matches nothing, so it is denied. A trailing ``/`` and the query 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 from urllib.parse import unquote
 
 from athkit.protocol._models import ScopeIntersection
+
+R = TypeVar("R")
 
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "*"})
 """The methods a route may name (``*`` is any)."""
@@ -138,6 +141,27 @@ def normalize_request_path(path: str) -> tuple[str, ...] | None:
     return tuple(out)
 
 
+def rules_by_scope(
+    config: Mapping[str, Iterable[str]], what: str, parse: Callable[[str], R]
+) -> dict[str, list[R]]:
+    """``{"scope": [entry, ...]}`` with each entry parsed; a scope listing nothing is left out.
+    ``what`` names the entries when a scope gives a string instead of a list."""
+    rules: dict[str, list[R]] = {}
+    for scope, entries in config.items():
+        if isinstance(entries, str):
+            raise ValueError(f"{what} of scope {scope!r} must be a list of strings")
+        for entry in entries:
+            rules.setdefault(scope, []).append(parse(entry))
+    return rules
+
+
+def _route_rule(entry: str) -> RouteRule:
+    methods, sep, pattern = entry.strip().partition(" ")
+    if not sep:
+        raise ValueError(f"route {entry!r} must be 'METHODS /path'")
+    return RouteRule.parse(methods.split(","), pattern.strip())
+
+
 _CACHED_ROUTES_MAX = 2048  # decisions a route map remembers (under 1 MB)
 _CACHED_PATH_MAX = 256  # longer paths are decided afresh each time
 
@@ -156,18 +180,7 @@ class ScopeRouteMap:
     @classmethod
     def from_config(cls, config: Mapping[str, Iterable[str]]) -> ScopeRouteMap:
         """Build from ``{"scope": ["GET /orders", "POST,PUT /orders/{id}", "* /files/**"]}``."""
-        rules: dict[str, list[RouteRule]] = {}
-        for scope, entries in config.items():
-            if isinstance(entries, str):
-                raise ValueError(f"routes of scope {scope!r} must be a list of strings")
-            for entry in entries:
-                methods, sep, pattern = entry.strip().partition(" ")
-                if not sep:
-                    raise ValueError(f"route {entry!r} must be 'METHODS /path'")
-                rules.setdefault(scope, []).append(
-                    RouteRule.parse(methods.split(","), pattern.strip())
-                )
-        return cls(rules)
+        return cls(rules_by_scope(config, "routes", _route_rule))
 
     @property
     def scopes(self) -> list[str]:

@@ -114,16 +114,21 @@ class AuditLog:
         ``INTERNAL_ERROR`` (fail closed: nothing was issued)."""
         try:
             return await work
-        except ATHError as exc:
-            await self.rejection(call, exc, now())
-            raise
-        except Exception:
-            _log.exception("ATH engine failure (failing closed)")
-            error = ATHError(
-                ErrorCode.INTERNAL_ERROR,
-                "the server could not complete the request; nothing was issued",
-            )
-            # Best effort: the store that failed may be the audit store itself.
-            with contextlib.suppress(Exception):
-                await self.rejection(call, error, now())
-            raise error from None
+        except Exception as exc:
+            raise await self.failed(call, exc, now()) from None
+
+    async def failed(self, call: AuditContext, exc: Exception, timestamp: float) -> ATHError:
+        """What a call that raised ``exc`` answers, once audited: its own ``ATHError``, or
+        ``INTERNAL_ERROR`` for anything else (fail closed: nothing was issued)."""
+        if isinstance(exc, ATHError):
+            await self.rejection(call, exc, timestamp)
+            return exc
+        _log.error("ATH engine failure (failing closed)", exc_info=exc)
+        error = ATHError(
+            ErrorCode.INTERNAL_ERROR,
+            "the server could not complete the request; nothing was issued",
+        )
+        # Best effort: the store that failed may be the audit store itself.
+        with contextlib.suppress(Exception):
+            await self.rejection(call, error, timestamp)
+        return error

@@ -303,9 +303,10 @@ class SqlTokenStore(_RecordStore[TokenRecord]):
 
     async def get_by_hash(self, token_hash: str) -> TokenRecord | None:
         if self._reader is not None:
-            # The fast path turns every fault of its own into FastPathUnavailable.
-            with contextlib.suppress(FastPathUnavailable):
+            try:  # the fast path turns every fault of its own into FastPathUnavailable
                 return await self._reader.get_by_hash(token_hash)
+            except FastPathUnavailable:
+                pass
         return await self._one(tokens_table.c.token_hash == token_hash)
 
     @database_call

@@ -25,7 +25,10 @@ class TokenChecks(EngineCore):
         effect on the next call.
         """
         ctx = AuditContext("access_denied", agent_id=agent_id or None, provider_id=provider_id)
-        return await self._run(ctx, self._validate_token(token, agent_id, provider_id, ctx))
+        try:  # the hot path of every API call: EngineCore._run, inlined
+            return await self._validate_token(token, agent_id, provider_id, ctx)
+        except Exception as exc:
+            raise await self.audit_log.failed(ctx, exc, self.clock.now()) from None
 
     async def _validate_token(
         self, token: str, agent_id: str | None, provider_id: str | None, ctx: AuditContext

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import httpx
 
@@ -83,6 +84,29 @@ class ConformanceConfig:
     call: tuple[str, str] | None = None
     headers: dict[str, str] = field(default_factory=dict)
     timeout: float = 20.0
+
+
+Work = TypeVar("Work", bound=Callable[[], "str | None"])
+
+
+class CheckList:
+    """Checks in the order they are declared, each by ``@checks.add(check_id, section, title)``
+    on its work; ``run.check_all(*checks)`` runs them."""
+
+    def __init__(self) -> None:
+        self._checks: list[tuple[str, str, str, Callable[[], str | None]]] = []
+
+    def add(self, check_id: str, section: str, title: str) -> Callable[[Work], Work]:
+        """Declare the check that the decorated function does."""
+
+        def declare(work: Work) -> Work:
+            self._checks.append((check_id, section, title, work))
+            return work
+
+        return declare
+
+    def __iter__(self) -> Iterator[tuple[str, str, str, Callable[[], str | None]]]:
+        return iter(self._checks)
 
 
 class Failed(Exception):

@@ -13,6 +13,7 @@ from athkit.conformance._drivers import query_of
 from athkit.conformance._results import (
     _REDIRECTS,
     AGENT_REDIRECT,
+    CheckList,
     Failed,
     Skipped,
     error_of,
@@ -24,17 +25,22 @@ if TYPE_CHECKING:
 
 
 def authorize_checks(run: _Run) -> None:
+    checks = CheckList()
+
+    @checks.add("authz-unknown-client", "§4.3", "an unknown client_id is refused")
     def unknown_client() -> str:
         main = run.need("main")
         response = run.authorize(main, client_id="ath-conformance-unknown-client")
         return error_of(response, 403, "AGENT_NOT_REGISTERED")
 
+    @checks.add("authz-scope", "§4.3", "scopes outside the approved ones are refused")
     def scope_outside() -> str:
         main = run.need("main")
         outside = [s for s in run.available if s not in run.approved]
         scope = outside[0] if outside else "ath-conformance:unknown"
         return error_of(run.authorize(main, [*run.approved, scope]), 403, "SCOPE_NOT_APPROVED")
 
+    @checks.add("authz-provider", "§4.3", "a provider the agent is not approved for is refused")
     def provider_not_approved() -> str:
         main = run.need("main")
         return error_of(
@@ -43,6 +49,7 @@ def authorize_checks(run: _Run) -> None:
             "PROVIDER_NOT_APPROVED",
         )
 
+    @checks.add("authz-sub", "§4.3", "the attestation's sub must be the registered agent")
     def identity_mismatch() -> str:
         main, other = run.need("main"), run.need("other")
         return error_of(
@@ -52,6 +59,7 @@ def authorize_checks(run: _Run) -> None:
             "INVALID_ATTESTATION",
         )
 
+    @checks.add("authz-aud", "§2", "aud at /ath/authorize is the base URL, not the token URL")
     def aud_token() -> str:
         main = run.need("main")
         return error_of(
@@ -60,6 +68,7 @@ def authorize_checks(run: _Run) -> None:
             "INVALID_ATTESTATION",
         )
 
+    @checks.add("att-replay", "§2", "a replayed jti is refused")
     def replay() -> str:
         main = run.need("main")
         attestation = main.attest(run.base)
@@ -68,14 +77,17 @@ def authorize_checks(run: _Run) -> None:
             raise Failed(f"the first use answered {first.status_code}: {first.text[:200]}")
         return error_of(run.authorize(main, attestation=attestation), 401, "INVALID_ATTESTATION")
 
+    @checks.add("authz-redirect", "§4.1", "an unregistered redirect URI is refused")
     def redirect_unregistered() -> str:
         main = run.need("main")
         return error_of(run.authorize(main, redirect="https://elsewhere.invalid/cb"), 400)
 
+    @checks.add("authz-state", "§4.3", "state is required")
     def state_required() -> str:
         main = run.need("main")
         return error_of(run.authorize(main, omit=("state",)), 400)
 
+    @checks.add("authz-pkce", "§4.3/§6", "the provider authorization carries PKCE S256")
     def pkce() -> str:
         main = run.need("main")
         response = run.authorize(main)
@@ -99,46 +111,25 @@ def authorize_checks(run: _Run) -> None:
                 url = urljoin(url, step.headers["location"])
         raise Failed("no redirect towards the provider carries a PKCE code_challenge")
 
-    run.check_all(
-        ("authz-unknown-client", "§4.3", "an unknown client_id is refused", unknown_client),
-        ("authz-scope", "§4.3", "scopes outside the approved ones are refused", scope_outside),
-        (
-            "authz-provider",
-            "§4.3",
-            "a provider the agent is not approved for is refused",
-            provider_not_approved,
-        ),
-        (
-            "authz-sub",
-            "§4.3",
-            "the attestation's sub must be the registered agent",
-            identity_mismatch,
-        ),
-        (
-            "authz-aud",
-            "§2",
-            "aud at /ath/authorize is the base URL, not the token URL",
-            aud_token,
-        ),
-        ("att-replay", "§2", "a replayed jti is refused", replay),
-        (
-            "authz-redirect",
-            "§4.1",
-            "an unregistered redirect URI is refused",
-            redirect_unregistered,
-        ),
-        ("authz-state", "§4.3", "state is required", state_required),
-        ("authz-pkce", "§4.3/§6", "the provider authorization carries PKCE S256", pkce),
-    )
+    run.check_all(*checks)
 
 
 def callback_and_token_checks(run: _Run) -> None:
+    checks = CheckList()
     flow: dict[str, Any] = {}
 
+    def consented() -> tuple[str, str]:
+        """The session the consent check got, and its code; skip without one."""
+        if "session" not in flow:
+            raise Skipped("no consented session")
+        return flow["session"], flow["code"]
+
+    @checks.add("cb-state", "§4.4", "a callback with an unknown state is refused")
     def wrong_state() -> str:
         response = run.http.get(run.callback_url, params={"state": "x" * 43, "code": "c"})
         return error_of(response, 400, "STATE_MISMATCH")
 
+    @checks.add("cb-no-state", "§4.4", "a callback without state is refused")
     def missing_state() -> str:
         return error_of(
             run.http.get(run.callback_url, params={"code": "c"}),
@@ -147,6 +138,7 @@ def callback_and_token_checks(run: _Run) -> None:
             "INVALID_REQUEST",
         )
 
+    @checks.add("consent", "§4.4", "consent ends on the agent's redirect with code and state")
     def consent() -> str:
         main = run.need("main")
         session_id, query, state = run.flow(main)
@@ -157,6 +149,7 @@ def callback_and_token_checks(run: _Run) -> None:
         flow.update(session=session_id, code=query["code"])
         return "redirect carries code and the agent's state"
 
+    @checks.add("cb-binding", "§4.3", "the callback must come from the browser that consented")
     def binding() -> str:
         main = run.need("main")
         if not run.cfg.consent.can_stop_at_callback:
@@ -184,44 +177,42 @@ def callback_and_token_checks(run: _Run) -> None:
             stopped.browser.close()
         return f"another browser: {got}; the same browser: redirected"
 
+    @checks.add("token-aud", "§4.5", "aud at /ath/token is the token endpoint URL")
     def aud_base() -> str:
         main = run.need("main")
-        if "session" not in flow:
-            raise Skipped("no consented session")
+        session, code = consented()
         return error_of(
-            run.token(main, flow["session"], flow["code"], attestation=main.attest(run.base)),
+            run.token(main, session, code, attestation=main.attest(run.base)),
             401,
             "INVALID_ATTESTATION",
         )
 
+    @checks.add("token-secret", "§4.5", "a wrong client secret is refused")
     def wrong_secret() -> str:
         main = run.need("main")
-        if "session" not in flow:
-            raise Skipped("no consented session")
+        session, code = consented()
         return error_of(
-            run.token(main, flow["session"], flow["code"], secret="ath-conformance-wrong-secret"),
+            run.token(main, session, code, secret="ath-conformance-wrong-secret"),
             (400, 401),
         )
 
+    @checks.add("token-code", "§4.4", "a wrong code is refused")
     def wrong_code() -> str:
         main = run.need("main")
-        if "session" not in flow:
-            raise Skipped("no consented session")
-        return error_of(
-            run.token(main, flow["session"], "ath-conformance-wrong-code"), (400, 401, 403)
-        )
+        session, _ = consented()
+        return error_of(run.token(main, session, "ath-conformance-wrong-code"), (400, 401, 403))
 
+    @checks.add("token-foreign", "§4.5", "another client cannot use the session")
     def foreign_session() -> str:
         other = run.need("other")
-        if "session" not in flow:
-            raise Skipped("no consented session")
-        return error_of(run.token(other, flow["session"], flow["code"]), 400, "SESSION_NOT_FOUND")
+        session, code = consented()
+        return error_of(run.token(other, session, code), 400, "SESSION_NOT_FOUND")
 
+    @checks.add("token-ok", "§4.5/§5", "the token is bound, ≤ 1 h, and holds the intersection")
     def exchange() -> str:
         main = run.need("main")
-        if "session" not in flow:
-            raise Skipped("no consented session")
-        response = run.token(main, flow["session"], flow["code"])
+        session, code = consented()
+        response = run.token(main, session, code)
         if response.status_code != 200:
             raise Failed(f"answered {response.status_code}: {response.text[:200]}")
         token = TokenResponse.model_validate(response.json())
@@ -243,11 +234,13 @@ def callback_and_token_checks(run: _Run) -> None:
         run.tokens["main"] = token.access_token
         return f"Bearer, {token.expires_in} s, effective {', '.join(token.effective_scopes)}"
 
+    @checks.add("token-single-use", "§4.5", "the session is single-use")
     def single_use() -> str:
         main = run.need("main")
         run.need_token("main")
         return error_of(run.token(main, flow["session"], flow["code"]), 400, "SESSION_NOT_FOUND")
 
+    @checks.add("token-unknown", "§4.5", "an unknown session is refused")
     def unknown_session() -> str:
         main = run.need("main")
         return error_of(
@@ -256,6 +249,7 @@ def callback_and_token_checks(run: _Run) -> None:
             "SESSION_NOT_FOUND",
         )
 
+    @checks.add("intersection", "§5", "effective = approved ∩ consented ∩ requested")
     def intersection() -> str:
         main = run.need("main")
         if not run.cfg.consent.can_choose_scopes:
@@ -272,6 +266,7 @@ def callback_and_token_checks(run: _Run) -> None:
             raise Failed(f"user consented {subset}, token holds {effective}")
         return f"consented {', '.join(subset)} → effective {', '.join(effective)}"
 
+    @checks.add("user-denied", "§4.4", "a refusal redirects with access_denied; no token")
     def user_denied() -> str:
         denied = run.agents["denied"]
         if not run.cfg.consent.can_deny:
@@ -287,38 +282,4 @@ def callback_and_token_checks(run: _Run) -> None:
             raise Failed(f"the redirect after a refusal is {query}")
         return error_of(run.token(denied, session_id, "none"), 403, "USER_DENIED")
 
-    run.check_all(
-        ("cb-state", "§4.4", "a callback with an unknown state is refused", wrong_state),
-        ("cb-no-state", "§4.4", "a callback without state is refused", missing_state),
-        (
-            "consent",
-            "§4.4",
-            "consent ends on the agent's redirect with code and state",
-            consent,
-        ),
-        (
-            "cb-binding",
-            "§4.3",
-            "the callback must come from the browser that consented",
-            binding,
-        ),
-        ("token-aud", "§4.5", "aud at /ath/token is the token endpoint URL", aud_base),
-        ("token-secret", "§4.5", "a wrong client secret is refused", wrong_secret),
-        ("token-code", "§4.4", "a wrong code is refused", wrong_code),
-        ("token-foreign", "§4.5", "another client cannot use the session", foreign_session),
-        (
-            "token-ok",
-            "§4.5/§5",
-            "the token is bound, ≤ 1 h, and holds the intersection",
-            exchange,
-        ),
-        ("token-single-use", "§4.5", "the session is single-use", single_use),
-        ("token-unknown", "§4.5", "an unknown session is refused", unknown_session),
-        ("intersection", "§5", "effective = approved ∩ consented ∩ requested", intersection),
-        (
-            "user-denied",
-            "§4.4",
-            "a refusal redirects with access_denied; no token",
-            user_denied,
-        ),
-    )
+    run.check_all(*checks)

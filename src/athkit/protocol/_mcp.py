@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from athkit.protocol._errors import ATHError
-from athkit.protocol._scopes import rules_by_scope
+from athkit.protocol._scopes import ScopeRules
 
 Kind = Literal["tool", "prompt", "resource"]
 
@@ -77,13 +77,15 @@ def target_of(method: str, params: Any) -> McpTarget | None:
     return McpTarget(kind, name)
 
 
-class McpScopeMap:
-    """Which scope allows which MCP tools, prompts and resources. No match means deny."""
+class McpScopeMap(ScopeRules[McpTarget]):
+    """Which scope allows which MCP tools, prompts and resources, from
+    ``{"scope": ["tool_name", "prompt:name", "resource:shop://items/*"]}``. No match means deny."""
 
-    __slots__ = ("_patterns", "_rules")
+    __slots__ = ("_patterns",)
+    _entries = "MCP names"
 
     def __init__(self, rules: Mapping[str, Iterable[McpTarget]]) -> None:
-        self._rules: dict[str, frozenset[McpTarget]] = {s: frozenset(t) for s, t in rules.items()}
+        self._rules = {s: frozenset(t) for s, t in rules.items()}
         self._patterns: dict[str, tuple[re.Pattern[str], ...]] = {
             scope: tuple(
                 re.compile(".*".join(re.escape(part) for part in t.name.split("*")))
@@ -94,14 +96,8 @@ class McpScopeMap:
         }
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Iterable[str]]) -> McpScopeMap:
-        """Build from ``{"scope": ["tool_name", "prompt:name", "resource:shop://items/*"]}``."""
-        return cls(rules_by_scope(config, "MCP names", parse_target))
-
-    @property
-    def scopes(self) -> list[str]:
-        """Every scope that lists something."""
-        return list(self._rules)
+    def _parse_entry(cls, entry: str) -> McpTarget:
+        return parse_target(entry)
 
     def to_config(self) -> dict[str, list[str]]:
         """The map in the shape :meth:`from_config` reads."""

@@ -13,9 +13,9 @@ the middle — matches nothing, so it is denied. A trailing ``/`` and the query 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Generic, Self, TypeVar
 from urllib.parse import unquote
 
 from athkit.protocol._models import ScopeIntersection
@@ -155,37 +155,56 @@ def rules_by_scope(
     return rules
 
 
-def _route_rule(entry: str) -> RouteRule:
-    methods, sep, pattern = entry.strip().partition(" ")
-    if not sep:
-        raise ValueError(f"route {entry!r} must be 'METHODS /path'")
-    return RouteRule.parse(methods.split(","), pattern.strip())
+class ScopeRules(Generic[R]):
+    """A map from each scope to the rules of what it allows, read from ``{"scope": [entry,
+    ...]}`` (each subclass says what an entry is). No match means deny."""
+
+    __slots__ = ("_rules",)
+    #: what the entries are called in errors
+    _entries = "entries"
+    _rules: Mapping[str, Collection[R]]
+
+    def __init__(self, rules: Mapping[str, Iterable[R]]) -> None:
+        raise NotImplementedError
+
+    @classmethod
+    def _parse_entry(cls, entry: str) -> R:
+        raise NotImplementedError
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Iterable[str]]) -> Self:
+        """Build from ``{"scope": [entry, ...]}``."""
+        return cls(rules_by_scope(config, cls._entries, cls._parse_entry))
+
+    @property
+    def scopes(self) -> list[str]:
+        """Every scope that allows something."""
+        return list(self._rules)
 
 
 _CACHED_ROUTES_MAX = 2048  # decisions a route map remembers (under 1 MB)
 _CACHED_PATH_MAX = 256  # longer paths are decided afresh each time
 
 
-class ScopeRouteMap:
-    """Which scope allows which requests. No match means deny."""
+class ScopeRouteMap(ScopeRules[RouteRule]):
+    """Which scope allows which requests, from
+    ``{"scope": ["GET /orders", "POST,PUT /orders/{id}", "* /files/**"]}``. No match means deny."""
 
-    __slots__ = ("_allowing", "_rules")
+    __slots__ = ("_allowing",)
+    _entries = "routes"
 
     def __init__(self, rules: Mapping[str, Iterable[RouteRule]]) -> None:
-        self._rules: dict[str, tuple[RouteRule, ...]] = {s: tuple(r) for s, r in rules.items()}
+        self._rules = {s: tuple(r) for s, r in rules.items()}
         # (method, path) -> the scopes allowing it: the answer on every call of a hot path,
         # which sees the same few routes again and again. Bounded; emptied when full.
         self._allowing: dict[tuple[str, str], frozenset[str]] = {}
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Iterable[str]]) -> ScopeRouteMap:
-        """Build from ``{"scope": ["GET /orders", "POST,PUT /orders/{id}", "* /files/**"]}``."""
-        return cls(rules_by_scope(config, "routes", _route_rule))
-
-    @property
-    def scopes(self) -> list[str]:
-        """Every scope that has routes."""
-        return list(self._rules)
+    def _parse_entry(cls, entry: str) -> RouteRule:
+        methods, sep, pattern = entry.strip().partition(" ")
+        if not sep:
+            raise ValueError(f"route {entry!r} must be 'METHODS /path'")
+        return RouteRule.parse(methods.split(","), pattern.strip())
 
     def scopes_allowing(self, method: str, path: str) -> list[str]:
         """All scopes whose routes allow ``method path`` (empty when none does)."""

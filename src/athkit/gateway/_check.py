@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from athkit.gateway._proxy import NO_ROUTES, Receive, Scope, Send
+from athkit.gateway._proxy import Receive, Scope, Send
 from athkit.protocol import (
     CHECK_PATH,
     PROXY_PREFIX,
@@ -112,14 +112,7 @@ class CheckApp:
         scope that allows the call."""
         proxy = self.proxy
         upstream = proxy.upstreams.get(provider_id)
-        granted = await proxy.access.check(
-            method=method,
-            path=path,
-            token=token,
-            agent_id=agent,
-            provider_id=provider_id,
-            route_map=upstream.routes if upstream is not None else NO_ROUTES,
-        )
+        granted = await proxy.checked(upstream, provider_id, method, path, token, agent)
         if upstream is None:
             refusal = ATHError(
                 ErrorCode.PROVIDER_NOT_APPROVED,

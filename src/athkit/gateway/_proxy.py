@@ -38,7 +38,15 @@ from athkit.gateway._mcp import MAX_LISTING_BYTES, McpCall, McpGate, send_jsonrp
 from athkit.gateway._metrics import GatewayMetrics
 from athkit.gateway._upstream import Upstream
 from athkit.protocol import PROXY_PREFIX, ATHError, ErrorCode, ScopeRouteMap
-from athkit.server import AccessCheck, ATHEngine, ProviderCredentials, TokenInfo, error_parts
+from athkit.server import (
+    AccessCheck,
+    AccessGranted,
+    ATHEngine,
+    ProviderCredentials,
+    TokenInfo,
+    error_parts,
+)
+from athkit.server._forward_auth import record_refusal
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -114,33 +122,40 @@ class ProxyApp:
         # a crash cannot lose the record of a refusal the agent saw. If it cannot be stored,
         # the answer is the audit store's 503 instead.
         info = attempt.info
-        try:
-            await self._record_rejection(attempt, exc, info)
-        except ATHError as failure:
-            return failure
-        except Exception:
-            _log.exception("audit store failed while recording a proxy rejection")
-            return ATHError(
-                ErrorCode.INTERNAL_ERROR,
-                "the audit store is unavailable, so proxy calls are refused",
-                details={"reason": "audit_unavailable"},
-                status=503,
-            )
-        return exc
-
-    async def _record_rejection(
-        self, attempt: _Attempt, exc: ATHError, info: TokenInfo | None
-    ) -> None:
-        await self.engine.audit(
-            "access_denied",
+        return await record_refusal(
+            self.engine,
+            exc,
+            reason=exc.message,
             agent_id=info.agent_id if info else None,
             client_id=info.client_id if info else None,
             user_id=info.user_id if info else None,
             provider_id=attempt.provider_id if attempt.provider_id != "-" else None,
             requested_scopes=list(info.scopes) if info else [],
-            reason=exc.message,
-            code=exc.code.value,
             details={"method": attempt.method, "path": attempt.path},
+        )
+
+    async def checked(
+        self,
+        upstream: Upstream | None,
+        provider_id: str,
+        method: str,
+        path: str,
+        token: str | None,
+        agent_id: str | None,
+        *,
+        per_tool: bool = False,
+    ) -> AccessGranted:
+        """The one access check of ATH §4.6 (steps 1-4 and the rate limit, audited there)
+        against the provider's scope → route map; an unknown provider has no routes. An MCP
+        endpoint's messages (``per_tool``) are checked per tool once the token is good."""
+        routes = upstream.routes if upstream is not None else NO_ROUTES
+        return await self.access.check(
+            method=method,
+            path=path,
+            token=token,
+            agent_id=agent_id,
+            provider_id=provider_id,
+            route_map=None if per_tool else routes,
         )
 
     async def _handle(self, scope: Scope, receive: Receive, send: Send, attempt: _Attempt) -> str:
@@ -158,18 +173,9 @@ class ProxyApp:
 
         token, agent_header, forwarded, has_body, length = _split_headers(scope["headers"])
         upstream = self.upstreams.get(provider_id)
-        # ATH §4.6 steps 1-4 and the rate limit: the one access check, audited there.
         attempt.audited = True
-        granted = await self.access.check(
-            method=method,
-            path=path,
-            token=token,
-            agent_id=agent_header,
-            provider_id=provider_id,
-            # An MCP endpoint's messages are checked per tool below, once the token is good.
-            route_map=None
-            if attempt.mcp is not None
-            else (upstream.routes if upstream is not None else NO_ROUTES),
+        granted = await self.checked(
+            upstream, provider_id, method, path, token, agent_header, per_tool=bool(attempt.mcp)
         )
         info, scope_used = granted.token, granted.scope
         attempt.info, attempt.audited = info, False

@@ -31,7 +31,7 @@ from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from athkit.server._fastpath import Backoff, asyncpg_target, close_on_dispose, sqlite_file
+from athkit.server._fastpath import Backoff, fast_path
 from athkit.server._records import AuditEvent
 
 AUDIT_TABLE = "ath_audit_events"
@@ -206,14 +206,4 @@ class PostgresAuditWriter:
 
 def audit_writer(db: AsyncEngine) -> AuditWriter | None:
     """The fast batch writer for ``db``'s database, or ``None`` (in-memory SQLite, others)."""
-    writer: SqliteAuditWriter | PostgresAuditWriter
-    path = sqlite_file(db)
-    target = asyncpg_target(db)
-    if path is not None:
-        writer = SqliteAuditWriter(path)
-    elif target is not None:
-        writer = PostgresAuditWriter(target[0], timeout=target[1])
-    else:
-        return None
-    close_on_dispose(db, writer.close)
-    return writer
+    return fast_path(db, SqliteAuditWriter, PostgresAuditWriter)

@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -20,6 +20,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 _log = logging.getLogger("athkit.server")
 
 BACKOFF_SECONDS = 1.0  # how long a failed fast path is skipped
+
+
+class _Closing(Protocol):
+    def close(self) -> None: ...
+
+
+_S = TypeVar("_S", bound=_Closing)
+_Q = TypeVar("_Q", bound=_Closing)
 
 
 class FastPathUnavailable(Exception):
@@ -76,3 +84,24 @@ def close_on_dispose(db: AsyncEngine, close: Callable[[], None]) -> None:
     @event.listens_for(db.sync_engine, "engine_disposed")
     def _disposed(_engine: Any) -> None:
         close()
+
+
+def fast_path(
+    db: AsyncEngine,
+    on_sqlite: Callable[[Path], _S],
+    on_postgres: Callable[[str, float], _Q],
+) -> _S | _Q | None:
+    """The fast path for ``db``'s database — ``on_sqlite(file)`` or ``on_postgres(dsn,
+    timeout)`` — closed with the engine; ``None`` for other databases and in-memory SQLite."""
+    path = sqlite_file(db)
+    target = asyncpg_target(db)
+    made: _S | _Q
+    if path is not None:
+        made = on_sqlite(path)
+    elif target is not None:
+        # The database's own timeout (create_database's pool timeout) bounds this path too.
+        made = on_postgres(*target)
+    else:
+        return None
+    close_on_dispose(db, made.close)
+    return made

@@ -113,20 +113,24 @@ def error_header(exc: ATHError) -> bytes:
     return line.encode("ascii")
 
 
-async def record_refusal(engine: ATHEngine, refusal: ATHError, **fields: object) -> ATHError:
-    """Store a refusal of the check endpoint itself before it is answered (the access check
-    audits its own); if the audit store fails, the answer is its 503 instead (fail closed)."""
+async def record_refusal(
+    engine: ATHEngine, refusal: ATHError, *, reason: str | None = None, **fields: object
+) -> ATHError:
+    """Store a refusal that its caller made itself (the access check audits its own) before it
+    is answered, as ``access_denied`` with ``reason`` (default: the refusal's
+    ``details.reason``, else its message). If the audit store fails, the answer is its 503
+    instead (fail closed: no refusal goes unrecorded)."""
     try:
         await engine.audit(
             "access_denied",
-            reason=str(refusal.details.get("reason", refusal.message)),
+            reason=reason or str(refusal.details.get("reason", refusal.message)),
             code=refusal.code.value,
             **fields,
         )
     except ATHError as failure:
         return failure
     except Exception:
-        _log.exception("audit store failed while recording a forward-auth refusal")
+        _log.exception("audit store failed while recording a refusal")
         return ATHError(
             ErrorCode.INTERNAL_ERROR,
             "the audit store is unavailable, so calls are refused",

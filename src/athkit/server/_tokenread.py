@@ -33,13 +33,7 @@ from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from athkit.server._fastpath import (
-    Backoff,
-    FastPathUnavailable,
-    asyncpg_target,
-    close_on_dispose,
-    sqlite_file,
-)
+from athkit.server._fastpath import Backoff, FastPathUnavailable, fast_path
 from athkit.server._records import TokenRecord
 
 _COLUMNS = (
@@ -84,20 +78,10 @@ def _record(row: Any) -> TokenRecord:
                 _SCOPES_CACHE.clear()
             parsed = _SCOPES_CACHE[scopes] = tuple(json.loads(scopes))
         scopes = parsed
+    # Positional, in field order: the hot path of every API call.
+    r = row
     return TokenRecord(
-        token_id=row[0],
-        token_hash=row[1],
-        client_id=row[2],
-        agent_id=row[3],
-        user_id=row[4],
-        provider_id=row[5],
-        scopes=list(scopes),
-        created_at=row[7],
-        expires_at=row[8],
-        grant_id=row[9],
-        session_id=row[10],
-        revoked_at=row[11],
-        revoked_by=row[12],
+        r[0], r[1], r[2], r[3], r[4], r[5], list(scopes), r[7], r[8], r[9], r[10], r[11], r[12]
     )
 
 
@@ -152,7 +136,7 @@ class PostgresTokenReader:
     closed when the SQLAlchemy engine is disposed.
     """
 
-    def __init__(self, dsn: str, max_size: int = 8, timeout: float = 5.0) -> None:
+    def __init__(self, dsn: str, timeout: float = 5.0, max_size: int = 8) -> None:
         self._dsn = dsn
         # Bounds the connect and each read: a hung server must not hold a call (it then falls
         # back to the async store, which is bounded by the same timeout and fails closed).
@@ -257,15 +241,4 @@ class PostgresTokenReader:
 
 def token_reader(db: AsyncEngine) -> TokenReader | None:
     """The fast reader for ``db``'s database, or ``None`` (in-memory SQLite, others)."""
-    reader: SqliteTokenReader | PostgresTokenReader
-    path = sqlite_file(db)
-    target = asyncpg_target(db)
-    if path is not None:
-        reader = SqliteTokenReader(path)
-    elif target is not None:
-        # The database's own timeout (create_database's pool timeout) bounds this path too.
-        reader = PostgresTokenReader(target[0], timeout=target[1])
-    else:
-        return None
-    close_on_dispose(db, reader.close)
-    return reader
+    return fast_path(db, SqliteTokenReader, PostgresTokenReader)

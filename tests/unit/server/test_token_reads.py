@@ -140,3 +140,13 @@ async def test_sqlite_reader_never_waits_on_a_writer(tmp_path: Path) -> None:
         reader.close()
     finally:
         await db.dispose()
+
+
+def test_the_fast_reads_select_the_record_fields_in_their_order() -> None:
+    # The readers build a TokenRecord positionally from the row: a column added to the record
+    # but not to the SELECT (or in another order) must fail here, not mislabel a field.
+    import dataclasses
+
+    from athkit.server._tokenread import _COLUMNS
+
+    assert tuple(f.name for f in dataclasses.fields(TokenRecord)) == _COLUMNS

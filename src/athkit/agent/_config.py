@@ -18,6 +18,7 @@ from athkit.agent._files import (
     read_json_file,
     write_json_file,
 )
+from athkit.protocol._settings_checks import http_base_url
 
 CONFIG_FILE = "config.json"
 KEY_FILE = "agent.pem"
@@ -36,9 +37,7 @@ class ServerEntry(BaseModel):
     @field_validator("url")
     @classmethod
     def _http_url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("must start with http:// or https://")
-        return value.rstrip("/")
+        return http_base_url(value, "must start with http:// or https://")
 
 
 class AgentConfig(BaseModel):

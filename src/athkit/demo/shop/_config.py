@@ -6,6 +6,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from athkit.protocol._settings_checks import http_base_url, require_long_secret
 from athkit.server import RateLimitSettings
 
 SHOP_APP_ID = "athshop"
@@ -84,15 +85,12 @@ class ShopConfig(BaseModel):
     @field_validator("base_url", "oauth_issuer")
     @classmethod
     def _http_url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("must be an http(s) URL")
-        return value.rstrip("/")
+        return http_base_url(value)
 
     @field_validator("secret_key")
     @classmethod
     def _long_secret(cls, value: SecretStr) -> SecretStr:
-        if len(value.get_secret_value()) < 32:
-            raise ValueError("secret_key must be at least 32 characters")
+        require_long_secret(value.get_secret_value(), "secret_key")
         return value
 
     @property

@@ -61,19 +61,34 @@ def _shop_errors(handler: Handler) -> Handler:
 
 def api_routes(service: ShopService, prefix: str = "/api") -> list[Route]:
     """The agent-facing API, each route demanding its scope of the caller's ATH token."""
+    routes: list[Route] = []
 
+    def route(method: str, path: str, scope: str) -> Callable[[Handler], Handler]:
+        """Serve the decorated handler at ``prefix + path``, to tokens holding ``scope``."""
+
+        def add(handler: Handler) -> Handler:
+            guarded = require_scopes(scope)(_shop_errors(handler))
+            routes.append(Route(prefix + path, guarded, methods=[method]))
+            return handler
+
+        return add
+
+    @route("GET", "/products", "products:read")
     async def list_products(request: Request) -> Response:
         products = await service.list_products()
         return JSONResponse({"products": [p.to_dict() for p in products]}, headers=_NO_STORE)
 
+    @route("GET", "/products/{product_id}", "products:read")
     async def get_product(request: Request) -> Response:
         product = await service.get_product(request.path_params["product_id"])
         return JSONResponse(product.to_dict(), headers=_NO_STORE)
 
+    @route("GET", "/cart", "cart:read")
     async def get_cart(request: Request) -> Response:
         cart = await service.get_cart(_principal(request).user_id)
         return JSONResponse(cart.to_dict(), headers=_NO_STORE)
 
+    @route("POST", "/cart/items", "cart:write")
     async def add_item(request: Request) -> Response:
         data = await _json_body(request)
         product_id = data.get("product_id")
@@ -84,50 +99,34 @@ def api_routes(service: ShopService, prefix: str = "/api") -> list[Route]:
         )
         return JSONResponse(cart.to_dict(), status_code=201, headers=_NO_STORE)
 
+    @route("DELETE", "/cart/items", "cart:write")
     async def clear_cart(request: Request) -> Response:
         cart = await service.clear_cart(_principal(request).user_id)
         return JSONResponse(cart.to_dict(), headers=_NO_STORE)
 
+    @route("DELETE", "/cart/items/{product_id}", "cart:write")
     async def remove_item(request: Request) -> Response:
         cart = await service.remove_from_cart(
             _principal(request).user_id, request.path_params["product_id"]
         )
         return JSONResponse(cart.to_dict(), headers=_NO_STORE)
 
+    @route("GET", "/orders", "orders:read")
     async def list_orders(request: Request) -> Response:
         orders = await service.list_orders(_principal(request).user_id)
         return JSONResponse({"orders": [o.to_dict() for o in orders]}, headers=_NO_STORE)
 
+    @route("GET", "/orders/{order_id}", "orders:read")
     async def get_order(request: Request) -> Response:
         order = await service.get_order(
             _principal(request).user_id, request.path_params["order_id"]
         )
         return JSONResponse(order.to_dict(), headers=_NO_STORE)
 
+    @route("POST", "/orders", "orders:write")
     async def place_order(request: Request) -> Response:
         principal = _principal(request)
         order = await service.place_order(principal.user_id, placed_by=principal.agent_id)
         return JSONResponse(order.to_dict(), status_code=201, headers=_NO_STORE)
 
-    def guarded(scope: str, handler: Handler) -> Handler:
-        return require_scopes(scope)(_shop_errors(handler))
-
-    return [
-        Route(f"{prefix}/products", guarded("products:read", list_products), methods=["GET"]),
-        Route(
-            f"{prefix}/products/{{product_id}}",
-            guarded("products:read", get_product),
-            methods=["GET"],
-        ),
-        Route(f"{prefix}/cart", guarded("cart:read", get_cart), methods=["GET"]),
-        Route(f"{prefix}/cart/items", guarded("cart:write", add_item), methods=["POST"]),
-        Route(f"{prefix}/cart/items", guarded("cart:write", clear_cart), methods=["DELETE"]),
-        Route(
-            f"{prefix}/cart/items/{{product_id}}",
-            guarded("cart:write", remove_item),
-            methods=["DELETE"],
-        ),
-        Route(f"{prefix}/orders", guarded("orders:read", list_orders), methods=["GET"]),
-        Route(f"{prefix}/orders", guarded("orders:write", place_order), methods=["POST"]),
-        Route(f"{prefix}/orders/{{order_id}}", guarded("orders:read", get_order), methods=["GET"]),
-    ]
+    return routes

@@ -49,6 +49,15 @@ def _principal(request: Request) -> ATHPrincipal:
     return principal
 
 
+def _user(request: Request) -> str:
+    return _principal(request).user_id
+
+
+def _answer(result: Any, status: int = 200) -> Response:
+    """``result.to_dict()`` as the JSON answer; nothing the API answers may be cached."""
+    return JSONResponse(result.to_dict(), status_code=status, headers=_NO_STORE)
+
+
 def _shop_errors(handler: Handler) -> Handler:
     async def wrapped(request: Request) -> Response:
         try:
@@ -81,12 +90,12 @@ def api_routes(service: ShopService, prefix: str = "/api") -> list[Route]:
     @route("GET", "/products/{product_id}", "products:read")
     async def get_product(request: Request) -> Response:
         product = await service.get_product(request.path_params["product_id"])
-        return JSONResponse(product.to_dict(), headers=_NO_STORE)
+        return _answer(product)
 
     @route("GET", "/cart", "cart:read")
     async def get_cart(request: Request) -> Response:
-        cart = await service.get_cart(_principal(request).user_id)
-        return JSONResponse(cart.to_dict(), headers=_NO_STORE)
+        cart = await service.get_cart(_user(request))
+        return _answer(cart)
 
     @route("POST", "/cart/items", "cart:write")
     async def add_item(request: Request) -> Response:
@@ -94,39 +103,33 @@ def api_routes(service: ShopService, prefix: str = "/api") -> list[Route]:
         product_id = data.get("product_id")
         if not isinstance(product_id, str) or not product_id:
             raise _invalid("product_id must be a product's id", "product_id")
-        cart = await service.add_to_cart(
-            _principal(request).user_id, product_id[:64], data.get("quantity", 1)
-        )
-        return JSONResponse(cart.to_dict(), status_code=201, headers=_NO_STORE)
+        cart = await service.add_to_cart(_user(request), product_id[:64], data.get("quantity", 1))
+        return _answer(cart, 201)
 
     @route("DELETE", "/cart/items", "cart:write")
     async def clear_cart(request: Request) -> Response:
-        cart = await service.clear_cart(_principal(request).user_id)
-        return JSONResponse(cart.to_dict(), headers=_NO_STORE)
+        cart = await service.clear_cart(_user(request))
+        return _answer(cart)
 
     @route("DELETE", "/cart/items/{product_id}", "cart:write")
     async def remove_item(request: Request) -> Response:
-        cart = await service.remove_from_cart(
-            _principal(request).user_id, request.path_params["product_id"]
-        )
-        return JSONResponse(cart.to_dict(), headers=_NO_STORE)
+        cart = await service.remove_from_cart(_user(request), request.path_params["product_id"])
+        return _answer(cart)
 
     @route("GET", "/orders", "orders:read")
     async def list_orders(request: Request) -> Response:
-        orders = await service.list_orders(_principal(request).user_id)
+        orders = await service.list_orders(_user(request))
         return JSONResponse({"orders": [o.to_dict() for o in orders]}, headers=_NO_STORE)
 
     @route("GET", "/orders/{order_id}", "orders:read")
     async def get_order(request: Request) -> Response:
-        order = await service.get_order(
-            _principal(request).user_id, request.path_params["order_id"]
-        )
-        return JSONResponse(order.to_dict(), headers=_NO_STORE)
+        order = await service.get_order(_user(request), request.path_params["order_id"])
+        return _answer(order)
 
     @route("POST", "/orders", "orders:write")
     async def place_order(request: Request) -> Response:
         principal = _principal(request)
         order = await service.place_order(principal.user_id, placed_by=principal.agent_id)
-        return JSONResponse(order.to_dict(), status_code=201, headers=_NO_STORE)
+        return _answer(order, 201)
 
     return routes

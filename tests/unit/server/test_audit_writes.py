@@ -198,3 +198,28 @@ async def _recovers_from_a_dropped_connection(database_url: str) -> None:
         assert len(await store.query(AuditQuery(limit=100))) == 18
     finally:
         await db.dispose()
+
+
+async def test_sqlite_batches_keep_the_wal_checkpointed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The loop's connection never checkpoints (that writes and syncs the database file); the
+    # writer's thread does once the WAL passes its bound, so the WAL does not grow without end.
+    monkeypatch.setattr("athkit.server._auditwrite.CHECKPOINT_BYTES", 64 * 1024)
+    path = tmp_path / "ath.db"
+    db = create_database(f"sqlite:///{path}")
+    try:
+        await migrate_server_schema(db)
+        store = SqlAuditStore(db)
+        writer = store._writer
+        assert isinstance(writer, SqliteAuditWriter)
+        for batch in range(300):
+            await store.append_many(_events(f"b{batch}") * 4)
+            await asyncio.sleep(0.002)  # the thread's checkpoint runs beside the loop
+        assert writer._conn is not None  # the thread checkpointed
+        wal = Path(f"{path}-wal").stat().st_size
+        assert wal < 1024 * 1024, wal  # without checkpoints: several MB
+        count = sqlite3.connect(path).execute("SELECT COUNT(*) FROM ath_audit_events").fetchone()
+        assert count == (300 * 24,)
+    finally:
+        await db.dispose()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import sys
 
 import typer
 
@@ -10,7 +11,7 @@ from athkit import __version__
 
 __all__ = ["app", "main", "version"]
 
-app = typer.Typer(
+_app = typer.Typer(
     name="ath",
     help="athkit: the Agent Trust Handshake (ATH 0.1) for agents, services and gateways.",
     no_args_is_help=True,
@@ -18,7 +19,7 @@ app = typer.Typer(
 )
 
 
-@app.command()
+@_app.command()
 def version() -> None:
     """Print the athkit version."""
     typer.echo(__version__)
@@ -30,7 +31,7 @@ def _print_version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
+@_app.callback()
 def _options(
     show_version: bool = typer.Option(
         False,
@@ -59,17 +60,31 @@ _COMMAND_MODULES = (
     "_conformance",
     "_mcp",
 )
+# The modules a top-level group needs, where that is fewer than all: ``ath gateway serve`` runs
+# the gateway in this very process (and is the supervisor of its workers), so it must not keep
+# the agent SDK, the conformance suite and rich in memory for commands it does not run.
+_GROUP_MODULES = {"gateway": ("_gateway", "_console")}
+_registered: set[str] = set()
 
 
-def _register_subcommands() -> None:
-    for name in _COMMAND_MODULES:
-        module = importlib.import_module(f"athkit.cli.{name}")
-        module.register_commands(app)
+def _register_subcommands(names: tuple[str, ...] = _COMMAND_MODULES) -> None:
+    for name in names:
+        if name not in _registered:
+            module = importlib.import_module(f"athkit.cli.{name}")
+            module.register_commands(_app)
+            _registered.add(name)
 
 
-_register_subcommands()
+def __getattr__(name: str) -> typer.Typer:
+    # ``app`` (for embedding and tests) is the whole CLI, every command registered.
+    if name == "app":
+        _register_subcommands()
+        return _app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def main() -> None:
     """Entry point of the ``ath`` console script."""
-    app()
+    group = sys.argv[1] if len(sys.argv) > 1 else ""
+    _register_subcommands(_GROUP_MODULES.get(group, _COMMAND_MODULES))
+    _app()

@@ -36,10 +36,12 @@ _CONFIG_ENV = "ATH_GATEWAY_CONFIG"
 _DEV_ENV = "ATH_GATEWAY_SERVE_DEV"
 
 # As uvicorn runs the gateway: no access log by default, and the provider's own Date/Server
-# headers pass through the proxy instead of being doubled.
+# headers pass through the proxy instead of being doubled. The gateway serves no WebSocket, and
+# uvicorn's default ("auto") imports the websockets package into every process for nothing.
 UVICORN_OPTIONS: dict[str, Any] = {
     "loop": "uvloop",
     "http": "httptools",
+    "ws": "none",
     "proxy_headers": False,
     "server_header": False,
     "date_header": False,

@@ -4,6 +4,15 @@ A document is accepted only if it validates as :class:`athkit.protocol.IdentityD
 ``agent_id`` is exactly the URL it was fetched from, and its ``public_key`` is a P-256 key. It is
 cached by agent_id for ``min(300 s, Cache-Control max-age)``. Concurrent lookups of one agent
 share a single fetch.
+
+What the cache keeps is small on purpose (a gateway may see tens of thousands of agents within
+five minutes): the validated document as compact JSON and the key as its 65-byte encoded point.
+A parsed ``cryptography`` key costs about 2 KB of OpenSSL memory and a pydantic document about
+as much again (measured: 10,000 cached identities took about 45 MB that way, bench/RESULTS.md);
+rebuilding them at each verification costs about 10 µs each, next to an ES256 verification
+that costs several times that. The cache is bounded by bytes (``max_bytes``), not by a count,
+because a document may be up to the fetcher's 64 KB: 10,000 entries of that size would be
+640 MB, while an ordinary document is a few hundred bytes.
 """
 
 from __future__ import annotations
@@ -14,6 +23,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from pydantic import ValidationError
 
 from athkit.protocol import (
@@ -26,18 +37,39 @@ from athkit.protocol import (
 from athkit.server._fetch import FetchedDocument, IdentityFetcher
 
 MAX_CACHE_SECONDS = 300  # ATH §2: identity documents may be cached for at most 5 minutes
+# 8 MiB holds about 20,000 ordinary identities (~400 bytes each with the entry's own overhead),
+# and never more than 8 MiB of documents however large each one is.
+MAX_CACHE_BYTES = 8 * 1024 * 1024
+_ENTRY_OVERHEAD = 250  # the entry object, its agent_id key and the OrderedDict slot, roughly
 
 Clock = Callable[[], float]
 
 
 @dataclass(frozen=True, slots=True)
 class AgentIdentity:
-    """A validated identity document and its key, prepared for verification."""
+    """A validated identity document and its key, kept compact (see the module docstring)."""
 
-    document: IdentityDocument
-    key: VerificationKey
+    document_json: bytes
+    point: bytes  # the P-256 public key, X9.62 uncompressed (65 bytes)
     fetched_at: float
     expires_at: float
+
+    @property
+    def key(self) -> VerificationKey:
+        """The verification key (rebuilt from the point; it was checked as P-256 when fetched)."""
+        return VerificationKey(
+            ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), self.point)
+        )
+
+    @property
+    def document(self) -> IdentityDocument:
+        """The validated identity document (rebuilt from its compact JSON)."""
+        return IdentityDocument.model_validate_json(self.document_json)
+
+    @property
+    def size(self) -> int:
+        """What this entry costs the cache, in bytes (approximately)."""
+        return len(self.document_json) + len(self.point) + _ENTRY_OVERHEAD
 
 
 def _invalid(message: str, **details: object) -> ATHError:
@@ -75,12 +107,13 @@ class IdentityCache:
         *,
         clock: Clock = time.time,
         max_age: float = MAX_CACHE_SECONDS,
-        max_entries: int = 10_000,
+        max_bytes: int = MAX_CACHE_BYTES,
     ) -> None:
         self._fetcher = fetcher
         self._clock = clock
         self._max_age = min(max_age, MAX_CACHE_SECONDS)
-        self._max_entries = max_entries
+        self._max_bytes = max_bytes
+        self._bytes = 0
         self._entries: OrderedDict[str, AgentIdentity] = OrderedDict()
         self._inflight: dict[str, asyncio.Task[AgentIdentity]] = {}
 
@@ -90,9 +123,17 @@ class IdentityCache:
         if entry is None:
             return None
         if entry.expires_at <= self._clock():
-            del self._entries[agent_id]
+            self._drop(agent_id)
             return None
         return entry
+
+    @property
+    def cached_bytes(self) -> int:
+        """What the cached entries cost, in bytes (approximately; at most ``max_bytes``)."""
+        return self._bytes
+
+    def __len__(self) -> int:
+        return len(self._entries)
 
     async def get(self, agent_id: str, *, refresh: bool = False) -> AgentIdentity:
         """The identity of ``agent_id``; ``refresh`` bypasses the cache (key rotation)."""
@@ -120,7 +161,7 @@ class IdentityCache:
         if identity.expires_at > identity.fetched_at:
             self._store(agent_id, identity)
         else:
-            self._entries.pop(agent_id, None)
+            self._drop(agent_id)
         return identity
 
     def _prepare(self, agent_id: str, fetched: FetchedDocument) -> AgentIdentity:
@@ -131,14 +172,28 @@ class IdentityCache:
             raise _invalid(exc.message, field="public_key") from None
         now = self._clock()
         ttl = self._max_age if fetched.max_age is None else min(self._max_age, fetched.max_age)
-        return AgentIdentity(document=document, key=key, fetched_at=now, expires_at=now + ttl)
+        return AgentIdentity(
+            document_json=document.model_dump_json().encode(),
+            point=key.public_key.public_bytes(Encoding.X962, PublicFormat.UncompressedPoint),
+            fetched_at=now,
+            expires_at=now + ttl,
+        )
+
+    def _drop(self, agent_id: str) -> None:
+        entry = self._entries.pop(agent_id, None)
+        if entry is not None:
+            self._bytes -= entry.size
 
     def _store(self, agent_id: str, identity: AgentIdentity) -> None:
+        self._drop(agent_id)
+        if identity.size > self._max_bytes:
+            return
         self._entries[agent_id] = identity
-        self._entries.move_to_end(agent_id)
-        if len(self._entries) > self._max_entries:
+        self._bytes += identity.size
+        if self._bytes > self._max_bytes:
             now = self._clock()
             for stale in [k for k, v in self._entries.items() if v.expires_at <= now]:
-                del self._entries[stale]
-            while len(self._entries) > self._max_entries:
-                self._entries.popitem(last=False)
+                self._drop(stale)
+            while self._bytes > self._max_bytes:
+                oldest = next(iter(self._entries))
+                self._drop(oldest)

@@ -9,27 +9,93 @@ database file's own write lock serialises the upgrades.
 A database whose recorded revision this athkit does not know (migrated by a newer release, or by
 something else) is never touched: :class:`SchemaError` is raised and the component refuses to
 start rather than run against a schema it does not understand.
+
+Alembic (and Mako under it, about 11 MB of a process's memory) is imported only when there is
+something to do. A database already at this release's head, which is every start but the first
+after an upgrade, is recognised with one ``SELECT`` of its version table against the heads read
+from the migration files themselves (:func:`script_heads`, checked against Alembic's own answer
+by the tests): a long-running gateway or service never loads Alembic at all.
 """
 
 from __future__ import annotations
 
+import ast
+import functools
 import hashlib
-from typing import Any
+import importlib.resources
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import MetaData, text
+from sqlalchemy import MetaData, column, select, table, text
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
 
 
 class SchemaError(Exception):
     """The database's schema is not one this athkit can run on (unknown, or not migrated)."""
 
 
+@functools.cache
+def script_heads(script_location: str) -> frozenset[str] | None:
+    """The head revisions of a migration folder (``"package:folder"``), read from the
+    ``revision`` / ``down_revision`` assignments of its ``versions/*.py`` files without importing
+    Alembic; ``None`` when a file is not of the plain kind this reader understands."""
+    package, _, folder = script_location.partition(":")
+    versions = importlib.resources.files(package).joinpath(folder, "versions")
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for entry in versions.iterdir():
+        if not entry.name.endswith(".py") or entry.name == "__init__.py":
+            continue
+        values: dict[str, object] = {}
+        for node in ast.parse(entry.read_text(encoding="utf-8")).body:
+            target = value = None
+            if isinstance(node, ast.Assign) and len(node.targets) == 1:
+                target, value = node.targets[0], node.value
+            elif isinstance(node, ast.AnnAssign):
+                target, value = node.target, node.value
+            names = ("revision", "down_revision", "depends_on")
+            if isinstance(target, ast.Name) and target.id in names and value is not None:
+                try:
+                    values[target.id] = ast.literal_eval(value)
+                except ValueError:
+                    return None
+        revision, down = values.get("revision"), values.get("down_revision")
+        if not isinstance(revision, str) or values.get("depends_on") is not None:
+            return None
+        revisions.add(revision)
+        if isinstance(down, str):
+            parents.add(down)
+        elif isinstance(down, tuple | list) and all(isinstance(d, str) for d in down):
+            parents.update(down)
+        elif down is not None:
+            return None
+    heads = frozenset(revisions - parents)
+    return heads or None
+
+
+async def _at_head(db: AsyncEngine, script_location: str, version_table: str) -> bool:
+    """Whether the database is exactly at the folder's head, asked with one plain ``SELECT``
+    (False on any doubt: no version table yet, an unreadable folder, another revision)."""
+    heads = script_heads(script_location)
+    if heads is None:
+        return False
+    versions = table(version_table, column("version_num"))
+    try:
+        async with db.connect() as conn:
+            rows = (await conn.execute(select(versions.c.version_num))).all()
+    except DBAPIError:
+        return False
+    return frozenset(row[0] for row in rows) == heads and len(rows) == len(heads)
+
+
 def _config(script_location: str, version_table: str, connection: Connection) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", script_location)
     config.attributes["connection"] = connection
@@ -45,6 +111,8 @@ def _lock_key(version_table: str) -> int:
 
 
 def _current(connection: Connection, version_table: str) -> tuple[str, ...]:
+    from alembic.migration import MigrationContext
+
     context = MigrationContext.configure(connection, opts={"version_table": version_table})
     return tuple(context.get_current_heads())
 
@@ -70,8 +138,13 @@ async def run_migrations(
     revisions the database was at before (empty for a fresh database). Raises
     :class:`SchemaError` for a revision this release does not know.
     """
+    if revision == "head" and await _at_head(db, script_location, version_table):
+        return sorted(script_heads(script_location) or ())
 
     def _upgrade(connection: Connection) -> list[str]:
+        from alembic import command
+        from alembic.script import ScriptDirectory
+
         if connection.dialect.name == "postgresql":
             connection.execute(
                 text("SELECT pg_advisory_xact_lock(:key)"), {"key": _lock_key(version_table)}
@@ -92,8 +165,12 @@ async def check_schema(db: AsyncEngine, script_location: str, version_table: str
 
     For components started with migrations switched off: they run only on a schema they know.
     """
+    if await _at_head(db, script_location, version_table):
+        return
 
     def _check(connection: Connection) -> None:
+        from alembic.script import ScriptDirectory
+
         config = _config(script_location, version_table, connection)
         script = ScriptDirectory.from_config(config)
         current = _current(connection, version_table)

@@ -98,3 +98,48 @@ def test_native_migrate_on_an_unreachable_database_exits_2() -> None:
     result = CliRunner().invoke(app, ["native", "migrate", "--database-url", url])
     assert result.exit_code == 2 and "cannot reach the database" in result.output
     assert "hunter2" not in result.output
+
+
+_FOLDERS = [
+    "athkit.server:migrations",
+    "athkit.console:migrations",
+    "athkit.oauthserver:migrations",
+    "athkit.demo.shop:migrations",
+]
+
+
+@pytest.mark.parametrize("location", _FOLDERS)
+def test_heads_read_without_alembic_are_alembics_heads(location: str) -> None:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from athkit.storage._migrations import script_heads
+
+    config = Config()
+    config.set_main_option("script_location", location)
+    assert script_heads(location) == frozenset(ScriptDirectory.from_config(config).get_heads())
+
+
+def test_a_schema_already_at_head_is_recognised_without_importing_alembic(
+    tmp_path: Path,
+) -> None:
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path / 'ath.db'}"
+    code = f"""
+import asyncio, sys
+from athkit.server import check_server_schema, migrate_server_schema
+from athkit.storage import create_database
+async def main():
+    db = create_database({url!r})
+    before = await migrate_server_schema(db)
+    await check_server_schema(db)
+    await db.dispose()
+    print(before, "alembic" in sys.modules)
+asyncio.run(main())
+"""
+    first = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert first.stdout.split() == ["[]", "True"]  # a fresh database: Alembic migrates it
+    again = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert again.stdout.split()[-1] == "False"  # at head: one SELECT, no Alembic

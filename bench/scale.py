@@ -14,10 +14,12 @@ map, the rate limit (in Redis for the two-instance row), provider credentials, f
 ``memory``: one gateway on a fresh PostgreSQL database; ``--agents`` agents register over HTTP
 (each with its own key and identity document, really verified), then ``--tokens`` live tokens
 are written to the database; the gateway's RSS is read from /proc after each step and after a
-``/metrics`` scrape, whose duration is timed.
+``/metrics`` scrape, whose duration is timed. With ``--migrated`` the schema is brought to head
+by ``ath gateway migrate`` first (as several instances are deployed), so the gateway's start
+finds it at head and never loads Alembic; without it the gateway migrates the fresh database.
 
     .venv/bin/python bench/scale.py throughput [--duration 10] [--connections 32]
-    .venv/bin/python bench/scale.py memory [--agents 10000] [--tokens 100000]
+    .venv/bin/python bench/scale.py memory [--agents 10000] [--tokens 100000] [--migrated]
 """
 
 from __future__ import annotations
@@ -370,6 +372,8 @@ def memory(args: argparse.Namespace) -> None:
             serve_in_thread(agents.app, port=agents.port),
             serve_in_thread(hs.oauth_app, port=hs.oauth_port),
         ):
+            if args.migrated:
+                subprocess.run([ATH, "gateway", "migrate", "--config", str(config)], check=True)
             proc = _gateway(config, port, {})
             try:
                 _ready(port)
@@ -423,6 +427,7 @@ def main() -> None:
     m.add_argument("--agents", type=int, default=10_000)
     m.add_argument("--tokens", type=int, default=100_000)
     m.add_argument("--concurrency", type=int, default=16)
+    m.add_argument("--migrated", action="store_true", help="ath gateway migrate before start")
     args = parser.parse_args()
     (throughput if args.mode == "throughput" else memory)(args)
 

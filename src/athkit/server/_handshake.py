@@ -59,13 +59,6 @@ class AgentEndpoints(EngineCore):
     async def _register(self, request: RegisterRequest, ctx: AuditContext) -> RegisterResponse:
         # ATH §4.1: verify the attestation; its sub must equal agent_id (aud = base URL, §2).
         verified = await self._verify(request.agent_attestation, self.base_url, request.agent_id)
-        # ATH §4.1: a second registration of the same agent_id answers 409.
-        if await self.stores.agents.get_by_agent_id(request.agent_id) is not None:
-            raise ath_error(
-                ErrorCode.AGENT_ALREADY_REGISTERED,
-                "this agent_id is already registered; use its existing client_id",
-                reason="duplicate_agent_id",
-            )
         # Our decision (ATH §4.4): our own callback as the agent's redirect (the public SDKs'
         # default) means "no redirect"; the user finishes on the completion page.
         redirect_uris = [u for u in request.redirect_uris or [] if not self.is_own_callback(u)]
@@ -100,6 +93,8 @@ class AgentEndpoints(EngineCore):
             purpose=request.purpose,
         )
         try:
+            # ATH §4.1: a second registration of the same agent_id answers 409. The store's
+            # unique agent_id refuses it atomically (no read first: one round trip less).
             await self.stores.agents.insert(agent)
         except DuplicateAgentError:
             raise ath_error(

@@ -167,8 +167,9 @@ class MemoryGrantStore:
                 grant.user_id,
                 grant.provider_id,
             ):
+                if existing.grant_id != grant.grant_id:
+                    return _copy(existing)  # another id: left untouched, as SqlGrantStore does
                 merged = _copy(grant)
-                merged.grant_id = existing.grant_id
                 merged.created_at = existing.created_at
                 self._grants[existing.grant_id] = merged
                 return _copy(merged)

@@ -364,36 +364,50 @@ class SqlTokenStore(_RecordStore[TokenRecord]):
             return int((await conn.execute(query)).scalar_one())
 
 
+def _dialect_insert(db: AsyncEngine) -> Any:
+    """The dialect's ``insert`` (PostgreSQL or SQLite), which knows ``ON CONFLICT``."""
+    if db.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert
+
+
 class SqlGrantStore(_SqlStore):
     """Provider grants in ``ath_provider_grants`` (tokens encrypted by the engine)."""
 
     @database_call
     async def upsert(self, grant: ProviderGrant) -> ProviderGrant:
+        # One statement, one round trip, atomic on its own: insert, or replace the owner's grant
+        # if it has this grant_id. A grant of the owner under another id (a concurrent consent
+        # won the insert) is left untouched and returned, so the caller seals to its id.
+        values = _values(grant)
         g = grants_table.c
-        for _attempt in range(2):
-            async with self._engine.begin() as conn:
-                row = (
-                    await conn.execute(
-                        sa.select(g.grant_id, g.created_at).where(
-                            g.client_id == grant.client_id,
-                            g.user_id == grant.user_id,
-                            g.provider_id == grant.provider_id,
-                        )
-                    )
-                ).first()
-                values = _values(grant)
-                if row is None:
-                    try:
-                        await conn.execute(grants_table.insert().values(**values))
-                    except IntegrityError:
-                        continue  # a concurrent consent won the insert; update theirs
-                    return dataclasses.replace(grant)
-                values["grant_id"], values["created_at"] = row.grant_id, row.created_at
+        insert = _dialect_insert(self._engine)(grants_table).values(**values)
+        replaced = {k: v for k, v in values.items() if k not in ("grant_id", "created_at")}
+        statement = insert.on_conflict_do_update(
+            index_elements=[g.client_id, g.user_id, g.provider_id],
+            set_=replaced,
+            where=g.grant_id == grant.grant_id,
+        ).returning(g.created_at)
+        async with self._auto.begin() as conn:
+            created_at = (await conn.execute(statement)).scalar()
+            if created_at is not None:
+                return dataclasses.replace(grant, created_at=created_at)
+            row = (
                 await conn.execute(
-                    grants_table.update().where(g.grant_id == row.grant_id).values(**values)
+                    grants_table.select().where(
+                        g.client_id == grant.client_id,
+                        g.user_id == grant.user_id,
+                        g.provider_id == grant.provider_id,
+                    )
                 )
-                return ProviderGrant(**values)
-        raise RuntimeError("could not store the provider grant")
+            ).first()
+        if row is None:  # deleted between the two statements: try once more
+            return await self.upsert(grant)
+        return _load(ProviderGrant, row)
 
     @database_call
     async def get(self, grant_id: str) -> ProviderGrant | None:

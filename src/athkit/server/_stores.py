@@ -135,8 +135,9 @@ class GrantStore(Protocol):
     """The users' provider tokens (encrypted) per agent and provider."""
 
     async def upsert(self, grant: ProviderGrant) -> ProviderGrant:
-        """Insert, or replace the tokens and scopes of the grant with the same
-        (client_id, user_id, provider_id); return the stored grant (its ``grant_id`` stays)."""
+        """Insert ``grant``, or replace the grant of the same (client_id, user_id, provider_id)
+        when it has the same ``grant_id`` (its ``created_at`` stays); return the stored grant.
+        An existing grant of that owner under another ``grant_id`` is returned untouched."""
         ...
 
     async def get(self, grant_id: str) -> ProviderGrant | None:

@@ -78,19 +78,14 @@ class ProviderVault:
         grant per agent, user and provider: a new consent replaces the tokens)."""
         now = self._clock.now()
         grant_id = generate_secret("grant_", 12)
-        existing = [
-            g
-            for g in await self._grants.list_for_user(user_id)
-            if g.client_id == agent.client_id and g.provider_id == provider.provider_id
-        ]
-        if existing:
-            grant_id = existing[0].grant_id
         # ATH §6: provider tokens stay on the server, encrypted at rest, bound to their grant.
+        # A first consent inserts in one statement; when the owner already has a grant (a new
+        # consent, or a concurrent one that won the insert), the store returns it untouched and
+        # the tokens are sealed again to its id.
         stored = await self._grants.upsert(
             self._sealed(grant_id, agent, provider, user_id, consented, tokens, now)
         )
         if stored.grant_id != grant_id:
-            # A concurrent consent created the grant first: seal our tokens to its id instead.
             stored = self._sealed(stored.grant_id, agent, provider, user_id, consented, tokens, now)
             stored = await self._grants.upsert(stored)
         return stored

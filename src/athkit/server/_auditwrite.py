@@ -56,6 +56,7 @@ AUDIT_COLUMNS = (
 )
 _SQLITE_BUSY_MS = 30_000  # as the engine's own SQLite connections
 CHECKPOINT_BYTES = 4 * 1024 * 1024  # the WAL size SQLite's own auto-checkpoint keeps (1000 pages)
+_WAL_HARD_LIMIT = 4  # times CHECKPOINT_BYTES: past it, batches wait for a checkpoint
 
 
 class AuditWriter(Protocol):
@@ -120,7 +121,9 @@ class SqliteAuditWriter:
     waits (``busy_timeout`` 0): when the database is locked the batch goes to the thread, which
     waits for the lock as the engine's own connections do. The loop's connection does not
     checkpoint the WAL either (a checkpoint writes and syncs the database file): once the WAL
-    passes :data:`CHECKPOINT_BYTES`, the thread runs a passive checkpoint.
+    passes :data:`CHECKPOINT_BYTES`, the thread runs a passive checkpoint beside the loop. A
+    checkpoint that races new batches cannot reset the WAL, so past four times that size the
+    batch goes to the thread, which checkpoints after it while the loop waits.
     """
 
     _INSERT = (
@@ -143,14 +146,25 @@ class SqliteAuditWriter:
         self._backoff.check()
         rows = [audit_row(e) for e in events]
         try:
-            if self._insert_now(rows):
-                self._checkpoint_if_due()
+            wal = self._wal_size()
+            # Far past its bound the WAL is not being reset (checkpoints racing new batches):
+            # this batch and a checkpoint run on the thread while the loop waits, so it is.
+            if wal <= _WAL_HARD_LIMIT * CHECKPOINT_BYTES and self._insert_now(rows):
+                if wal > CHECKPOINT_BYTES and not self._checkpointing:
+                    self._checkpointing = True
+                    self._thread.submit(self._checkpoint)
             else:
                 loop = asyncio.get_running_loop()
                 await loop.run_in_executor(self._thread, self._insert_waiting, rows)
         except (sqlite3.Error, OSError, RuntimeError) as exc:
             raise self._backoff.failed(exc) from None
         self._backoff.succeeded()
+
+    def _wal_size(self) -> int:
+        try:
+            return self._wal.stat().st_size
+        except FileNotFoundError:
+            return 0
 
     def _insert_now(self, rows: list[tuple[Any, ...]]) -> bool:
         """Insert on the calling thread without waiting; ``False`` if the database is locked."""
@@ -167,7 +181,7 @@ class SqliteAuditWriter:
         return True
 
     def _insert_waiting(self, rows: list[tuple[Any, ...]]) -> None:
-        """Insert on the writer thread, waiting for the write lock."""
+        """Insert on the writer thread, waiting for the write lock; then checkpoint."""
         if self._conn is None:
             self._conn = self._connect(busy_ms=_SQLITE_BUSY_MS)
         try:
@@ -176,6 +190,7 @@ class SqliteAuditWriter:
             self._conn = _closed(self._conn)
             raise
         self._insert(self._conn, rows)
+        self._checkpoint()
 
     def _insert(self, conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
         """The rows and the commit, in the transaction ``conn`` has begun."""
@@ -194,17 +209,6 @@ class SqliteAuditWriter:
         if autocheckpoint is not None:
             conn.execute(f"PRAGMA wal_autocheckpoint={autocheckpoint}")
         return conn
-
-    def _checkpoint_if_due(self) -> None:
-        if self._checkpointing:
-            return
-        try:
-            due = self._wal.stat().st_size > CHECKPOINT_BYTES
-        except OSError:
-            return
-        if due:
-            self._checkpointing = True
-            self._thread.submit(self._checkpoint)
 
     def _checkpoint(self) -> None:
         try:

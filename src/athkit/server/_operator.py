@@ -113,6 +113,15 @@ class OperatorActions(EngineCore):
             raise ath_error(
                 ErrorCode.INVALID_REQUEST, f"scopes not offered: {unknown}", field="scopes"
             )
+        # The provider's policy is the operator's own ceiling: a scope it never grants to agents
+        # is not granted by hand either (change the policy first).
+        never = [s for s in scopes if s in provider.never]
+        if never:
+            raise ath_error(
+                ErrorCode.INVALID_REQUEST,
+                f"scopes never granted to agents by provider {provider_id!r}: {never}",
+                field="scopes",
+            )
         wanted = list(dict.fromkeys(scopes))
 
         def change(agent: AgentRecord) -> None:

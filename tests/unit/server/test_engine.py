@@ -162,6 +162,23 @@ async def test_review_scopes_leave_the_agent_pending_until_an_operator_approves(
     assert err.value.code is ErrorCode.TOKEN_REVOKED
 
 
+async def test_an_operator_cannot_approve_a_scope_the_policy_never_grants(
+    stores: EngineStores,
+) -> None:
+    w = make_world(stores=stores)  # the provider never grants "admin"
+    agent = w.agent("n")
+    cid, _secret = await w.register(agent, ["orders:read", "admin"])
+    approval = (await w.engine.get_agent(cid)).provider("shop")
+    assert approval is not None and approval.denied_scopes == ["admin"]
+    with pytest.raises(ATHError) as err:
+        await w.engine.set_approved_scopes(cid, "shop", ["orders:read", "admin"])
+    assert err.value.code is ErrorCode.INVALID_REQUEST
+    assert "never granted" in err.value.message
+    approval = (await w.engine.get_agent(cid)).provider("shop")
+    assert approval is not None and "admin" not in approval.approved_scopes  # nothing changed
+    await w.engine.set_approved_scopes(cid, "shop", ["orders:read"])  # what policy allows
+
+
 async def test_empty_intersection_and_user_denial_issue_nothing(stores: EngineStores) -> None:
     w = make_world(stores=stores)
     agent = w.agent("e")

@@ -8,9 +8,10 @@ only checkboxes that are on the page and enabled, and never invents a field.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Generator, Iterable
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
+from typing import Required, TypedDict, Unpack
 from urllib.parse import urljoin
 
 import httpx
@@ -126,69 +127,88 @@ def _plan(username: str, password: str, scopes: Iterable[str] | None, allow: boo
     return _Plan(username, password, None if scopes is None else list(scopes), allow)
 
 
-def drive_consent(
-    client: httpx.Client,
-    start_url: str,
-    *,
-    username: str,
-    password: str,
-    scopes: Iterable[str] | None = None,
-    allow: bool = True,
-    stop_at: str | None = None,
-    max_steps: int = 20,
-) -> str | httpx.Response:
-    """Walk from ``start_url`` through login and consent like a user; see the module docstring.
+class ConsentChoices(TypedDict, total=False):
+    """What a walk through login and consent is told.
 
-    ``scopes`` are the checkboxes to leave ticked (default: every available one); a scope the
-    page does not offer, or shows as unavailable (disabled), cannot be ticked and is ignored, as
-    it would be for a person. After a failed login it returns the login page. Returns the
-    first redirect target that starts with ``stop_at`` (not fetched), or else the first page
-    that is neither a redirect nor a form the driver knows (an error page, a completion page).
+    ``username`` and ``password`` sign in. ``scopes`` are the checkboxes to leave ticked
+    (default: every available one); a scope the page does not offer, or shows as unavailable
+    (disabled), cannot be ticked and is ignored, as it would be for a person. ``allow`` (default
+    true) presses Allow, else Deny. The walk stops at the first redirect target that starts with
+    ``stop_at`` (not fetched), and gives up after ``max_steps`` (default 20) requests.
     """
-    plan = _plan(username, password, scopes, allow)
-    response = client.get(start_url, follow_redirects=False)
+
+    username: Required[str]
+    password: Required[str]
+    scopes: Iterable[str] | None
+    allow: bool
+    stop_at: str | None
+    max_steps: int
+
+
+# A walk yields each request to send (method, URL, form fields) and is sent the response.
+_Walk = Generator[
+    tuple[str, str, dict[str, list[str]] | None], httpx.Response, str | httpx.Response
+]
+
+
+def _walk(start_url: str, choices: ConsentChoices) -> _Walk:
+    plan = _plan(
+        choices["username"],
+        choices["password"],
+        choices.get("scopes"),
+        choices.get("allow", True),
+    )
+    stop_at, max_steps = choices.get("stop_at"), choices.get("max_steps", 20)
+    response = yield "GET", start_url, None
     for _ in range(max_steps):
         if response.status_code in _REDIRECTS and "location" in response.headers:
             target = urljoin(str(response.url), response.headers["location"])
             if stop_at is not None and target.startswith(stop_at):
                 return target
-            response = client.get(target, follow_redirects=False)
+            response = yield "GET", target, None
             continue
         submission = plan.next_request(str(response.url), response.text)
         if submission is None:
             return response
         url, data = submission
-        response = client.post(url, data=_encode(data), follow_redirects=False)
+        response = yield "POST", url, _encode(data)
     raise ConsentDriverError(f"no final page after {max_steps} steps")
+
+
+def drive_consent(
+    client: httpx.Client, start_url: str, **choices: Unpack[ConsentChoices]
+) -> str | httpx.Response:
+    """Walk from ``start_url`` through login and consent like a user; see the module docstring
+    and :class:`ConsentChoices`.
+
+    After a failed login it returns the login page. Returns the first redirect target that
+    starts with ``stop_at`` (not fetched), or else the first page that is neither a redirect nor
+    a form the driver knows (an error page, a completion page).
+    """
+    walk = _walk(start_url, choices)
+    try:
+        method, url, data = next(walk)
+        while True:
+            response = client.request(method, url, data=data, follow_redirects=False)
+            method, url, data = walk.send(response)
+    except StopIteration as stop:
+        result: str | httpx.Response = stop.value
+        return result
 
 
 async def drive_consent_async(
-    client: httpx.AsyncClient,
-    start_url: str,
-    *,
-    username: str,
-    password: str,
-    scopes: Iterable[str] | None = None,
-    allow: bool = True,
-    stop_at: str | None = None,
-    max_steps: int = 20,
+    client: httpx.AsyncClient, start_url: str, **choices: Unpack[ConsentChoices]
 ) -> str | httpx.Response:
     """The async twin of :func:`drive_consent`."""
-    plan = _plan(username, password, scopes, allow)
-    response = await client.get(start_url, follow_redirects=False)
-    for _ in range(max_steps):
-        if response.status_code in _REDIRECTS and "location" in response.headers:
-            target = urljoin(str(response.url), response.headers["location"])
-            if stop_at is not None and target.startswith(stop_at):
-                return target
-            response = await client.get(target, follow_redirects=False)
-            continue
-        submission = plan.next_request(str(response.url), response.text)
-        if submission is None:
-            return response
-        url, data = submission
-        response = await client.post(url, data=_encode(data), follow_redirects=False)
-    raise ConsentDriverError(f"no final page after {max_steps} steps")
+    walk = _walk(start_url, choices)
+    try:
+        method, url, data = next(walk)
+        while True:
+            response = await client.request(method, url, data=data, follow_redirects=False)
+            method, url, data = walk.send(response)
+    except StopIteration as stop:
+        result: str | httpx.Response = stop.value
+        return result
 
 
 def _encode(fields: list[tuple[str, str]]) -> dict[str, list[str]]:

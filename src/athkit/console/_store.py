@@ -26,7 +26,7 @@ from athkit.console._tables import (
     user_logins,
 )
 from athkit.protocol import hash_password, hash_secret, verify_password
-from athkit.storage import SchemaError, check_schema, run_migrations
+from athkit.storage import check_schema, run_migrations
 
 USERNAME = re.compile(r"^[A-Za-z0-9_.@\-]{1,64}$")
 MIN_PASSWORD = 12
@@ -93,15 +93,8 @@ class ConsoleStore:
         async with self._lock:
             if not self._migrated:
                 if self._auto_migrate:
-                    try:
-                        await run_migrations(self.db, MIGRATIONS, VERSION_TABLE)
-                    except SchemaError:
-                        raise
-                    except Exception:
-                        # Another process (a second worker) may be creating the same tables in
-                        # a fresh SQLite file right now; once it is done, we find them at head.
-                        await asyncio.sleep(1.0)
-                        await run_migrations(self.db, MIGRATIONS, VERSION_TABLE)
+                    # Safe against another process (a second worker) migrating at the same time.
+                    await run_migrations(self.db, MIGRATIONS, VERSION_TABLE)
                 else:
                     await check_schema(self.db, MIGRATIONS, VERSION_TABLE)
                 self._migrated = True

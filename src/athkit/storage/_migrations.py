@@ -4,7 +4,11 @@ Several instances may start together on one fresh database (replicas behind a lo
 On PostgreSQL the upgrade therefore runs inside a transaction that first takes a transaction-level
 advisory lock keyed by the component's version table (``pg_advisory_xact_lock``): the first
 instance migrates, the others wait for its commit and then find the schema at head. On SQLite the
-database file's own write lock serialises the upgrades.
+upgrade takes the database file's write lock before anything else (``BEGIN IMMEDIATE``; Python's
+sqlite3 module would otherwise open a transaction only before the first INSERT, leaving the
+version read and Alembic's CREATE TABLEs outside the lock), so the version read, the DDL and the
+version write are one transaction holding the lock: the other instances wait for it (a busy
+timeout of at least :data:`SQLITE_LOCK_WAIT` seconds) and then find the schema at head.
 
 A database whose recorded revision this athkit does not know (migrated by a newer release, or by
 something else) is never touched: :class:`SchemaError` is raised and the component refuses to
@@ -28,11 +32,16 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import MetaData, column, select, table, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 if TYPE_CHECKING:
     from alembic.config import Config
     from alembic.script import ScriptDirectory
+
+
+SQLITE_LOCK_WAIT = 30.0
+"""Seconds a SQLite migration waits for another process's to finish (the busy timeout, as on
+the connections of :func:`athkit.storage.create_database`)."""
 
 
 class SchemaError(Exception):
@@ -149,6 +158,9 @@ async def run_migrations(
             connection.execute(
                 text("SELECT pg_advisory_xact_lock(:key)"), {"key": _lock_key(version_table)}
             )
+        elif connection.dialect.name == "sqlite":
+            # No statement has run on this transaction yet, so the driver has not begun one.
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
         config = _config(script_location, version_table, connection)
         script = ScriptDirectory.from_config(config)
         before = _current(connection, version_table)
@@ -156,8 +168,29 @@ async def run_migrations(
         command.upgrade(config, revision)
         return list(before)
 
-    async with db.begin() as conn:
-        return await conn.run_sync(_upgrade)
+    if db.dialect.name != "sqlite":
+        async with db.begin() as conn:
+            return await conn.run_sync(_upgrade)
+    async with db.connect() as conn:
+        busy = await _raise_busy_timeout(conn)
+        try:
+            async with conn.begin():
+                return await conn.run_sync(_upgrade)
+        finally:
+            if busy is not None:
+                await conn.exec_driver_sql(f"PRAGMA busy_timeout={busy}")
+                await conn.commit()
+
+
+async def _raise_busy_timeout(conn: AsyncConnection) -> int | None:
+    """Make the connection wait at least :data:`SQLITE_LOCK_WAIT` for the write lock; the
+    timeout it had (to restore afterwards), or ``None`` when it already waited long enough."""
+    wanted = int(SQLITE_LOCK_WAIT * 1000)
+    busy = int((await conn.exec_driver_sql("PRAGMA busy_timeout")).scalar_one())
+    if busy < wanted:
+        await conn.exec_driver_sql(f"PRAGMA busy_timeout={wanted}")
+    await conn.commit()  # ends SQLAlchemy's autobegun transaction; the driver began none
+    return busy if busy < wanted else None
 
 
 async def check_schema(db: AsyncEngine, script_location: str, version_table: str) -> None:

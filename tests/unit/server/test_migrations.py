@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -12,7 +13,7 @@ from typer.testing import CliRunner
 
 from athkit.cli import app
 from athkit.server import check_server_schema, migrate_server_schema
-from athkit.storage import SchemaError, create_database
+from athkit.storage import SchemaError, check_schema, create_database
 from tests.services import fresh_postgres_database
 
 
@@ -143,3 +144,105 @@ asyncio.run(main())
     assert first.stdout.split() == ["[]", "True"]  # a fresh database: Alembic migrates it
     again = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert again.stdout.split()[-1] == "False"  # at head: one SELECT, no Alembic
+
+
+_RACED = [
+    ("athkit.server:migrations", "server_alembic_version"),
+    ("athkit.console:migrations", "console_alembic_version"),
+    ("athkit.oauthserver:migrations", "oauthserver_alembic_version"),
+]
+
+
+def _migrate_after_barrier(url: str, barrier: Any, results: Any) -> None:
+    """One replica (its own OS process): for each component, wait until every replica is ready,
+    then migrate the shared file at the same moment as the others."""
+    import alembic.command  # noqa: F401  # loaded before the start, so the replicas really race
+
+    from athkit.storage import run_migrations
+
+    async def main() -> list[str]:
+        db = create_database(url)
+        outcomes = []
+        try:
+            for location, version_table in _RACED:
+                barrier.wait(timeout=60)
+                try:
+                    before = await run_migrations(db, location, version_table)
+                    outcomes.append(f"ok {len(before)}")
+                except Exception as exc:
+                    outcomes.append(f"{type(exc).__name__}: {exc}"[:300])
+        finally:
+            await db.dispose()
+        return outcomes
+
+    results.put(asyncio.run(main()))
+
+
+def test_processes_migrating_a_fresh_sqlite_file_together_all_succeed(tmp_path: Path) -> None:
+    import multiprocessing
+
+    # A fork server started once, with this module (and so SQLAlchemy and athkit) loaded, forks
+    # the replicas: separate, clean processes that start in milliseconds (spawning 4 fresh
+    # interpreters takes 10-20 s on a busy machine).
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])
+    replicas = 4
+    url = f"sqlite:///{tmp_path / 'raced.db'}"
+    barrier, results = context.Barrier(replicas), context.Queue()
+    processes = [
+        context.Process(target=_migrate_after_barrier, args=(url, barrier, results))
+        for _ in range(replicas)
+    ]
+    for process in processes:
+        process.start()
+    try:
+        outcomes = [results.get(timeout=90) for _ in processes]
+    finally:
+        for process in processes:
+            process.join(timeout=30)
+    # Per component: exactly one replica found the file empty, the others waited for its commit
+    # and found the schema at head.
+    for index, (location, version_table) in enumerate(_RACED):
+        assert sorted(o[index] for o in outcomes) == ["ok 0"] + ["ok 1"] * (replicas - 1), location
+
+        async def check(location: str = location, version_table: str = version_table) -> None:
+            db = create_database(url)
+            try:
+                await check_schema(db, location, version_table)
+            finally:
+                await db.dispose()
+
+        asyncio.run(check())
+
+
+def test_a_sqlite_migration_waits_for_the_write_lock_even_on_a_short_busy_timeout(
+    tmp_path: Path,
+) -> None:
+    import sqlite3
+
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from athkit.storage import run_migrations
+
+    path = tmp_path / "locked.db"
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")  # another process's write, in progress
+
+    async def migrate() -> tuple[list[str], int]:
+        # Not create_database: a plain engine whose connections give up after 0.1 s.
+        db = create_async_engine(f"sqlite+aiosqlite:///{path}", connect_args={"timeout": 0.1})
+        try:
+            asyncio.get_running_loop().call_later(1.0, holder.execute, "COMMIT")
+            before = await run_migrations(db, *_RACED[0])
+            async with db.connect() as conn:
+                busy = (await conn.exec_driver_sql("PRAGMA busy_timeout")).scalar_one()
+            return before, busy
+        finally:
+            await db.dispose()
+
+    try:
+        before, busy = asyncio.run(migrate())
+    finally:
+        holder.close()
+    assert before == []  # it waited for the lock, then migrated the empty file
+    assert busy == 100  # and the connection's own timeout is back afterwards

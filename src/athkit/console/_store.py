@@ -26,7 +26,7 @@ from athkit.console._tables import (
     user_logins,
 )
 from athkit.protocol import hash_password, hash_secret, verify_password
-from athkit.storage import check_schema, run_migrations
+from athkit.storage import FailedSignIns, check_schema, run_migrations
 
 USERNAME = re.compile(r"^[A-Za-z0-9_.@\-]{1,64}$")
 MIN_PASSWORD = 12
@@ -48,6 +48,11 @@ class ConsoleSession:
     display_name: str | None
     csrf_token: str
     expires_at: float
+
+
+def _failure_key(deployment: str, username: str) -> dict[str, str]:
+    """The row of ``console_login_failures`` that counts this name's failed sign-ins."""
+    return {"deployment": deployment, "username": username[:64]}
 
 
 def _end_operator_sessions(deployment: str, username: str) -> Delete:
@@ -80,6 +85,7 @@ class ConsoleStore:
         self._auto_migrate = migrate
         self._migrated = False
         self._lock = asyncio.Lock()
+        self._failures = FailedSignIns(db, login_failures)
 
     async def migrate(self) -> None:
         """Create or upgrade the console's tables, under a database lock (once per process).
@@ -177,57 +183,17 @@ class ConsoleStore:
 
     async def recent_failures(self, deployment: str, username: str, window: float) -> int:
         """Failed sign-ins for ``username`` in the current window."""
-        async with self.db.connect() as conn:
-            row = (
-                await conn.execute(
-                    select(login_failures).where(
-                        login_failures.c.deployment == deployment,
-                        login_failures.c.username == username[:64],
-                    )
-                )
-            ).one_or_none()
-        if row is None or row.window_start <= self._now() - window:
-            return 0
-        return int(row.failures)
+        key = _failure_key(deployment, username)
+        return await self._failures.count(key, now=self._now(), window=window)
 
     async def record_failure(self, deployment: str, username: str, window: float) -> None:
         """Count one failed sign-in (a new window starts once the old one has passed)."""
-        now, name = self._now(), username[:64]
-        where = and_(login_failures.c.deployment == deployment, login_failures.c.username == name)
-        async with self.db.begin() as conn:
-            bumped = await conn.execute(
-                update(login_failures)
-                .where(where, login_failures.c.window_start > now - window)
-                .values(failures=login_failures.c.failures + 1)
-            )
-            if bumped.rowcount:
-                return
-            await conn.execute(delete(login_failures).where(where))
-        try:
-            async with self.db.begin() as conn:
-                await conn.execute(
-                    insert(login_failures).values(
-                        deployment=deployment, username=name, failures=1, window_start=now
-                    )
-                )
-        except IntegrityError:
-            # A concurrent failure started the new window first: count this one in it.
-            async with self.db.begin() as conn:
-                await conn.execute(
-                    update(login_failures)
-                    .where(where)
-                    .values(failures=login_failures.c.failures + 1)
-                )
+        key = _failure_key(deployment, username)
+        await self._failures.record(key, now=self._now(), window=window)
 
     async def clear_failures(self, deployment: str, username: str) -> None:
         """Forget the failures of an operator who just signed in."""
-        async with self.db.begin() as conn:
-            await conn.execute(
-                delete(login_failures).where(
-                    login_failures.c.deployment == deployment,
-                    login_failures.c.username == username[:64],
-                )
-            )
+        await self._failures.clear(_failure_key(deployment, username))
 
     # --- sessions -------------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from athkit.oauthserver._tables import auth_requests, codes, login_failures, tokens
 from athkit.protocol import generate_secret, hash_secret
+from athkit.storage import FailedSignIns
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -96,6 +97,7 @@ class OAuthStore:
 
     def __init__(self, db: AsyncEngine) -> None:
         self._engine = db
+        self._failures = FailedSignIns(db, login_failures)
 
     async def ping(self) -> None:
         """Raise if the database does not answer."""
@@ -116,43 +118,15 @@ class OAuthStore:
 
     async def login_failures(self, username: str, *, now: float, window: int) -> int:
         """How many sign-ins for ``username`` failed in the current window."""
-        async with self._engine.connect() as conn:
-            row = (
-                (
-                    await conn.execute(
-                        select(login_failures).where(login_failures.c.username == username)
-                    )
-                )
-                .mappings()
-                .first()
-            )
-        if row is None or now - row["window_start"] >= window:
-            return 0
-        return int(row["failures"])
+        return await self._failures.count({"username": username}, now=now, window=window)
 
     async def record_login_failure(self, username: str, *, now: float, window: int) -> None:
         """Count one failed sign-in; a window that has passed starts again at one."""
-        async with self._engine.begin() as conn:
-            counted = await conn.execute(
-                update(login_failures)
-                .where(
-                    login_failures.c.username == username,
-                    login_failures.c.window_start > now - window,
-                )
-                .values(failures=login_failures.c.failures + 1)
-            )
-            if counted.rowcount == 0:
-                await conn.execute(
-                    delete(login_failures).where(login_failures.c.username == username)
-                )
-                await conn.execute(
-                    insert(login_failures).values(username=username, failures=1, window_start=now)
-                )
+        await self._failures.record({"username": username}, now=now, window=window)
 
     async def clear_login_failures(self, username: str) -> None:
         """Forget the failures of a user who just signed in."""
-        async with self._engine.begin() as conn:
-            await conn.execute(delete(login_failures).where(login_failures.c.username == username))
+        await self._failures.clear({"username": username})
 
     # --- pending authorization requests ------------------------------------------------------
 

@@ -7,6 +7,7 @@ import os
 import secrets
 import socket
 import sqlite3
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -15,8 +16,14 @@ import httpx
 import pytest
 
 from athkit.oauthserver import create_oauth_app
-from athkit.testing import free_port, serve_in_thread
-from tests.integration.oauthserver.conftest import RS_SECRET, Clock, OAuthEnv, make_config
+from athkit.testing import drive_consent, free_port, serve_in_thread
+from tests.integration.oauthserver.conftest import (
+    PASSWORD,
+    RS_SECRET,
+    Clock,
+    OAuthEnv,
+    make_config,
+)
 
 
 def test_racing_redemptions_leave_no_live_token(oauth: OAuthEnv, http: httpx.Client) -> None:
@@ -125,3 +132,52 @@ def test_flow_on_postgresql(postgres_url: str, http: httpx.Client) -> None:
             auth=(env.client_id, env.secret),
         )
         assert refresh.json()["error"] == "invalid_grant"  # the reuse ended the grant
+
+
+def _two_wrong_passwords_at_once(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two browsers fail to sign in as alice at the same moment; with a limit of two failures,
+    both must count, so that even the right password is refused next."""
+    from athkit.oauthserver import _authorize
+
+    port = free_port()
+    config = make_config(port, database_url=url, login_max_failures=2)
+    real = _authorize.verify_password
+    both_checked = threading.Barrier(2, timeout=20)
+
+    def verify(password: str, stored: str | None) -> bool:
+        ok = real(password, stored)
+        both_checked.wait()  # both requests go on to count their failure together
+        return ok
+
+    def attempt(password: str) -> httpx.Response | str:
+        with httpx.Client(timeout=30) as browser:
+            start = env.authorize_url()
+            return drive_consent(
+                browser, start, username="alice", password=password, stop_at=env.redirect_uri
+            )
+
+    with serve_in_thread(create_oauth_app(config, clock=Clock()), port=port) as server:
+        env = OAuthEnv(url=server.url, config=config, clock=Clock())
+        monkeypatch.setattr(_authorize, "verify_password", verify)
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            answers = list(pool.map(attempt, ["guess-1", "guess-2"]))
+        monkeypatch.setattr(_authorize, "verify_password", real)
+        for answer in answers:
+            assert isinstance(answer, httpx.Response)
+            assert answer.status_code == 401 and "Wrong username or password." in answer.text
+        blocked = attempt(PASSWORD)
+        assert isinstance(blocked, httpx.Response) and blocked.status_code == 429
+        assert "Too many failed sign-ins" in blocked.text
+
+
+def test_concurrent_failed_sign_ins_all_count_on_sqlite(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _two_wrong_passwords_at_once(f"sqlite:///{tmp_path / 'oauth.db'}", monkeypatch)
+
+
+@pytest.mark.postgres
+def test_concurrent_failed_sign_ins_all_count_on_postgresql(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _two_wrong_passwords_at_once(postgres_url, monkeypatch)

@@ -3,6 +3,7 @@ PostgreSQL), and a console whose database is down fails closed with a page, neve
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 import time
@@ -45,6 +46,11 @@ async def _check(url: str) -> None:
         for _ in range(2):
             await store.record_failure("https://a.example", "ops", 60)
         assert await store.recent_failures("https://a.example", "ops", 60) == 2
+        # Failures at the same moment all count (they race to begin the name's window).
+        await asyncio.gather(
+            *(store.record_failure("https://a.example", "x", 60) for _ in range(8))
+        )
+        assert await store.recent_failures("https://a.example", "x", 60) == 8
         cookie, _ = await store.start_session("https://a.example", "operator", "ops", 60)
         assert await store.load_session("https://a.example", "operator", cookie) is not None
         assert await store.load_session("https://b.example", "operator", cookie) is None

@@ -18,6 +18,7 @@ because a document may be up to the fetcher's 64 KB: 10,000 entries of that size
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -57,9 +58,7 @@ class AgentIdentity:
     @property
     def key(self) -> VerificationKey:
         """The verification key (rebuilt from the point; it was checked as P-256 when fetched)."""
-        return VerificationKey(
-            ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), self.point)
-        )
+        return _key_from_point(self.point)
 
     @property
     def document(self) -> IdentityDocument:
@@ -70,6 +69,14 @@ class AgentIdentity:
     def size(self) -> int:
         """What this entry costs the cache, in bytes (approximately)."""
         return len(self.document_json) + len(self.point) + _ENTRY_OVERHEAD
+
+
+# The keys of the agents handshaking right now stay parsed (a handshake verifies two or three
+# attestations of one agent within seconds): 256 keys are about 0.5 MB, and rebuilding one costs
+# about 16 µs plus a slower first verification.
+@functools.lru_cache(maxsize=256)
+def _key_from_point(point: bytes) -> VerificationKey:
+    return VerificationKey(ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), point))
 
 
 def _invalid(message: str, **details: object) -> ATHError:

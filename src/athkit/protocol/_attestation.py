@@ -44,8 +44,6 @@ from urllib.parse import urlsplit
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
-from joserfc import jwt as jose_jwt
-from joserfc.jwk import ECKey
 
 from athkit.protocol._b64 import _URL_TO_STRICT_STD, b64url_decode
 from athkit.protocol._errors import ATHError, ErrorCode
@@ -146,6 +144,10 @@ def create_attestation(
     if capabilities is not None:
         claims["capabilities"] = list(capabilities)
     header = {"alg": "ES256", "typ": "JWT", "kid": kid if kid is not None else key_id(private_key)}
+    # Imported here: only signers need joserfc (about 8 MB); verification below is our own.
+    from joserfc import jwt as jose_jwt
+    from joserfc.jwk import ECKey
+
     return jose_jwt.encode(header, claims, ECKey.import_key(private_key), algorithms=["ES256"])
 
 

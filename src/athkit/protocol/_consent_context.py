@@ -31,10 +31,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from joserfc import jwt as jose_jwt
-from joserfc.errors import JoseError
-from joserfc.jwk import ECKey
-
 from athkit.protocol._attestation import _json_segment, _split
 from athkit.protocol._errors import ATHError, ErrorCode
 from athkit.protocol._keys import PrivateKey, PublicKey, key_id
@@ -111,6 +107,11 @@ def create_consent_context(
         "approved_scopes": list(dict.fromkeys(approved_scopes)),
     }
     header = {"alg": "ES256", "typ": CONSENT_CONTEXT_TYPE, "kid": key_id(private_key)}
+    # Imported here, as in verify_consent_context: a gateway without a consent signing key, and
+    # a process that never checks a context, does not keep joserfc (about 8 MB) in memory.
+    from joserfc import jwt as jose_jwt
+    from joserfc.jwk import ECKey
+
     return jose_jwt.encode(header, claims, ECKey.import_key(private_key), algorithms=_ALGORITHMS)
 
 
@@ -144,6 +145,10 @@ def verify_consent_context(
     # Explicit typing (RFC 8725 §3.11): no other JWT signed by the same key passes for a context.
     if header.get("typ") != CONSENT_CONTEXT_TYPE:
         raise _fail("bad_type", f"typ must be {CONSENT_CONTEXT_TYPE!r}")
+    from joserfc import jwt as jose_jwt
+    from joserfc.errors import JoseError
+    from joserfc.jwk import ECKey
+
     try:
         decoded = jose_jwt.decode(token, ECKey.import_key(public_key), algorithms=_ALGORITHMS)
     except JoseError as exc:

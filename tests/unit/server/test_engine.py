@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 
 import pytest
 
 from athkit.protocol import ATHError, AuthorizeRequest, ErrorCode, RevokeRequest, TokenRequest
-from athkit.server import EngineStores
+from athkit.server import EngineStores, ProviderGrant
 from tests.unit.server.helpers import BASE, Agent, World, make_world, provider_settings
 
 
@@ -331,23 +332,48 @@ async def test_expired_sessions_are_purged(stores: EngineStores) -> None:
     assert await w.stores.sessions.get(sid) is None
 
 
-async def test_concurrent_consent_reseals_tokens_to_the_winning_grant(
+async def test_a_new_consent_reseals_tokens_to_the_existing_grant(
     stores: EngineStores,
 ) -> None:
     w = make_world(stores=stores)
     agent = w.agent("race")
     cid, sec = await w.register(agent, ["orders:read"])
     first = await full_flow(w, agent, cid, sec, ["orders:read"])
-    # The race window: the engine looks for the user's grant before another consent stored it.
-    real_list = w.stores.grants.list_for_user
-
-    async def too_early(user_id: str) -> list[object]:
-        return []
-
-    w.stores.grants.list_for_user = too_early  # type: ignore[assignment,method-assign]
+    [grant] = await w.stores.grants.list_for_user("alice")
+    # The second consent's first write meets the owner's grant under another id (as a consent
+    # racing another one does): the tokens are sealed again to the stored grant's id.
     second = await full_flow(w, agent, cid, sec, ["orders:read"])
-    w.stores.grants.list_for_user = real_list  # type: ignore[method-assign]
-    assert len(await w.stores.grants.list_for_user("alice")) == 1
+    assert [g.grant_id for g in await w.stores.grants.list_for_user("alice")] == [grant.grant_id]
     for token in (first, second):
         creds = await w.engine.provider_credentials(await w.engine.validate_token(token))
         assert creds.access_token.startswith("up-alice-")
+
+
+async def test_grant_upsert_replaces_only_the_grant_with_the_same_id(
+    stores: EngineStores,
+) -> None:
+    first = ProviderGrant(
+        grant_id="grant-a",
+        client_id="client-1",
+        agent_id="https://agent.test/agent.json",
+        user_id="alice",
+        provider_id="shop",
+        consented_scopes=["orders:read"],
+        access_token_enc="sealed-to-a",
+        created_at=100.0,
+        updated_at=100.0,
+    )
+    assert (await stores.grants.upsert(first)).grant_id == "grant-a"
+    # Another id for the same owner: nothing written, the stored grant comes back.
+    other = dataclasses.replace(first, grant_id="grant-b", access_token_enc="sealed-to-b")
+    returned = await stores.grants.upsert(other)
+    assert (returned.grant_id, returned.access_token_enc) == ("grant-a", "sealed-to-a")
+    # The same id: replaced, created_at kept.
+    again = dataclasses.replace(
+        first, access_token_enc="resealed", consented_scopes=["orders:write"], created_at=200.0
+    )
+    replaced = await stores.grants.upsert(again)
+    assert (replaced.access_token_enc, replaced.created_at) == ("resealed", 100.0)
+    [stored] = await stores.grants.list_for_user("alice")
+    assert (stored.grant_id, stored.access_token_enc) == ("grant-a", "resealed")
+    assert (stored.consented_scopes, stored.created_at) == (["orders:write"], 100.0)

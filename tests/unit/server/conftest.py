@@ -4,6 +4,7 @@ ATH_REQUIRE_SERVICES=1)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from collections.abc import AsyncIterator
@@ -21,6 +22,35 @@ async def _pg_connect(database: str = "test") -> object:
     return await asyncpg.connect(f"postgresql://postgres@127.0.0.1:5432/{database}", timeout=3)
 
 
+@contextlib.asynccontextmanager
+async def pg_database(prefix: str = "ath_test") -> AsyncIterator[str]:
+    """The URL of a fresh PostgreSQL database on 127.0.0.1:5432, dropped afterwards (skips the
+    test when PostgreSQL is not running, unless ATH_REQUIRE_SERVICES=1)."""
+    try:
+        admin = await _pg_connect()
+    except (OSError, Exception) as exc:  # connection refused, auth, timeout
+        if os.environ.get("ATH_REQUIRE_SERVICES") == "1":
+            raise
+        pytest.skip(f"PostgreSQL not reachable on 127.0.0.1:5432: {exc}")
+    name = f"{prefix}_{secrets.token_hex(6)}"
+    await admin.execute(f'CREATE DATABASE "{name}"')  # type: ignore[attr-defined]
+    try:
+        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    finally:
+        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')  # type: ignore[attr-defined]
+        await admin.close()  # type: ignore[attr-defined]
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """An empty database: a SQLite file, then a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'ath.db'}"
+        return
+    async with pg_database() as url:
+        yield url
+
+
 @pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 async def stores(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[EngineStores]:
     if request.param == "memory":
@@ -32,19 +62,10 @@ async def stores(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
         yield sql_stores(engine)
         await engine.dispose()
         return
-    try:
-        admin = await _pg_connect()
-    except (OSError, Exception) as exc:  # connection refused, auth, timeout
-        if os.environ.get("ATH_REQUIRE_SERVICES") == "1":
-            raise
-        pytest.skip(f"PostgreSQL not reachable on 127.0.0.1:5432: {exc}")
-    name = f"ath_engine_{secrets.token_hex(6)}"
-    await admin.execute(f'CREATE DATABASE "{name}"')  # type: ignore[attr-defined]
-    engine = create_database(f"postgresql://postgres@127.0.0.1:5432/{name}")
-    try:
-        await migrate_server_schema(engine)
-        yield sql_stores(engine)
-    finally:
-        await engine.dispose()
-        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')  # type: ignore[attr-defined]
-        await admin.close()  # type: ignore[attr-defined]
+    async with pg_database("ath_engine") as url:
+        engine = create_database(url)
+        try:
+            await migrate_server_schema(engine)
+            yield sql_stores(engine)
+        finally:
+            await engine.dispose()

@@ -4,13 +4,9 @@ SQLAlchemy store writes them; when the fast writer cannot write, the store still
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -20,34 +16,7 @@ from athkit.server._auditwrite import PostgresAuditWriter, SqliteAuditWriter
 from athkit.server._fastpath import FastPathUnavailable
 from athkit.server._sql import SqlAuditStore
 from athkit.storage import create_database
-from tests.unit.server.conftest import _pg_connect
-
-
-@contextlib.asynccontextmanager
-async def _pg_database() -> AsyncIterator[str]:
-    """A fresh PostgreSQL database on 127.0.0.1:5432, dropped afterwards."""
-    try:
-        admin = await _pg_connect()
-    except Exception as exc:
-        if os.environ.get("ATH_REQUIRE_SERVICES") == "1":
-            raise
-        pytest.skip(f"PostgreSQL not reachable on 127.0.0.1:5432: {exc}")
-    name = f"ath_audit_{secrets.token_hex(6)}"
-    await admin.execute(f'CREATE DATABASE "{name}"')  # type: ignore[attr-defined]
-    try:
-        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    finally:
-        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')  # type: ignore[attr-defined]
-        await admin.close()  # type: ignore[attr-defined]
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'ath.db'}"
-        return
-    async with _pg_database() as url:
-        yield url
+from tests.unit.server.conftest import _pg_connect, pg_database
 
 
 def _events(tag: str, now: float | None = None) -> list[AuditEvent]:
@@ -174,7 +143,7 @@ async def test_sqlite_fast_write_waits_for_the_lock_off_the_event_loop(tmp_path:
 
 @pytest.mark.postgres
 async def test_postgres_fast_writer_recovers_from_a_dropped_connection() -> None:
-    async with _pg_database() as database_url:
+    async with pg_database("ath_audit") as database_url:
         await _recovers_from_a_dropped_connection(database_url)
 
 

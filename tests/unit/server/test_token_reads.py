@@ -3,11 +3,9 @@ when the fast path cannot read, the SQLAlchemy store answers instead."""
 
 from __future__ import annotations
 
-import os
 import secrets
 import sqlite3
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -21,7 +19,6 @@ from athkit.server._tokenread import (
     token_reader,
 )
 from athkit.storage import create_database
-from tests.unit.server.conftest import _pg_connect
 
 
 def _token(secret: str) -> TokenRecord:
@@ -38,26 +35,6 @@ def _token(secret: str) -> TokenRecord:
         expires_at=now + 3600,
         grant_id="grant-1",
     )
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'ath.db'}"
-        return
-    try:
-        admin = await _pg_connect()
-    except Exception as exc:
-        if os.environ.get("ATH_REQUIRE_SERVICES") == "1":
-            raise
-        pytest.skip(f"PostgreSQL not reachable on 127.0.0.1:5432: {exc}")
-    name = f"ath_reads_{secrets.token_hex(6)}"
-    await admin.execute(f'CREATE DATABASE "{name}"')  # type: ignore[attr-defined]
-    try:
-        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    finally:
-        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')  # type: ignore[attr-defined]
-        await admin.close()  # type: ignore[attr-defined]
 
 
 async def test_revocation_by_another_instance_is_seen_on_the_next_read(database_url: str) -> None:

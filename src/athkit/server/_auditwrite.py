@@ -79,15 +79,11 @@ def without_nul(value: Any) -> Any:
     return value
 
 
-def _text(value: str | None) -> str | None:
-    return value.replace("\x00", "\ufffd") if value is not None and "\x00" in value else value
-
-
 _encode = json.JSONEncoder().encode  # json.dumps' defaults, as SQLAlchemy's JSON type writes
 
 
 def _json(value: Any) -> str:
-    if not value:
+    if not value and isinstance(value, list | dict):
         return "[]" if isinstance(value, list) else "{}"  # most scope lists of an event
     text = _encode(value)
     # NUL is written "\u0000" by the encoder; only then is the value walked to replace it.
@@ -97,17 +93,17 @@ def _json(value: Any) -> str:
 def audit_row(event: AuditEvent) -> tuple[Any, ...]:
     """``event`` as the values of :data:`AUDIT_COLUMNS`, JSON columns serialised."""
     return (
-        _text(event.event),
+        without_nul(event.event),
         event.timestamp,
-        _text(event.agent_id),
-        _text(event.client_id),
-        _text(event.user_id),
-        _text(event.provider_id),
+        without_nul(event.agent_id),
+        without_nul(event.client_id),
+        without_nul(event.user_id),
+        without_nul(event.provider_id),
         _json(event.requested_scopes),
         _json(event.effective_scopes),
         _json(event.denied_scopes),
-        _text(event.reason),
-        _text(event.code),
+        without_nul(event.reason),
+        without_nul(event.code),
         _json(event.details),
     )
 

@@ -94,11 +94,10 @@ def fast_path(
     """The fast path for ``db``'s database — ``on_sqlite(file)`` or ``on_postgres(dsn,
     timeout)`` — closed with the engine; ``None`` for other databases and in-memory SQLite."""
     path = sqlite_file(db)
-    target = asyncpg_target(db)
     made: _S | _Q
     if path is not None:
         made = on_sqlite(path)
-    elif target is not None:
+    elif (target := asyncpg_target(db)) is not None:
         # The database's own timeout (create_database's pool timeout) bounds this path too.
         made = on_postgres(*target)
     else:

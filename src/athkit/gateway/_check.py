@@ -29,7 +29,6 @@ from athkit.protocol import (
 from athkit.server import TokenInfo
 from athkit.server._forward_auth import (
     read_original_call,
-    record_refusal,
     send_allowed,
     send_refusal,
 )
@@ -137,8 +136,7 @@ class CheckApp:
         self, refusal: ATHError, info: TokenInfo | None, provider_id: str, method: str, path: str
     ) -> ATHError:
         """The gateway's own refusal, stored before it is answered (``record_refusal``)."""
-        return await record_refusal(
-            self.proxy.engine,
+        return await self.proxy.engine.record_refusal(
             refusal,
             agent_id=info.agent_id if info else None,
             client_id=info.client_id if info else None,

@@ -46,7 +46,6 @@ from athkit.server import (
     TokenInfo,
     error_parts,
 )
-from athkit.server._forward_auth import record_refusal
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -122,8 +121,7 @@ class ProxyApp:
         # a crash cannot lose the record of a refusal the agent saw. If it cannot be stored,
         # the answer is the audit store's 503 instead.
         info = attempt.info
-        return await record_refusal(
-            self.engine,
+        return await self.engine.record_refusal(
             exc,
             reason=exc.message,
             agent_id=info.agent_id if info else None,

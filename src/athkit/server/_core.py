@@ -36,6 +36,7 @@ from athkit.server._stores import EngineStores
 from athkit.server._vault import ProviderVault
 
 _T = TypeVar("_T")
+_log = logging.getLogger("athkit.server")
 
 ACCESS_TOKEN_PREFIX = "ath_at_"
 CLIENT_SECRET_PREFIX = "ath_cs_"
@@ -159,6 +160,32 @@ class EngineCore:
         Accepts the fields of :class:`AuditEvent` except ``timestamp``.
         """
         await self.audit_log.event(event, self.clock.now(), **fields)
+
+    async def record_refusal(
+        self, refusal: ATHError, *, reason: str | None = None, **fields: object
+    ) -> ATHError:
+        """Store a refusal that its caller made itself (the engine's own calls audit theirs) as
+        ``access_denied`` before it is answered, with ``reason`` (default: the refusal's
+        ``details.reason``, else its message). Returns what to answer: the refusal, or the audit
+        store's 503 if it cannot be stored (fail closed: no refusal goes unrecorded)."""
+        try:
+            await self.audit(
+                "access_denied",
+                reason=reason or str(refusal.details.get("reason", refusal.message)),
+                code=refusal.code.value,
+                **fields,
+            )
+        except ATHError as failure:
+            return failure
+        except Exception:
+            _log.exception("audit store failed while recording a refusal")
+            return ATHError(
+                ErrorCode.INTERNAL_ERROR,
+                "the audit store is unavailable, so calls are refused",
+                details={"reason": "audit_unavailable"},
+                status=503,
+            )
+        return refusal
 
     async def audit_token(
         self, event: str, token: TokenRecord | TokenInfo, **fields: object

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import hmac
 import json
-import logging
 import string
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
@@ -42,10 +41,7 @@ from athkit.protocol import (
     ScopeRouteMap,
 )
 from athkit.server._access import AccessCheck
-from athkit.server._engine import ATHEngine
 from athkit.server._web import error_parts
-
-_log = logging.getLogger("athkit.server.forward_auth")
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -113,33 +109,6 @@ def error_header(exc: ATHError) -> bytes:
     return line.encode("ascii")
 
 
-async def record_refusal(
-    engine: ATHEngine, refusal: ATHError, *, reason: str | None = None, **fields: object
-) -> ATHError:
-    """Store a refusal that its caller made itself (the access check audits its own) before it
-    is answered, as ``access_denied`` with ``reason`` (default: the refusal's
-    ``details.reason``, else its message). If the audit store fails, the answer is its 503
-    instead (fail closed: no refusal goes unrecorded)."""
-    try:
-        await engine.audit(
-            "access_denied",
-            reason=reason or str(refusal.details.get("reason", refusal.message)),
-            code=refusal.code.value,
-            **fields,
-        )
-    except ATHError as failure:
-        return failure
-    except Exception:
-        _log.exception("audit store failed while recording a refusal")
-        return ATHError(
-            ErrorCode.INTERNAL_ERROR,
-            "the audit store is unavailable, so calls are refused",
-            details={"reason": "audit_unavailable"},
-            status=503,
-        )
-    return refusal
-
-
 async def send_refusal(send: Send, exc: ATHError) -> None:
     """Answer a check request with the refusal the agent must get."""
     headers, body = error_parts(exc)
@@ -187,7 +156,7 @@ class NativeCheckApp:
         try:
             call = read_original_call(scope, self._secret)
         except ATHError as exc:
-            await send_refusal(send, await record_refusal(self.access.engine, exc))
+            await send_refusal(send, await self.access.engine.record_refusal(exc))
             return
         path = call.raw_path.decode("latin-1")
         try:

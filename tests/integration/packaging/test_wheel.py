@@ -51,6 +51,7 @@ def test_wheel_and_sdist_hold_the_package(dist: Path) -> None:
         "athkit/pages/templates/athkit/base.html",
         "athkit/oauthserver/templates/consent.html",
         "athkit/demo/shop/static/shop.css",
+        "athkit/demo/shop/catalogue.json",
     ):
         assert needed in names, needed
     assert not [n for n in names if n.startswith("tests/")]
@@ -58,7 +59,12 @@ def test_wheel_and_sdist_hold_the_package(dist: Path) -> None:
     assert "ath = athkit.cli:main" in wheel.read(entry).decode()
     with tarfile.open(_one(dist, "athkit-*.tar.gz")) as sdist:
         members = {m.name.split("/", 1)[1] for m in sdist.getmembers() if "/" in m.name}
-    assert {"pyproject.toml", "README.md", "src/athkit/__init__.py"} <= members
+    assert {
+        "pyproject.toml",
+        "README.md",
+        "src/athkit/__init__.py",
+        "src/athkit/demo/shop/catalogue.json",
+    } <= members
 
 
 def test_extras_install_only_what_they_name(dist: Path) -> None:

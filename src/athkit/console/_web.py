@@ -6,7 +6,6 @@ import hmac
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl
 
@@ -41,18 +40,11 @@ NOTICES = {
 }
 
 
-def when(ts: float | None) -> str:
-    """POSIX seconds as ``2026-11-29 16:34 UTC`` for tables."""
-    if ts is None:
-        return "—"
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-
 def templates() -> Environment:
     """The console's Jinja2 environment: its templates over the project's shared look
-    (``athkit.pages``), escaping always on."""
+    (``athkit.pages``, which also gives ``when``), escaping always on."""
     env = page_templates(PackageLoader("athkit.console", "templates"))
-    env.globals.update(when=when, iso=to_iso)
+    env.globals["iso"] = to_iso
     return env
 
 

@@ -19,6 +19,7 @@ from athkit.pages._render import (
     page_templates,
     render_page,
     status_page,
+    when,
 )
 
 __all__ = [
@@ -35,4 +36,5 @@ __all__ = [
     "render_page",
     "status_page",
     "wants_html",
+    "when",
 ]

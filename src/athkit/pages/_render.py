@@ -8,6 +8,7 @@ Jinja environment with :func:`page_templates` and its own loader, then writes
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, TypedDict, Unpack
 
@@ -34,19 +35,29 @@ Link = tuple[str, str]
 """A ``(label, href)`` button under a message."""
 
 
+def when(ts: float | None) -> str:
+    """POSIX seconds as ``2026-11-29 16:34 UTC`` for tables (``—`` for none)."""
+    if ts is None:
+        return "—"
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
 def page_loader() -> BaseLoader:
-    """The loader for the shared templates (``athkit/base.html``, ``athkit/message.html``)."""
+    """The loader for the shared templates (``athkit/base.html``, ``athkit/message.html``,
+    the macros in ``athkit/forms.html`` and ``athkit/agents.html``)."""
     return PackageLoader("athkit.pages", "templates")
 
 
 def page_templates(*loaders: BaseLoader) -> Environment:
     """A Jinja environment (autoescaping on) that finds ``loaders``' templates first, then the
-    shared ones."""
-    return Environment(
+    shared ones, with the globals the shared ones use (``when``)."""
+    env = Environment(
         loader=ChoiceLoader([*loaders, page_loader()]),
         autoescape=select_autoescape(default=True, default_for_string=True),
         auto_reload=False,
     )
+    env.globals["when"] = when
+    return env
 
 
 @lru_cache(maxsize=1)

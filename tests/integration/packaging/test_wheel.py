@@ -49,6 +49,7 @@ def test_wheel_and_sdist_hold_the_package(dist: Path) -> None:
     for needed in (
         "athkit/py.typed",
         "athkit/pages/templates/athkit/base.html",
+        "athkit/pages/templates/athkit/agents.html",
         "athkit/oauthserver/templates/consent.html",
         "athkit/demo/shop/static/shop.css",
         "athkit/demo/shop/catalogue.json",

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import httpx
-from jinja2 import Environment, PackageLoader, select_autoescape
+from jinja2 import PackageLoader
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -34,7 +34,7 @@ from athkit.demo.shop._login import LoginClient
 from athkit.demo.shop._pages import ShopWeb, page_routes
 from athkit.demo.shop._service import ShopService
 from athkit.demo.shop._sessions import LoginSessionStore
-from athkit.pages import status_page, wants_html
+from athkit.pages import page_templates, status_page, wants_html
 from athkit.server import ProviderSettings, ServerSettings, ath_error_handler, create_native_app
 from athkit.storage import create_database
 
@@ -85,10 +85,8 @@ def create_shop_app(config: ShopConfig) -> Starlette:
     db = create_database(config.database_url)
     service = ShopService(db)
     settings = server_settings(config)
-    env = Environment(
-        loader=PackageLoader("athkit.demo.shop", "templates"),
-        autoescape=select_autoescape(default=True, default_for_string=True),
-    )
+    # The shop's own templates over the project's shared ones (the Connected agents table).
+    env = page_templates(PackageLoader("athkit.demo.shop", "templates"))
     http = httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=5.0), follow_redirects=False)
     sessions = LoginSessionStore(db, timedelta(seconds=config.session_lifetime))
     web = ShopWeb(

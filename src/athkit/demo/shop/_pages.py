@@ -10,7 +10,6 @@ import hmac
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -172,10 +171,6 @@ def _engine(request: Request) -> ATHEngine:
     return engine
 
 
-def _when(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-
 def page_routes(web: ShopWeb) -> list[Route]:
     """The storefront's routes."""
 
@@ -278,18 +273,7 @@ def page_routes(web: ShopWeb) -> list[Route]:
             return signed_in
         session, user_id = signed_in
         grants = await _engine(request).list_user_grants(user_id)
-        rows = [
-            {
-                "client_id": g.client_id,
-                "agent_id": g.agent_id,
-                "agent_name": g.agent_name,
-                "scopes": list(g.scopes),
-                "since": _when(g.since),
-                "active": g.active_tokens > 0,
-            }
-            for g in grants
-        ]
-        return web.render(request, "agents.html", session, grants=rows)
+        return web.render(request, "agents.html", session, grants=grants)
 
     async def revoke_agent(request: Request) -> Response:
         checked = await web.logged_in_form(request)

@@ -34,6 +34,8 @@ from urllib.parse import urlsplit
 
 import httptools
 
+from athkit.server._waiters import Waiters
+
 _HIGH_WATER = 256 * 1024
 _CRLF = b"\r\n"
 
@@ -342,7 +344,7 @@ class Http1Pool:
         self._idle: list[_Connection] = []
         self._busy: set[_Connection] = set()
         self._opening = 0
-        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._waiters: Waiters[None] = Waiters()
         self._closed = False
 
     async def _connect(self) -> _Connection:
@@ -384,8 +386,7 @@ class Http1Pool:
                     self._wake_one()
                 self._busy.add(conn)
                 return conn
-            waiter = asyncio.get_running_loop().create_future()
-            self._waiters.append(waiter)
+            waiter = self._waiters.join()
             try:
                 await waiter
             except BaseException:
@@ -394,11 +395,7 @@ class Http1Pool:
                 raise
 
     def _wake_one(self) -> None:
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                return
+        self._waiters.hand_over(None)
 
     def _put_back(self, conn: _Connection) -> None:
         self._busy.discard(conn)
@@ -476,10 +473,7 @@ class Http1Pool:
             conn.close()
         self._idle.clear()
         self._busy.clear()
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
+        self._waiters.release_all(None)
 
 
 async def _send_body(conn: _Connection, body: AsyncIterator[bytes], *, chunked: bool) -> None:

@@ -23,61 +23,61 @@ from athkit.protocol import (
 from athkit.server._admin import ReasonRequest, ScopesRequest, UserRevokeRequest
 from athkit.server._settings import ServerSettings
 
-_MODELS: list[type[BaseModel]] = [
-    AgentStatusResponse,
-    AppDiscovery,
-    AuthorizeRequest,
-    AuthorizeResponse,
-    ErrorResponse,
-    RegisterRequest,
-    RegisterResponse,
-    RevokeRequest,
-    TokenRequest,
-    TokenResponse,
-    ReasonRequest,
-    ScopesRequest,
-    UserRevokeRequest,
-]
+
+class _Operations:
+    """Builds operation objects and remembers every model they refer to, so that
+    ``components.schemas`` holds exactly the schemas the paths use."""
+
+    def __init__(self) -> None:
+        self.models: dict[str, type[BaseModel]] = {}
+
+    def _json(self, model: type[BaseModel]) -> dict[str, Any]:
+        self.models[model.__name__] = model
+        ref = {"$ref": f"#/components/schemas/{model.__name__}"}
+        return {"content": {"application/json": {"schema": ref}}}
+
+    def __call__(
+        self,
+        summary: str,
+        *,
+        body: type[BaseModel] | None = None,
+        ok: type[BaseModel] | None = None,
+        ok_status: str = "200",
+        errors: tuple[str, ...] = ("400", "401", "403", "404", "500"),
+        security: list[dict[str, list[str]]] | None = None,
+        description: str | None = None,
+    ) -> dict[str, Any]:
+        op: dict[str, Any] = {"summary": summary, "responses": {}}
+        if description:
+            op["description"] = description
+        if body is not None:
+            op["requestBody"] = {"required": True, **self._json(body)}
+        op["responses"][ok_status] = (
+            {"description": "OK", **self._json(ok)} if ok is not None else {"description": "OK"}
+        )
+        for status in errors:
+            op["responses"][status] = {"description": "ATH §7 error", **self._json(ErrorResponse)}
+        if security is not None:
+            op["security"] = security
+        return op
+
+    def schemas(self) -> dict[str, Any]:
+        """The JSON Schemas of every model referred to so far (and of the models they use)."""
+        _, schemas = models_json_schema(
+            [(m, "validation") for m in self.models.values()],
+            ref_template="#/components/schemas/{model}",
+        )
+        defs: dict[str, Any] = schemas.get("$defs", {})
+        return defs
 
 
-def _ref(model: type[BaseModel]) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{model.__name__}"}
-
-
-def _json(model: type[BaseModel]) -> dict[str, Any]:
-    return {"content": {"application/json": {"schema": _ref(model)}}}
-
-
-def _op(
-    summary: str,
-    *,
-    body: type[BaseModel] | None = None,
-    ok: type[BaseModel] | None = None,
-    ok_status: str = "200",
-    errors: tuple[str, ...] = ("400", "401", "403", "404", "500"),
-    security: list[dict[str, list[str]]] | None = None,
-    description: str | None = None,
+def openapi_document(
+    settings: ServerSettings, *, include_admin: bool = True, include_user: bool = False
 ) -> dict[str, Any]:
-    op: dict[str, Any] = {"summary": summary, "responses": {}}
-    if description:
-        op["description"] = description
-    if body is not None:
-        op["requestBody"] = {"required": True, **_json(body)}
-    op["responses"][ok_status] = (
-        {"description": "OK", **_json(ok)} if ok is not None else {"description": "OK"}
-    )
-    for status in errors:
-        op["responses"][status] = {"description": "ATH §7 error", **_json(ErrorResponse)}
-    if security is not None:
-        op["security"] = security
-    return op
-
-
-def openapi_document(settings: ServerSettings, *, include_admin: bool = True) -> dict[str, Any]:
-    """OpenAPI 3.1 for the native-mode ATH endpoints of this service."""
-    _, schemas = models_json_schema(
-        [(m, "validation") for m in _MODELS], ref_template="#/components/schemas/{model}"
-    )
+    """OpenAPI 3.1 for the native-mode ATH endpoints of this service: the admin API when
+    ``include_admin`` (and an admin token is set), the signed-in user's ``/ath/user/...``
+    routes when ``include_user``."""
+    _op = _Operations()
     paths: dict[str, Any] = {
         "/.well-known/ath-app.json": {
             "get": _op("Service discovery document (ATH §3)", ok=AppDiscovery, errors=())
@@ -145,6 +145,7 @@ def openapi_document(settings: ServerSettings, *, include_admin: bool = True) ->
     if include_admin and settings.admin_token is not None:
         admin: list[dict[str, list[str]]] = [{"adminBearer": []}]
         paths["/ath/admin/agents"] = {"get": _op("List registrations", security=admin)}
+        paths["/ath/admin/agents/{client_id}"] = {"get": _op("Read a registration", security=admin)}
         for action in ("approve", "reinstate"):
             paths[f"/ath/admin/agents/{{client_id}}/{action}"] = {
                 "post": _op(f"{action.title()} an agent", security=admin)
@@ -165,13 +166,27 @@ def openapi_document(settings: ServerSettings, *, include_admin: bool = True) ->
             "post": _op("Revoke a token", security=admin)
         }
         paths["/ath/admin/audit"] = {"get": _op("Query audit events", security=admin)}
+    if include_user:
+        # Whoever the service's own sign-in says (its user authenticator), however it does it.
+        signed_in = "For the user the service's own sign-in names; 401 without one."
+        paths["/ath/user/grants"] = {
+            "get": _op("The agents acting for the signed-in user", description=signed_in)
+        }
+        paths["/ath/user/revoke"] = {
+            "post": _op(
+                "Disconnect an agent, or revoke one token, for the signed-in user",
+                body=UserRevokeRequest,
+                errors=("400", "401", "403", "415", "500"),
+                description=signed_in + " JSON only; a foreign Origin is refused (CSRF).",
+            )
+        }
     return {
         "openapi": "3.1.0",
         "info": {"title": f"{settings.name} — ATH endpoints", "version": __version__},
         "servers": [{"url": settings.base_url}],
         "paths": paths,
         "components": {
-            "schemas": schemas.get("$defs", {}),
+            "schemas": _op.schemas(),
             "securitySchemes": {
                 "clientBasic": {"type": "http", "scheme": "basic"},
                 "attestation": {"type": "apiKey", "in": "header", "name": "X-ATH-Attestation"},

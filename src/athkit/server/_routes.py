@@ -371,7 +371,9 @@ def create_ath_routes(
     if openapi:
         from athkit.server._openapi import openapi_document
 
-        document: dict[str, Any] = openapi_document(engine.settings, include_admin=admin)
+        document: dict[str, Any] = openapi_document(
+            engine.settings, include_admin=admin, include_user=user_authenticator is not None
+        )
 
         async def openapi_endpoint(_request: Request) -> Response:
             return JSONResponse(document)

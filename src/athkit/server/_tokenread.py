@@ -24,7 +24,6 @@ revocation.
 from __future__ import annotations
 
 import asyncio
-import collections
 import importlib
 import json
 import sqlite3
@@ -35,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from athkit.server._fastpath import Backoff, FastPathUnavailable, fast_path
 from athkit.server._records import TokenRecord
+from athkit.server._waiters import Waiters
 
 _COLUMNS = (
     "token_id",
@@ -145,9 +145,7 @@ class PostgresTokenReader:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._idle: list[tuple[Any, Any]] = []  # (connection, prepared statement)
         self._open: set[Any] = set()
-        self._waiters: collections.deque[asyncio.Future[tuple[Any, Any] | None]] = (
-            collections.deque()
-        )
+        self._waiters: Waiters[tuple[Any, Any] | None] = Waiters()
         self._backoff = Backoff("token read")
 
     async def _acquire(self) -> tuple[Any, Any]:
@@ -161,9 +159,7 @@ class PostgresTokenReader:
                 return pair
             self._open.discard(pair[0])
         if len(self._open) >= self._max_size:
-            waiter: asyncio.Future[tuple[Any, Any] | None] = loop.create_future()
-            self._waiters.append(waiter)
-            pair_or_none = await waiter
+            pair_or_none = await self._waiters.join()
             if pair_or_none is not None:
                 return pair_or_none
             # A connection was dropped: its slot is ours, open a new one below.
@@ -191,20 +187,12 @@ class PostgresTokenReader:
             self._open.discard(pair[0])
             self._free_slot()
             return
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(pair)
-                return
-        self._idle.append(pair)
+        if not self._waiters.hand_over(pair):
+            self._idle.append(pair)
 
     def _free_slot(self) -> None:
         """A slot became free: let one waiter open a connection in it."""
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                return
+        self._waiters.hand_over(None)
 
     async def get_by_hash(self, token_hash: str) -> TokenRecord | None:
         """One round trip for the committed row."""
@@ -233,10 +221,7 @@ class PostgresTokenReader:
             if hasattr(conn, "terminate"):
                 conn.terminate()
         self._open = set()
-        waiters, self._waiters = self._waiters, collections.deque()
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_exception(ConnectionError("token reader closed"))
+        self._waiters.fail_all(ConnectionError("token reader closed"))
 
 
 def token_reader(db: AsyncEngine) -> TokenReader | None:

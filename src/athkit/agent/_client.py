@@ -2,8 +2,9 @@
 
 Both drive the same operations from :mod:`athkit.agent._core`; they differ only in how a
 request is sent. Each public method is the :class:`ClientCore` operation of the same name,
-driven by :func:`_blocking` or :func:`_awaiting`, so the signatures and docstrings are written
-once, in the core.
+listed once in their shared base as an :class:`_Operation`: read from an ``AsyncATHClient`` it
+is that operation driven by :func:`_awaiting`, from an ``ATHClient`` by :func:`_blocking`. So
+the list of operations, their signatures and their docstrings are each written once.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from contextlib import closing
 from dataclasses import dataclass
 from datetime import timedelta
 from http.cookiejar import CookieJar, DefaultCookiePolicy
-from types import TracebackType
-from typing import Any, Concatenate, Generic, Literal, ParamSpec, Self, TypeVar
+from types import MethodType, TracebackType
+from typing import Any, Concatenate, Generic, Literal, ParamSpec, Self, TypeVar, overload
 
 import httpx
 
@@ -77,8 +78,75 @@ def _step(operation: Operation[T], response: httpx.Response | None) -> Call | _D
         return _Done(stop.value)
 
 
+def _awaiting(
+    operation: Callable[Concatenate[ClientCore, P], Operation[T]],
+) -> Callable[Concatenate[AsyncATHClient, P], Coroutine[Any, Any, T]]:
+    """The async client's method for a core operation: same arguments, awaited."""
+
+    @functools.wraps(operation)
+    async def method(self: AsyncATHClient, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return await self._run(operation(self._core, *args, **kwargs))
+
+    return method
+
+
+def _blocking(
+    operation: Callable[Concatenate[ClientCore, P], Operation[T]],
+) -> Callable[Concatenate[ATHClient, P], T]:
+    """The sync client's method for a core operation: same arguments, blocking."""
+
+    @functools.wraps(operation)
+    def method(self: ATHClient, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return self._run(operation(self._core, *args, **kwargs))
+
+    return method
+
+
+class _Operation(Generic[P, T]):
+    """A :class:`ClientCore` operation as a method of both clients: awaited when read from an
+    :class:`AsyncATHClient`, blocking when read from an :class:`ATHClient`.
+
+    Read from either class it is that class's plain function (``ATHClient.discover``), as a
+    ``def`` in the class body would be; read from an instance, that function bound to it.
+    """
+
+    def __init__(self, operation: Callable[Concatenate[ClientCore, P], Operation[T]]) -> None:
+        self._awaiting = _awaiting(operation)
+        self._blocking = _blocking(operation)
+        self.__doc__ = operation.__doc__
+
+    @overload
+    def __get__(
+        self, client: None, owner: type[AsyncATHClient]
+    ) -> Callable[Concatenate[AsyncATHClient, P], Coroutine[Any, Any, T]]: ...
+    @overload
+    def __get__(
+        self, client: None, owner: type[ATHClient]
+    ) -> Callable[Concatenate[ATHClient, P], T]: ...
+    @overload
+    def __get__(self, client: None, owner: type[Any]) -> Self: ...
+    @overload
+    def __get__(
+        self, client: AsyncATHClient, owner: type[Any] | None = None
+    ) -> Callable[P, Coroutine[Any, Any, T]]: ...
+    @overload
+    def __get__(self, client: ATHClient, owner: type[Any] | None = None) -> Callable[P, T]: ...
+    def __get__(
+        self, client: _Common[Any] | None, owner: type[Any] | None = None
+    ) -> Self | Callable[..., Any]:
+        if client is None:
+            if owner is not None and issubclass(owner, AsyncATHClient):
+                return self._awaiting
+            if owner is not None and issubclass(owner, ATHClient):
+                return self._blocking
+            return self
+        if isinstance(client, AsyncATHClient):
+            return MethodType(self._awaiting, client)
+        return MethodType(self._blocking, client)
+
+
 class _Common(Generic[H]):
-    """Construction and the read-only accessors shared by both clients."""
+    """Construction, the read-only accessors and the operations shared by both clients."""
 
     def __init__(
         self,
@@ -136,29 +204,14 @@ class _Common(Generic[H]):
         """The stored token for ``provider_id`` (expired or not), if any."""
         return self._core.store.get_token(self.base_url, self.agent_id, provider_id)
 
-
-def _awaiting(
-    operation: Callable[Concatenate[ClientCore, P], Operation[T]],
-) -> Callable[Concatenate[AsyncATHClient, P], Coroutine[Any, Any, T]]:
-    """The async client's method for a core operation: same arguments, awaited."""
-
-    @functools.wraps(operation)
-    async def method(self: AsyncATHClient, /, *args: P.args, **kwargs: P.kwargs) -> T:
-        return await self._run(operation(self._core, *args, **kwargs))
-
-    return method
-
-
-def _blocking(
-    operation: Callable[Concatenate[ClientCore, P], Operation[T]],
-) -> Callable[Concatenate[ATHClient, P], T]:
-    """The sync client's method for a core operation: same arguments, blocking."""
-
-    @functools.wraps(operation)
-    def method(self: ATHClient, /, *args: P.args, **kwargs: P.kwargs) -> T:
-        return self._run(operation(self._core, *args, **kwargs))
-
-    return method
+    discover = _Operation(ClientCore.discover)
+    register = _Operation(ClientCore.register)
+    status = _Operation(ClientCore.status)
+    authorize = _Operation(ClientCore.authorize)
+    exchange_token = _Operation(ClientCore.exchange_token)
+    revoke = _Operation(ClientCore.revoke)
+    proxy = _Operation(ClientCore.proxy)
+    request = _Operation(ClientCore.request)
 
 
 class AsyncATHClient(_Common[httpx.AsyncClient]):
@@ -210,15 +263,6 @@ class AsyncATHClient(_Common[httpx.AsyncClient]):
                 step = _step(operation, await self._send(step))
             return step.value
 
-    discover = _awaiting(ClientCore.discover)
-    register = _awaiting(ClientCore.register)
-    status = _awaiting(ClientCore.status)
-    authorize = _awaiting(ClientCore.authorize)
-    exchange_token = _awaiting(ClientCore.exchange_token)
-    revoke = _awaiting(ClientCore.revoke)
-    proxy = _awaiting(ClientCore.proxy)
-    request = _awaiting(ClientCore.request)
-
 
 class ATHClient(_Common[httpx.Client], Closing):
     """The synchronous twin of :class:`AsyncATHClient`: same arguments, same methods."""
@@ -244,12 +288,3 @@ class ATHClient(_Common[httpx.Client], Closing):
             while isinstance(step, Call):
                 step = _step(operation, self._send(step))
             return step.value
-
-    discover = _blocking(ClientCore.discover)
-    register = _blocking(ClientCore.register)
-    status = _blocking(ClientCore.status)
-    authorize = _blocking(ClientCore.authorize)
-    exchange_token = _blocking(ClientCore.exchange_token)
-    revoke = _blocking(ClientCore.revoke)
-    proxy = _blocking(ClientCore.proxy)
-    request = _blocking(ClientCore.request)

@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
-from typing import Any, overload
+from typing import Any, TypeAlias, overload
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -32,36 +31,9 @@ ENGINE_STATE_KEY = "ath_engine"
 ACCESS_STATE_KEY = "ath_access"
 
 
-@dataclass(frozen=True, slots=True)
-class ATHPrincipal:
-    """Who is calling: the agent, on behalf of which user, with which scopes."""
-
-    token: TokenInfo
-
-    @property
-    def agent_id(self) -> str:
-        """The calling agent's agent_id."""
-        return self.token.agent_id
-
-    @property
-    def client_id(self) -> str:
-        """The calling agent's client_id."""
-        return self.token.client_id
-
-    @property
-    def user_id(self) -> str:
-        """The user the agent acts for."""
-        return self.token.user_id
-
-    @property
-    def provider_id(self) -> str:
-        """The provider the token is for."""
-        return self.token.provider_id
-
-    @property
-    def scopes(self) -> tuple[str, ...]:
-        """The token's effective scopes."""
-        return self.token.scopes
+ATHPrincipal: TypeAlias = TokenInfo
+"""Who is calling: the agent (``agent_id``, ``client_id``), the user it acts for
+(``user_id``), the provider and the token's effective ``scopes`` — the checked token itself."""
 
 
 def access_check_for(app_state: Any, engine: ATHEngine) -> AccessCheck:
@@ -82,7 +54,7 @@ async def authenticate(engine: ATHEngine, headers: Any, *, provider_id: str | No
         agent_id=headers.get("x-ath-agent-id"),
         provider_id=provider_id,
     )
-    return ATHPrincipal(granted.token)
+    return granted.token
 
 
 class require_scopes:
@@ -120,7 +92,7 @@ class require_scopes:
             provider_id=self.provider_id or engine.settings.only_provider_id,
             required=self.scopes,
         )
-        principal = ATHPrincipal(granted.token)
+        principal = granted.token
         request.state.ath = principal
         return principal
 
@@ -200,6 +172,6 @@ class ATHScopeMiddleware:
         except ATHError as exc:
             await error_response(exc)(scope, receive, send)
             return
-        principal = ATHPrincipal(granted.token)
+        principal = granted.token
         scope.setdefault("state", {})["ath"] = principal
         await self.app(scope, receive, send)

@@ -170,7 +170,7 @@ class ATHMcp:
             agent_id=request.headers.get(AGENT_ID_HEADER),
             provider_id=self._provider(engine),
         )
-        principal = ATHPrincipal(granted.token)
+        principal = granted.token
         return _Call(engine, principal)
 
     # --- the MCP layer -------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import Receive, Scope, Send
 
 from athkit.console import Console, Throttle
 from athkit.gateway._auditqueue import AuditQueue
@@ -27,7 +28,7 @@ from athkit.gateway._catalog import catalog
 from athkit.gateway._check import CHECK_PREFIX, CheckApp
 from athkit.gateway._mcp import McpGate
 from athkit.gateway._metrics import GatewayMetrics
-from athkit.gateway._proxy import ProxyApp, Receive, Scope, Send
+from athkit.gateway._proxy import ProxyApp
 from athkit.gateway._schema import GatewayConfig
 from athkit.gateway._settings import GatewaySettings, resolve_settings
 from athkit.gateway._upstream import Upstream

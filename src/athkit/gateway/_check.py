@@ -18,7 +18,8 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from athkit.gateway._proxy import Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
+
 from athkit.protocol import (
     CHECK_PATH,
     PROXY_PREFIX,

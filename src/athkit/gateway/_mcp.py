@@ -22,11 +22,12 @@ with ``WWW-Authenticate: Bearer error_description="<code>"``, so MCP clients sho
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import Field, field_validator
+from starlette.types import Receive, Send
 
 from athkit.protocol import (
     ATHError,
@@ -39,10 +40,6 @@ from athkit.protocol import (
 from athkit.protocol._mcp import LISTING_METHODS
 from athkit.server._settings import StrictModel
 from athkit.server._web import mcp_scope_violation
-
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
 
 MAX_MESSAGE_BYTES = 1 << 20
 MAX_LISTING_BYTES = 8 << 20

@@ -29,8 +29,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
-from typing import Any
+from collections.abc import AsyncIterator
+
+from starlette.types import Receive, Scope, Send
 
 from athkit.gateway._auditqueue import AuditQueue
 from athkit.gateway._http1 import Http1Response, UpstreamError, UpstreamTimeout
@@ -46,11 +47,6 @@ from athkit.server import (
     TokenInfo,
     error_parts,
 )
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
 
 _log = logging.getLogger("athkit.gateway.proxy")
 

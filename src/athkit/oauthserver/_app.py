@@ -25,7 +25,7 @@ from athkit.storage import create_database, run_migrations
 logger = logging.getLogger("athkit.oauthserver")
 
 _BROWSER_PATHS = ("/authorize", "/login", "/consent")
-Handler = Callable[[ServerState, Request], Awaitable[Response]]
+_StateHandler = Callable[[ServerState, Request], Awaitable[Response]]
 
 
 def create_oauth_app(
@@ -48,7 +48,7 @@ def create_oauth_app(
         finally:
             await engine.dispose()
 
-    def bind(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+    def bind(handler: _StateHandler) -> Callable[[Request], Awaitable[Response]]:
         return partial(handler, srv)
 
     async def metadata_doc(_request: Request) -> Response:

@@ -64,7 +64,7 @@ class CodeRecord:
 
 
 @dataclass(frozen=True, slots=True)
-class TokenRecord:
+class OAuthTokenRecord:
     """A stored access or refresh token."""
 
     token_hash: str
@@ -304,7 +304,7 @@ class OAuthStore:
             )
         return IssuedTokens(access_token=access, refresh_token=refresh)
 
-    async def find_token(self, token: str) -> TokenRecord | None:
+    async def find_token(self, token: str) -> OAuthTokenRecord | None:
         """The record of a presented token, whatever its state."""
         async with self._engine.connect() as conn:
             row = (
@@ -318,7 +318,7 @@ class OAuthStore:
             )
         if row is None:
             return None
-        return _from_row(TokenRecord, row)
+        return _from_row(OAuthTokenRecord, row)
 
     async def rotate_refresh(self, token_hash: str, *, now: float) -> bool:
         """Retire a refresh token on use; ``False`` if it was already rotated or revoked."""

@@ -20,7 +20,7 @@ from athkit.oauthserver._common import (
     read_form,
 )
 from athkit.oauthserver._config import ClientConfig
-from athkit.oauthserver._store import TokenRecord
+from athkit.oauthserver._store import OAuthTokenRecord
 from athkit.protocol import hash_secret, verify_code_challenge
 
 _MAX_FIELDS = 30
@@ -229,7 +229,7 @@ async def introspect(srv: ServerState, request: Request) -> Response:
     return await _about_token(srv, request, "introspect", _introspect)
 
 
-_TokenAnswer = Callable[[ServerState, ClientConfig, TokenRecord | None], Awaitable[Response]]
+_TokenAnswer = Callable[[ServerState, ClientConfig, OAuthTokenRecord | None], Awaitable[Response]]
 
 
 async def _about_token(
@@ -251,7 +251,9 @@ async def _about_token(
     return await answer(srv, client, await srv.store.find_token(presented))
 
 
-async def _revoke(srv: ServerState, client: ClientConfig, record: TokenRecord | None) -> Response:
+async def _revoke(
+    srv: ServerState, client: ClientConfig, record: OAuthTokenRecord | None
+) -> Response:
     now = srv.now()
     # RFC 7009 §2.1: only the client the token was issued to may revoke it. For anyone else
     # the answer is the same 200, so the endpoint does not reveal which tokens exist.
@@ -266,7 +268,7 @@ async def _revoke(srv: ServerState, client: ClientConfig, record: TokenRecord | 
 
 
 async def _introspect(
-    srv: ServerState, client: ClientConfig, record: TokenRecord | None
+    srv: ServerState, client: ClientConfig, record: OAuthTokenRecord | None
 ) -> Response:
     now = srv.now()
     # Refresh tokens are described only to their own client: a resource server asking about
@@ -280,7 +282,7 @@ async def _introspect(
     return json_response(_describe(srv, record))
 
 
-def _describe(srv: ServerState, record: TokenRecord) -> dict[str, object]:
+def _describe(srv: ServerState, record: OAuthTokenRecord) -> dict[str, object]:
     user = srv.config.user_by_sub(record.sub)
     body: dict[str, object] = {
         "active": True,

@@ -20,10 +20,10 @@ ATH_VERSION = "0.1"
 ShortText = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 Url = Annotated[str, StringConstraints(min_length=1, max_length=2048)]
 Jwt = Annotated[str, StringConstraints(min_length=1, max_length=8192)]
-Scope = Annotated[
+ScopeName = Annotated[
     str, StringConstraints(min_length=1, max_length=128, pattern=r"^[\x21\x23-\x5b\x5d-\x7e]+$")
 ]
-ScopeList = Annotated[list[Scope], Field(max_length=100)]
+ScopeList = Annotated[list[ScopeName], Field(max_length=100)]
 
 AgentStatus = Literal["approved", "pending", "denied"]
 
@@ -92,7 +92,7 @@ class GatewayProvider(ATHModel):
     provider_id: ShortText
     display_name: ShortText
     categories: list[ShortText] | None = None
-    available_scopes: list[Scope]
+    available_scopes: list[ScopeName]
     auth_mode: ShortText = "OAUTH2"
     agent_approval_required: bool = True
 
@@ -113,7 +113,7 @@ class AppAuth(ATHModel):
     authorization_endpoint: Url
     token_endpoint: Url
     registration_endpoint: Url | None = None
-    scopes_supported: list[Scope]
+    scopes_supported: list[ScopeName]
     agent_attestation_required: bool | None = None
 
 
@@ -152,11 +152,11 @@ class ApprovedProvider(ATHModel):
     """The decision for one provider of a registration."""
 
     provider_id: ShortText
-    approved_scopes: list[Scope]
-    denied_scopes: list[Scope]
+    approved_scopes: list[ScopeName]
+    denied_scopes: list[ScopeName]
     denial_reason: str | None = None
     # Our decision (ATH §4.1): scopes sent to operator review, so the agent knows what waits.
-    pending_scopes: list[Scope] | None = None
+    pending_scopes: list[ScopeName] | None = None
 
 
 class RegisterResponse(ATHModel):
@@ -188,7 +188,7 @@ class AuthorizeRequest(ATHModel):
     client_id: ShortText
     agent_attestation: Jwt
     provider_id: ShortText
-    scopes: Annotated[list[Scope], Field(min_length=1, max_length=100)]
+    scopes: Annotated[list[ScopeName], Field(min_length=1, max_length=100)]
     state: Annotated[str, StringConstraints(min_length=22, max_length=512)]
     user_redirect_uri: Url | None = None
     resource: Url | None = None

@@ -139,7 +139,7 @@ def _limit(request: Request) -> int:
     return int(raw)
 
 
-Handler = Callable[[Request], Awaitable[Response]]
+_Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 def create_admin_routes(engine: ATHEngine) -> list[BaseRoute]:
@@ -149,7 +149,7 @@ def create_admin_routes(engine: ATHEngine) -> list[BaseRoute]:
     expected = engine.settings.admin_token.get_secret_value().encode("utf-8")
     limit = engine.settings.max_body_bytes
 
-    def guarded(handler: Handler) -> Handler:
+    def guarded(handler: _Endpoint) -> _Endpoint:
         async def endpoint(request: Request) -> Response:
             scheme, _, presented = request.headers.get("authorization", "").partition(" ")
             # Constant-time comparison of the admin token.

@@ -27,10 +27,10 @@ from __future__ import annotations
 import hmac
 import json
 import string
-from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import quote
+
+from starlette.types import Receive, Scope, Send
 
 from athkit.protocol import (
     CHECK_PATH,
@@ -42,10 +42,6 @@ from athkit.protocol import (
 )
 from athkit.server._access import AccessCheck
 from athkit.server._web import error_parts
-
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 SECRET_HEADER = CHECK_SECRET_HEADER
 _SECRET = SECRET_HEADER.lower().encode()

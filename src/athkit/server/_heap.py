@@ -13,14 +13,9 @@ one collection; undone at shutdown, so an embedding process (tests) gets its hea
 from __future__ import annotations
 
 import gc
-from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-_Message = MutableMapping[str, Any]
-_ASGIApp = Callable[
-    [_Message, Callable[[], Awaitable[_Message]], Callable[[_Message], Awaitable[None]]],
-    Awaitable[None],
-]
+from starlette.types import Message, Receive, Scope, Send
 
 
 class FrozenStartupHeap:
@@ -30,18 +25,13 @@ class FrozenStartupHeap:
     def __init__(self, app: Any) -> None:
         self.app = app
 
-    async def __call__(
-        self,
-        scope: _Message,
-        receive: Callable[[], Awaitable[_Message]],
-        send: Callable[[_Message], Awaitable[None]],
-    ) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Run ``app``; watch the lifespan messages it sends."""
         if scope["type"] != "lifespan":
             await self.app(scope, receive, send)
             return
 
-        async def watch(message: _Message) -> None:
+        async def watch(message: Message) -> None:
             if message["type"] == "lifespan.startup.complete":
                 gc.collect()
                 gc.freeze()

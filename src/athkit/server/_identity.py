@@ -21,7 +21,6 @@ import asyncio
 import functools
 import time
 from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -35,6 +34,7 @@ from athkit.protocol import (
     VerificationKey,
     load_public_key,
 )
+from athkit.server._clock import TimeSource
 from athkit.server._fetch import FetchedDocument, IdentityFetcher
 
 MAX_CACHE_SECONDS = 300  # ATH §2: identity documents may be cached for at most 5 minutes
@@ -42,8 +42,6 @@ MAX_CACHE_SECONDS = 300  # ATH §2: identity documents may be cached for at most
 # and never more than 8 MiB of documents however large each one is.
 MAX_CACHE_BYTES = 8 * 1024 * 1024
 _ENTRY_OVERHEAD = 250  # the entry object, its agent_id key and the OrderedDict slot, roughly
-
-Clock = Callable[[], float]
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +110,7 @@ class IdentityCache:
         self,
         fetcher: IdentityFetcher,
         *,
-        clock: Clock = time.time,
+        clock: TimeSource = time.time,
         max_age: float = MAX_CACHE_SECONDS,
         max_bytes: int = MAX_CACHE_BYTES,
     ) -> None:

@@ -29,7 +29,7 @@ from athkit.server import ATHPrincipal, read_json_object, require_scopes
 _MAX_BODY = 16 * 1024
 _NO_STORE = {"Cache-Control": "no-store"}
 
-Handler = Callable[[Request], Awaitable[Response]]
+_Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 def _invalid(message: str, field: str | None = None) -> ShopError:
@@ -58,7 +58,7 @@ def _answer(result: Any, status: int = 200) -> Response:
     return JSONResponse(result.to_dict(), status_code=status, headers=_NO_STORE)
 
 
-def _shop_errors(handler: Handler) -> Handler:
+def _shop_errors(handler: _Endpoint) -> _Endpoint:
     async def wrapped(request: Request) -> Response:
         try:
             return await handler(request)
@@ -72,10 +72,10 @@ def api_routes(service: ShopService, prefix: str = "/api") -> list[Route]:
     """The agent-facing API, each route demanding its scope of the caller's ATH token."""
     routes: list[Route] = []
 
-    def route(method: str, path: str, scope: str) -> Callable[[Handler], Handler]:
+    def route(method: str, path: str, scope: str) -> Callable[[_Endpoint], _Endpoint]:
         """Serve the decorated handler at ``prefix + path``, to tokens holding ``scope``."""
 
-        def add(handler: Handler) -> Handler:
+        def add(handler: _Endpoint) -> _Endpoint:
             guarded = require_scopes(scope)(_shop_errors(handler))
             routes.append(Route(prefix + path, guarded, methods=[method]))
             return handler

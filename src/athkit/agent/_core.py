@@ -33,10 +33,17 @@ from athkit.agent._errors import (
 from athkit.agent._store import MemoryCredentialStore, StoredClient, StoredToken
 from athkit.protocol import (
     AGENT_ID_HEADER,
+    AGENTS_PATH,
     APP_DISCOVERY_PATH,
     ATTESTATION_HEADER,
+    AUTHORIZE_PATH,
     DEFAULT_LIFETIME,
     GATEWAY_DISCOVERY_PATH,
+    PROXY_PREFIX,
+    REGISTER_PATH,
+    RESERVED_HEADER_PREFIX,
+    REVOKE_PATH,
+    TOKEN_PATH,
     AgentStatusResponse,
     AppDiscovery,
     AuthorizeRequest,
@@ -117,7 +124,7 @@ def check_default_headers(headers: Mapping[str, str]) -> dict[str, str]:
         lower = name.lower()
         if not name or not set(lower) <= _TOKEN_CHARS:
             raise ValueError(f"header name {name!r} is not a valid HTTP header name")
-        if lower in _RESERVED_HEADERS or lower.startswith("x-ath-"):
+        if lower in _RESERVED_HEADERS or lower.startswith(RESERVED_HEADER_PREFIX.lower()):
             raise ValueError(
                 f"header {name!r} is set by the ATH client itself; it cannot be a default"
             )
@@ -265,8 +272,8 @@ class ClientCore:
                 return auth.token_endpoint
         if isinstance(self.discovery, GatewayDiscovery) and which == "register":
             return self.discovery.agent_registration_endpoint
-        path = {"register": "/ath/agents/register", "authorize": "/ath/authorize"}
-        return self.base_url + path.get(which, "/ath/token")
+        path = {"register": REGISTER_PATH, "authorize": AUTHORIZE_PATH}
+        return self.base_url + path.get(which, TOKEN_PATH)
 
     def client_credentials(self) -> StoredClient:
         """The stored registration of this agent at this server."""
@@ -379,7 +386,7 @@ class ClientCore:
             raise ATHClientError(
                 NOT_REGISTERED, f"no client_id known for {self.base_url}; register first"
             )
-        call = Call("GET", f"{self.base_url}/ath/agents/{quote(target, safe='')}")
+        call = Call("GET", f"{self.base_url}{AGENTS_PATH}{quote(target, safe='')}")
         if stored is not None and stored.client_id == target:
             call.auth = (stored.client_id, stored.client_secret)
         else:
@@ -497,7 +504,7 @@ class ClientCore:
         body = RevokeRequest(
             token=value, client_id=creds.client_id, client_secret=creds.client_secret
         )
-        response = yield Call("POST", self.base_url + "/ath/revoke", json=body.dump())
+        response = yield Call("POST", self.base_url + REVOKE_PATH, json=body.dump())
         if response.status_code >= 400:
             raise error_from_response(response)
         for _, held in self.store.tokens(self.base_url, self.agent_id):
@@ -549,7 +556,7 @@ class ClientCore:
         provider = provider_id or self._default_provider(mode)
         token = self.usable_token(provider)
         if mode == "gateway":
-            url = f"{self.base_url}/ath/proxy/{quote(provider, safe='')}/{path.lstrip('/')}"
+            url = f"{self.base_url}{PROXY_PREFIX}{quote(provider, safe='')}/{path.lstrip('/')}"
         else:
             assert isinstance(self.discovery, AppDiscovery)
             url = self.discovery.api_base.rstrip("/") + "/" + path.lstrip("/")

@@ -22,7 +22,12 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from athkit.protocol import generate_private_key, private_key_to_pem, public_key_to_pem
+from athkit.protocol import (
+    ADMIN_PREFIX,
+    generate_private_key,
+    private_key_to_pem,
+    public_key_to_pem,
+)
 
 FILES = ("gateway.toml", "oauth-server.toml", "upstream.py", "secrets")
 
@@ -243,4 +248,4 @@ line"):
   ath authorize notes --scope notes:read      # sign in as {setup.username} / {password}
   ath call --provider notes GET /notes
 Operators: curl -H "Authorization: Bearer $(cat secrets/admin-token)" \\
-  {setup.gateway_url}/ath/admin/agents"""
+  {setup.gateway_url}{ADMIN_PREFIX}/agents"""

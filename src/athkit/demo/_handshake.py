@@ -24,7 +24,14 @@ from athkit.agent import (
 from athkit.demo._cast import SCENARIOS, Cast
 from athkit.demo._report import Row, Step
 from athkit.demo._story import Story, StoryError, error_code, error_message, query_of, scopes_text
-from athkit.protocol import TokenResponse, create_attestation, generate_private_key
+from athkit.protocol import (
+    ADMIN_PREFIX,
+    AUTHORIZE_PATH,
+    PROXY_PREFIX,
+    TokenResponse,
+    create_attestation,
+    generate_private_key,
+)
 from athkit.testing import drive_consent
 
 BROWSER_TIMEOUT = 300.0
@@ -147,7 +154,7 @@ class HandshakeStory:
         """The request path as it goes over the wire."""
         if self.mode == "native":
             return f"/api{path}"
-        return f"/ath/proxy/{self.cast.role.provider_id}{path}"
+        return f"{PROXY_PREFIX}{self.cast.role.provider_id}{path}"
 
     @staticmethod
     def outcome_of(
@@ -444,7 +451,7 @@ class HandshakeStory:
     def operator_approves(self) -> None:
         """The implementer's operator approves the pending scope through the admin API."""
         response = self.http.post(
-            f"{self.cast.base_url}/ath/admin/agents/{self.client_id}/approve",
+            f"{self.cast.base_url}{ADMIN_PREFIX}/agents/{self.client_id}/approve",
             headers={"Authorization": f"Bearer {self.cast.stack.admin_token}"},
         )
         status = self.agent.status()
@@ -497,7 +504,7 @@ class HandshakeStory:
 
     def _attacker_authorize(self, client_id: str, sign: Callable[[], str]) -> httpx.Response:
         return self.http.post(
-            f"{self.cast.base_url}/ath/authorize",
+            self.cast.base_url + AUTHORIZE_PATH,
             json={
                 "client_id": client_id,
                 "agent_attestation": sign(),

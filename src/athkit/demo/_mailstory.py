@@ -19,10 +19,10 @@ from athkit.demo._stack import (
     GatewayStack,
 )
 from athkit.demo._story import Story, StoryError, error_code, scopes_text
-from athkit.protocol import GatewayDiscovery
+from athkit.protocol import ADMIN_PREFIX, GATEWAY_DISCOVERY_PATH, PROXY_PREFIX, GatewayDiscovery
 
 MAIL_SCOPES = ["mail:read", "mail:send", "mail:delete"]
-PROXY = f"/ath/proxy/{MAIL_PROVIDER_ID}"
+PROXY = PROXY_PREFIX + MAIL_PROVIDER_ID
 MAIL_ROLE = Role(
     MAIL_PROVIDER_ID, "the gateway", "Example Mail's OAuth server", MAILBOT_NAME, MAILBOT_DEVELOPER
 )
@@ -95,7 +95,7 @@ class MailStory(HandshakeStory):
                 outcome="found",
                 scopes=list(mail.available_scopes) if mail else [],
                 details={"gateway_id": document.gateway_id},
-                sent=[f"GET {self.stack.gateway_url}/.well-known/ath.json"],
+                sent=[f"GET {self.stack.gateway_url}{GATEWAY_DISCOVERY_PATH}"],
                 received=[
                     f"200 gateway {document.gateway_id!r}: "
                     + (
@@ -160,7 +160,7 @@ class MailStory(HandshakeStory):
         """The gateway has no pages for users: Alice asks its operator, who revokes."""
         auth = {"Authorization": f"Bearer {self.cast.stack.admin_token}"}
         listed = self.http.get(
-            f"{self.cast.base_url}/ath/admin/tokens",
+            f"{self.cast.base_url}{ADMIN_PREFIX}/tokens",
             params={"client_id": self.client_id, "user_id": "user-alice"},
             headers=auth,
         )
@@ -168,7 +168,8 @@ class MailStory(HandshakeStory):
         revoked = 0
         for token in tokens:
             answer = self.http.post(
-                f"{self.cast.base_url}/ath/admin/tokens/{token['token_id']}/revoke", headers=auth
+                f"{self.cast.base_url}{ADMIN_PREFIX}/tokens/{token['token_id']}/revoke",
+                headers=auth,
             )
             revoked += int(answer.status_code == 200 and answer.json().get("revoked") is True)
         self.story.record(

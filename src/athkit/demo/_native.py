@@ -10,7 +10,7 @@ from athkit.demo._report import Step
 from athkit.demo._stack import SHOPBOT_DEVELOPER, SHOPBOT_NAME, NativeStack
 from athkit.demo._story import Story, StoryError, error_code, find_form, scopes_text
 from athkit.demo.shop import SHOP_PROVIDER_ID, SHOP_SCOPES, format_price
-from athkit.protocol import AppDiscovery
+from athkit.protocol import APP_DISCOVERY_PATH, AppDiscovery
 
 PRODUCT = "hand-grinder"
 SHOP_ROLE = Role(
@@ -78,7 +78,7 @@ class NativeStory(HandshakeStory):
                 outcome="found",
                 scopes=list(document.auth.scopes_supported),
                 details={"app_id": document.app_id, "api_base": document.api_base},
-                sent=[f"GET {self.stack.shop_url}/.well-known/ath-app.json"],
+                sent=[f"GET {self.stack.shop_url}{APP_DISCOVERY_PATH}"],
                 received=[
                     f"200 {document.name!r}: API at {document.api_base}",
                     f"scopes: {scopes_text(document.auth.scopes_supported)}",

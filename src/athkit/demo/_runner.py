@@ -21,6 +21,7 @@ from athkit.demo._native import NativeStory
 from athkit.demo._report import JsonReporter, Reporter, RichReporter, Step, Summary
 from athkit.demo._stack import gateway_stack, native_stack
 from athkit.demo._story import Story, StoryError
+from athkit.protocol import ADMIN_PREFIX, APP_DISCOVERY_PATH, GATEWAY_DISCOVERY_PATH
 
 ATH_IN_ONE_SENTENCE = (
     "ATH, the Agent Trust Handshake, lets an AI agent act for a person only when the service "
@@ -88,7 +89,7 @@ def _start(options: DemoOptions, story: Story, password: str | None) -> Iterator
                     "MailBot identity": g.mailbot_id,
                 },
                 {
-                    "Gateway catalog": f"{g.gateway_url}/.well-known/ath.json",
+                    "Gateway catalog": g.gateway_url + GATEWAY_DISCOVERY_PATH,
                     "Gateway health": f"{g.gateway_url}/readyz",
                     "Example Mail OAuth": g.oauth_url,
                     "Admin token": g.admin_token,
@@ -115,7 +116,7 @@ def _start(options: DemoOptions, story: Story, password: str | None) -> Iterator
             {
                 "Shop": n.shop_url,
                 "Connected agents": f"{n.shop_url}/account/agents",
-                "Discovery": f"{n.shop_url}/.well-known/ath-app.json",
+                "Discovery": n.shop_url + APP_DISCOVERY_PATH,
                 **({"MCP endpoint": f"{n.shop_url}/mcp"} if options.mcp else {}),
                 "OAuth server": n.oauth_url,
                 "Admin token": n.admin_token,
@@ -135,7 +136,7 @@ def _serving_text(running: _Running, connected: bool) -> str:
         'Next, in another terminal (README "The ath command line"):',
         f"  export ATH_SERVICE={service}",
         '  ath discover --server "$ATH_SERVICE"',
-        f'  curl -H "Authorization: Bearer {admin}" {service}/ath/admin/agents',
+        f'  curl -H "Authorization: Bearer {admin}" {service}{ADMIN_PREFIX}/agents',
     ]
     return "\n".join(lines)
 

@@ -23,7 +23,13 @@ from athkit.demo.shop import (
 from athkit.gateway import config_from_mapping, create_gateway_app
 from athkit.oauthserver import ClientConfig, OAuthServerConfig, UserConfig, create_oauth_app
 from athkit.oauthserver import hash_password as hash_user_password
-from athkit.protocol import PrivateKey, generate_private_key, private_key_to_pem, public_key_to_jwk
+from athkit.protocol import (
+    CALLBACK_PATH,
+    PrivateKey,
+    generate_private_key,
+    private_key_to_pem,
+    public_key_to_jwk,
+)
 from athkit.testing import free_port, serve_in_thread
 
 DEMO_USERNAME = "alice"
@@ -93,7 +99,7 @@ class _Parts:
         return ClientConfig(
             client_id=client_id,
             name=name,
-            redirect_uris=[f"{self.app_url}/ath/callback"],
+            redirect_uris=[self.app_url + CALLBACK_PATH],
             scopes=list(scopes),
             client_secret=secret,
             ath_context_key=public_key_to_jwk(self.consent_key),

@@ -32,7 +32,18 @@ from athkit.gateway._proxy import ProxyApp
 from athkit.gateway._schema import GatewayConfig
 from athkit.gateway._settings import GatewaySettings, resolve_settings
 from athkit.gateway._upstream import Upstream
-from athkit.protocol import PROXY_PREFIX
+from athkit.protocol import (
+    ADMIN_PREFIX,
+    AGENTS_PATH,
+    AUTHORIZE_PATH,
+    CALLBACK_PATH,
+    CONSENT_PATH,
+    GATEWAY_DISCOVERY_PATH,
+    PROXY_PREFIX,
+    REGISTER_PATH,
+    REVOKE_PATH,
+    TOKEN_PATH,
+)
 from athkit.server import (
     ATHEngine,
     RefuseNul,
@@ -46,18 +57,18 @@ from athkit.server._assembly import EngineParts
 _log = logging.getLogger("athkit.gateway")
 
 _ENDPOINTS = (
-    ("/.well-known/ath.json", "/.well-known/ath.json"),
+    (GATEWAY_DISCOVERY_PATH, GATEWAY_DISCOVERY_PATH),
     ("/healthz", "/healthz"),
     ("/readyz", "/readyz"),
     ("/metrics", "/metrics"),
-    ("/ath/agents/register", "/ath/agents/register"),
-    ("/ath/agents/", "/ath/agents/{client_id}"),
-    ("/ath/authorize", "/ath/authorize"),
-    ("/ath/consent/", "/ath/consent/{session_id}"),
-    ("/ath/callback", "/ath/callback"),
-    ("/ath/token", "/ath/token"),
-    ("/ath/revoke", "/ath/revoke"),
-    ("/ath/admin/", "/ath/admin"),
+    (REGISTER_PATH, REGISTER_PATH),
+    (AGENTS_PATH, AGENTS_PATH + "{client_id}"),
+    (AUTHORIZE_PATH, AUTHORIZE_PATH),
+    (CONSENT_PATH, CONSENT_PATH + "{session_id}"),
+    (CALLBACK_PATH, CALLBACK_PATH),
+    (TOKEN_PATH, TOKEN_PATH),
+    (REVOKE_PATH, REVOKE_PATH),
+    (ADMIN_PREFIX + "/", ADMIN_PREFIX),
     ("/admin", "/admin"),
     ("/admin/", "/admin"),
     ("/account", "/account"),
@@ -197,7 +208,7 @@ def create_gateway_app(
         )
         closers.append(console.aclose)
     routes: list[BaseRoute] = [
-        Route("/.well-known/ath.json", well_known, methods=["GET"]),
+        Route(GATEWAY_DISCOVERY_PATH, well_known, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from athkit.protocol import GatewayDiscovery, GatewayProvider
+from athkit.protocol import REGISTER_PATH, GatewayDiscovery, GatewayProvider
 
 if TYPE_CHECKING:
     from athkit.gateway._settings import GatewaySettings
@@ -18,7 +18,7 @@ def catalog(settings: GatewaySettings) -> GatewayDiscovery:
     """
     return GatewayDiscovery(
         gateway_id=settings.gateway_id,
-        agent_registration_endpoint=f"{settings.base_url}/ath/agents/register",
+        agent_registration_endpoint=settings.base_url + REGISTER_PATH,
         supported_providers=[
             GatewayProvider(
                 provider_id=p.provider_id,

@@ -23,6 +23,8 @@ from collections.abc import Awaitable, Callable, Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from athkit.protocol import PROXY_PREFIX
+
 _log = logging.getLogger("athkit.gateway")
 
 GAUGE_MAX_AGE = 30.0  # seconds a scrape may show an active-token count for
@@ -65,7 +67,7 @@ class GatewayMetrics:
             # Unknown provider ids come from the URL: fold them into one label value.
             label = provider_id if provider_id in self._providers else "unknown"
             children = (
-                self.requests.labels("/ath/proxy/{provider_id}/{path}", outcome),
+                self.requests.labels(PROXY_PREFIX + "{provider_id}/{path}", outcome),
                 self.proxy_seconds.labels(label),
             )
             if len(self._proxy_children) < 10_000:

@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 
 from athkit.gateway._check import CREDENTIALS_HEADER
 from athkit.gateway._schema import GatewayConfig
-from athkit.protocol import CHECK_PATH, ERROR_HEADER
+from athkit.protocol import AGENT_ID_HEADER, CHECK_PATH, ERROR_HEADER, PROXY_PREFIX
 from athkit.server._forward_auth import SECRET_HEADER
 
 # Every status the check may refuse with (ATH §7 table plus our additions).
@@ -69,6 +69,12 @@ _TIMEOUT = _upstream_error(
     "provider $ath_provider did not answer in time",
     {"provider_id": "$ath_provider"},
 )
+
+
+def _header_var(header: str, *, answer: bool = False) -> str:
+    """nginx's variable for ``header`` of the request (``$http_…``) or of the check's answer
+    (``$upstream_http_…``)."""
+    return ("$upstream_http_" if answer else "$http_") + header.lower().replace("-", "_")
 
 
 def _quote(value: str) -> str:
@@ -152,11 +158,11 @@ def nginx_config(
         "",
         "# The provider and the rest of the raw request URI, cut by the rule /ath/check uses.",
         "map $request_uri $ath_provider {",
-        "    ~^/ath/proxy/(?<ath_p>[^/?]+) $ath_p;",
+        f"    ~^{PROXY_PREFIX}(?<ath_p>[^/?]+) $ath_p;",
         '    default "";',
         "}",
         "map $request_uri $ath_rest {",
-        "    ~^/ath/proxy/[^/?]+(?<ath_r>.*)$ $ath_r;",
+        f"    ~^{PROXY_PREFIX}[^/?]+(?<ath_r>.*)$ $ath_r;",
         '    default "";',
         "}",
         "map $ath_provider $ath_api {",
@@ -206,13 +212,12 @@ def nginx_config(
         "    }",
         "",
         "    # Agent calls: athkit decides, nginx forwards.",
-        "    location /ath/proxy/ {",
+        f"    location {PROXY_PREFIX} {{",
         "        auth_request /_ath_check;",
         "        auth_request_set $ath_upstream_authorization"
-        f" $upstream_http_{CREDENTIALS_HEADER.lower().replace('-', '_')};",
+        f" {_header_var(CREDENTIALS_HEADER, answer=True)};",
         "        auth_request_set $ath_status $upstream_status;",
-        "        auth_request_set $ath_error"
-        f" $upstream_http_{ERROR_HEADER.lower().replace('-', '_')};",
+        f"        auth_request_set $ath_error {_header_var(ERROR_HEADER, answer=True)};",
         "        auth_request_set $ath_retry_after $upstream_http_retry_after;",
         "        auth_request_set $ath_www_authenticate $upstream_http_www_authenticate;",
         "        error_page 401 403 500 = @ath_denied;",
@@ -222,7 +227,7 @@ def nginx_config(
         "        proxy_pass $ath_api$ath_rest;",
         "        proxy_set_header Host $ath_api_host;",
         "        proxy_set_header Authorization $ath_upstream_authorization;",
-        '        proxy_set_header X-ATH-Agent-ID "";',
+        f'        proxy_set_header {AGENT_ID_HEADER} "";',
         '        proxy_set_header Cookie "";',
         "        proxy_http_version 1.1;",
         '        proxy_set_header Connection "";',
@@ -245,7 +250,7 @@ def nginx_config(
         '        proxy_set_header Content-Length "";',
         "        proxy_pass_request_headers off;  # only what the check reads:",
         "        proxy_set_header Authorization $http_authorization;",
-        "        proxy_set_header X-ATH-Agent-ID $http_x_ath_agent_id;",
+        f"        proxy_set_header {AGENT_ID_HEADER} {_header_var(AGENT_ID_HEADER)};",
         "        proxy_set_header X-Original-URI $request_uri;",
         "        proxy_set_header X-Original-Method $request_method;",
         f"        proxy_set_header {SECRET_HEADER} {_quote(secret)};",

@@ -38,7 +38,14 @@ from athkit.gateway._http1 import Http1Response, UpstreamError, UpstreamTimeout
 from athkit.gateway._mcp import MAX_LISTING_BYTES, McpCall, McpGate, send_jsonrpc_error
 from athkit.gateway._metrics import GatewayMetrics
 from athkit.gateway._upstream import Upstream
-from athkit.protocol import PROXY_PREFIX, ATHError, ErrorCode, ScopeRouteMap
+from athkit.protocol import (
+    AGENT_ID_HEADER,
+    PROXY_PREFIX,
+    RESERVED_HEADER_PREFIX,
+    ATHError,
+    ErrorCode,
+    ScopeRouteMap,
+)
 from athkit.server import (
     AccessCheck,
     AccessGranted,
@@ -68,6 +75,8 @@ HOP_BY_HOP = frozenset(
 )
 # Never forwarded from the agent: its credentials, and what the gateway sets itself.
 _AGENT_ONLY = frozenset({b"authorization", b"cookie", b"host", b"expect"})
+_AGENT_ID = AGENT_ID_HEADER.lower().encode()
+_RESERVED = RESERVED_HEADER_PREFIX.lower().encode()  # the protocol's headers never go upstream
 _BUFFER_LIMIT = 256 * 1024
 NO_ROUTES = ScopeRouteMap.from_config({})  # a provider this gateway does not serve
 
@@ -378,7 +387,7 @@ def _split_headers(
             if scheme.lower() == b"bearer" and credential.strip():
                 token = credential.strip().decode("latin-1")
             continue
-        if lower == b"x-ath-agent-id":
+        if lower == _AGENT_ID:
             agent = value.decode("latin-1").strip()
             continue
         if lower == b"content-length":
@@ -397,7 +406,7 @@ def _split_headers(
                 connection_named = set()
             connection_named.update(v.strip().lower() for v in value.split(b","))
             continue
-        if lower in HOP_BY_HOP or lower in _AGENT_ONLY or lower.startswith(b"x-ath-"):
+        if lower in HOP_BY_HOP or lower in _AGENT_ONLY or lower.startswith(_RESERVED):
             continue
         kept.append((name, value))
     if connection_named:

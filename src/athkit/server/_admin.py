@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from athkit.protocol import ATHError, ErrorCode
+from athkit.protocol import ADMIN_PREFIX, ATHError, ErrorCode
 from athkit.server._engine import ATHEngine
 from athkit.server._isotime import parse_instant, to_iso
 from athkit.server._records import AgentRecord, AgentState, AuditEvent, TokenRecord
@@ -236,7 +236,7 @@ def create_admin_routes(engine: ATHEngine) -> list[BaseRoute]:
         )
         return JSONResponse({"events": [audit_json(e) for e in events]}, headers=NO_STORE)
 
-    base = "/ath/admin"
+    base = ADMIN_PREFIX
     return [
         Route(f"{base}/agents", guarded(list_agents), methods=["GET"]),
         Route(f"{base}/agents/{{client_id}}", guarded(get_agent), methods=["GET"]),

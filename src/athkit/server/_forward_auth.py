@@ -33,9 +33,13 @@ from urllib.parse import quote
 from starlette.types import Receive, Scope, Send
 
 from athkit.protocol import (
+    AGENT_ID_HEADER,
     CHECK_PATH,
     CHECK_SECRET_HEADER,
+    CLIENT_ID_HEADER,
     ERROR_HEADER,
+    SCOPES_HEADER,
+    USER_ID_HEADER,
     ATHError,
     ErrorCode,
     ScopeRouteMap,
@@ -45,6 +49,11 @@ from athkit.server._web import error_parts
 
 SECRET_HEADER = CHECK_SECRET_HEADER
 _SECRET = SECRET_HEADER.lower().encode()
+_AGENT_ID = AGENT_ID_HEADER.lower().encode()
+# Who the check allowed, as told to the service behind the proxy.
+_CALLER_HEADERS = tuple(
+    h.lower().encode() for h in (AGENT_ID_HEADER, CLIENT_ID_HEADER, USER_ID_HEADER, SCOPES_HEADER)
+)
 _ERROR = ERROR_HEADER.lower().encode()
 _MAX_ERROR_HEADER = 2500  # well inside nginx's proxy_buffer_size (8k) for the check's answer
 _HEADER_SAFE = string.punctuation.replace("%", "") + " "
@@ -80,7 +89,7 @@ def read_original_call(scope: Scope, secret: bytes | None) -> OriginalCall:
             scheme, _, credential = value.partition(b" ")
             if scheme.lower() == b"bearer" and credential.strip():
                 token = credential.strip().decode("latin-1")
-        elif lower == b"x-ath-agent-id":
+        elif lower == _AGENT_ID:
             agent = value.decode("latin-1").strip()
     if secret is None or sent_secret is None or not hmac.compare_digest(sent_secret, secret):
         raise ATHError(
@@ -168,12 +177,6 @@ class NativeCheckApp:
             await send_refusal(send, exc)
             return
         info = granted.token
-        await send_allowed(
-            send,
-            [
-                (b"x-ath-agent-id", header_value(info.agent_id)),
-                (b"x-ath-client-id", header_value(info.client_id)),
-                (b"x-ath-user-id", header_value(info.user_id)),
-                (b"x-ath-scopes", header_value(" ".join(info.scopes))),
-            ],
-        )
+        caller = (info.agent_id, info.client_id, info.user_id, " ".join(info.scopes))
+        headers = [(n, header_value(v)) for n, v in zip(_CALLER_HEADERS, caller, strict=True)]
+        await send_allowed(send, headers)

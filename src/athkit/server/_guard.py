@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from athkit.protocol import ATHError, ScopeRouteMap
+from athkit.protocol import AGENT_ID_HEADER, ATHError, ScopeRouteMap
 from athkit.server._access import AccessCheck, bearer_token
 from athkit.server._engine import ATHEngine
 from athkit.server._records import TokenInfo
@@ -29,6 +29,7 @@ from athkit.server._web import error_response
 
 ENGINE_STATE_KEY = "ath_engine"
 ACCESS_STATE_KEY = "ath_access"
+_AGENT_ID = AGENT_ID_HEADER.lower()  # also for plain dicts of lower-case names
 
 
 ATHPrincipal: TypeAlias = TokenInfo
@@ -51,7 +52,7 @@ async def authenticate(engine: ATHEngine, headers: Any, *, provider_id: str | No
         method="",
         path="",
         token=bearer_token(headers.get("authorization")),
-        agent_id=headers.get("x-ath-agent-id"),
+        agent_id=headers.get(_AGENT_ID),
         provider_id=provider_id,
     )
     return granted.token
@@ -88,7 +89,7 @@ class require_scopes:
             method=request.method,
             path=request.url.path,
             token=bearer_token(request.headers.get("authorization")),
-            agent_id=request.headers.get("x-ath-agent-id"),
+            agent_id=request.headers.get(_AGENT_ID),
             provider_id=self.provider_id or engine.settings.only_provider_id,
             required=self.scopes,
         )
@@ -165,7 +166,7 @@ class ATHScopeMiddleware:
                 method=request.method,
                 path=path.split("?", 1)[0],
                 token=bearer_token(request.headers.get("authorization")),
-                agent_id=request.headers.get("x-ath-agent-id"),
+                agent_id=request.headers.get(_AGENT_ID),
                 provider_id=self.provider_id,
                 route_map=self.route_map,
             )

@@ -9,6 +9,18 @@ from pydantic.json_schema import models_json_schema
 
 from athkit import __version__
 from athkit.protocol import (
+    ADMIN_PREFIX,
+    AGENTS_PATH,
+    APP_DISCOVERY_PATH,
+    ATTESTATION_HEADER,
+    AUTHORIZE_PATH,
+    CALLBACK_PATH,
+    CONSENT_PATH,
+    REGISTER_PATH,
+    REVOKE_PATH,
+    TOKEN_PATH,
+    USER_GRANTS_PATH,
+    USER_REVOKE_PATH,
     AgentStatusResponse,
     AppDiscovery,
     AuthorizeRequest,
@@ -79,10 +91,10 @@ def openapi_document(
     routes when ``include_user``."""
     _op = _Operations()
     paths: dict[str, Any] = {
-        "/.well-known/ath-app.json": {
+        APP_DISCOVERY_PATH: {
             "get": _op("Service discovery document (ATH §3)", ok=AppDiscovery, errors=())
         },
-        "/ath/agents/register": {
+        REGISTER_PATH: {
             "post": _op(
                 "Register an agent (ATH §4.1)",
                 body=RegisterRequest,
@@ -91,7 +103,7 @@ def openapi_document(
                 errors=("400", "401", "409", "413", "500"),
             )
         },
-        "/ath/agents/{client_id}": {
+        AGENTS_PATH + "{client_id}": {
             "get": {
                 **_op(
                     "Read the agent's own registration (ATH §4.2)",
@@ -108,19 +120,19 @@ def openapi_document(
                 ],
             }
         },
-        "/ath/authorize": {
+        AUTHORIZE_PATH: {
             "post": _op(
                 "Start user authorization (ATH §4.3)", body=AuthorizeRequest, ok=AuthorizeResponse
             )
         },
-        "/ath/consent/{session_id}": {
+        CONSENT_PATH + "{session_id}": {
             "get": _op(
                 "Browser entry: binds the browser and redirects to the provider (ATH §4.3)",
                 ok_status="302",
                 errors=("400", "404"),
             )
         },
-        "/ath/callback": {
+        CALLBACK_PATH: {
             "get": _op(
                 "OAuth redirect target (ATH §4.4)",
                 ok_status="303",
@@ -129,14 +141,14 @@ def openapi_document(
                 "or shows the code on a completion page.",
             )
         },
-        "/ath/token": {
+        TOKEN_PATH: {
             "post": _op(
                 "Exchange the ATH code for an access token (ATH §4.5)",
                 body=TokenRequest,
                 ok=TokenResponse,
             )
         },
-        "/ath/revoke": {
+        REVOKE_PATH: {
             "post": _op(
                 "Revoke a token (ATH §4.7)", body=RevokeRequest, errors=("400", "401", "500")
             )
@@ -144,35 +156,37 @@ def openapi_document(
     }
     if include_admin and settings.admin_token is not None:
         admin: list[dict[str, list[str]]] = [{"adminBearer": []}]
-        paths["/ath/admin/agents"] = {"get": _op("List registrations", security=admin)}
-        paths["/ath/admin/agents/{client_id}"] = {"get": _op("Read a registration", security=admin)}
+        paths[f"{ADMIN_PREFIX}/agents"] = {"get": _op("List registrations", security=admin)}
+        paths[f"{ADMIN_PREFIX}/agents/{{client_id}}"] = {
+            "get": _op("Read a registration", security=admin)
+        }
         for action in ("approve", "reinstate"):
-            paths[f"/ath/admin/agents/{{client_id}}/{action}"] = {
+            paths[f"{ADMIN_PREFIX}/agents/{{client_id}}/{action}"] = {
                 "post": _op(f"{action.title()} an agent", security=admin)
             }
         for action in ("deny", "suspend"):
-            paths[f"/ath/admin/agents/{{client_id}}/{action}"] = {
+            paths[f"{ADMIN_PREFIX}/agents/{{client_id}}/{action}"] = {
                 "post": _op(
                     f"{action.title()} an agent (its tokens die)",
                     body=ReasonRequest,
                     security=admin,
                 )
             }
-        paths["/ath/admin/agents/{client_id}/providers/{provider_id}/scopes"] = {
+        paths[f"{ADMIN_PREFIX}/agents/{{client_id}}/providers/{{provider_id}}/scopes"] = {
             "put": _op("Set approved scopes", body=ScopesRequest, security=admin)
         }
-        paths["/ath/admin/tokens"] = {"get": _op("List tokens", security=admin)}
-        paths["/ath/admin/tokens/{token_id}/revoke"] = {
+        paths[f"{ADMIN_PREFIX}/tokens"] = {"get": _op("List tokens", security=admin)}
+        paths[f"{ADMIN_PREFIX}/tokens/{{token_id}}/revoke"] = {
             "post": _op("Revoke a token", security=admin)
         }
-        paths["/ath/admin/audit"] = {"get": _op("Query audit events", security=admin)}
+        paths[f"{ADMIN_PREFIX}/audit"] = {"get": _op("Query audit events", security=admin)}
     if include_user:
         # Whoever the service's own sign-in says (its user authenticator), however it does it.
         signed_in = "For the user the service's own sign-in names; 401 without one."
-        paths["/ath/user/grants"] = {
+        paths[USER_GRANTS_PATH] = {
             "get": _op("The agents acting for the signed-in user", description=signed_in)
         }
-        paths["/ath/user/revoke"] = {
+        paths[USER_REVOKE_PATH] = {
             "post": _op(
                 "Disconnect an agent, or revoke one token, for the signed-in user",
                 body=UserRevokeRequest,
@@ -189,7 +203,7 @@ def openapi_document(
             "schemas": _op.schemas(),
             "securitySchemes": {
                 "clientBasic": {"type": "http", "scheme": "basic"},
-                "attestation": {"type": "apiKey", "in": "header", "name": "X-ATH-Attestation"},
+                "attestation": {"type": "apiKey", "in": "header", "name": ATTESTATION_HEADER},
                 "adminBearer": {"type": "http", "scheme": "bearer"},
                 "athToken": {"type": "http", "scheme": "bearer"},
             },

@@ -20,12 +20,17 @@ from athkit.pages import ath_error_page, message_page, wants_html
 from athkit.protocol import (
     AGENTS_PATH,
     APP_DISCOVERY_PATH,
+    ATTESTATION_HEADER,
     AUTHORIZE_PATH,
     CALLBACK_PATH,
     CONSENT_PATH,
+    ENDPOINTS_PREFIX,
+    OPENAPI_PATH,
     REGISTER_PATH,
     REVOKE_PATH,
     TOKEN_PATH,
+    USER_GRANTS_PATH,
+    USER_REVOKE_PATH,
     AppAuth,
     AppDiscovery,
     ATHError,
@@ -101,7 +106,7 @@ class _Handlers:
         self.tag = cookie_tag(engine.base_url)
         # How the browser-binding cookie is set and later cleared (ATH §4.3, §4.4).
         self._binding_cookie: dict[str, Any] = {
-            "path": "/ath/",
+            "path": ENDPOINTS_PREFIX,
             "httponly": True,
             "samesite": "lax",
             "secure": engine.base_url.startswith("https://"),
@@ -169,7 +174,7 @@ class _Handlers:
     async def agent_status(self, request: Request) -> Response:
         client_id = request.path_params["client_id"]
         basic = basic_credentials(request)
-        attestation = request.headers.get("x-ath-attestation")
+        attestation = request.headers.get(ATTESTATION_HEADER)
         secret: str | None = None
         if basic is not None:
             # HTTP Basic names the client; it must be the one asked about (no enumeration).
@@ -362,8 +367,8 @@ def create_ath_routes(
     if discovery:
         routes.append(Route(APP_DISCOVERY_PATH, fail_closed(h.discovery), methods=["GET"]))
     if user_authenticator is not None:
-        routes.append(Route("/ath/user/grants", fail_closed(h.user_grants), methods=["GET"]))
-        routes.append(Route("/ath/user/revoke", fail_closed(h.user_revoke), methods=["POST"]))
+        routes.append(Route(USER_GRANTS_PATH, fail_closed(h.user_grants), methods=["GET"]))
+        routes.append(Route(USER_REVOKE_PATH, fail_closed(h.user_revoke), methods=["POST"]))
     if admin and engine.settings.admin_token is not None:
         from athkit.server._admin import create_admin_routes
 
@@ -378,7 +383,7 @@ def create_ath_routes(
         async def openapi_endpoint(_request: Request) -> Response:
             return JSONResponse(document)
 
-        routes.append(Route("/ath/openapi.json", openapi_endpoint, methods=["GET"]))
+        routes.append(Route(OPENAPI_PATH, openapi_endpoint, methods=["GET"]))
     return routes
 
 

@@ -49,6 +49,7 @@ from athkit.agent import (
 )
 from athkit.agent._core import error_from_response, is_ath_error
 from athkit.integrations.mcp._client import ATHAuth, ath_error, ath_streamable_http
+from athkit.protocol import PROXY_PREFIX
 
 STATUS_TOOL = "ath_status"
 AUTHORIZE_TOOL = "ath_authorize"
@@ -147,7 +148,7 @@ class Bridge:
         assert self.mcp_path is not None
         if self.agent.mode == "gateway":
             provider = quote(self.provider_id or "", safe="")
-            return f"{self.agent.base_url}/ath/proxy/{provider}{self.mcp_path}"
+            return f"{self.agent.base_url}{PROXY_PREFIX}{provider}{self.mcp_path}"
         return self.agent.base_url + self.mcp_path
 
     # --- tools/list ------------------------------------------------------------------------

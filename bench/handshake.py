@@ -35,14 +35,6 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the tests' harness: OAuth server config, native service
 
-from athkit.protocol import (  # noqa: E402
-    AuthorizeRequest,
-    Developer,
-    ProviderScopes,
-    RegisterRequest,
-    TokenRequest,
-    create_attestation,
-)
 from athkit.server import (  # noqa: E402
     ServerSettings,
     build_engine,
@@ -54,7 +46,12 @@ from tests.integration.native.harness import (  # noqa: E402
     surroundings,
 )
 from tests.integration.native.service import OffsetClock  # noqa: E402
-from tests.unit.server.helpers import FakeProvider, provider_settings  # noqa: E402
+from tests.unit.server.helpers import (  # noqa: E402
+    FakeProvider,
+    engine_handshake,
+    engine_register,
+    provider_settings,
+)
 
 BASE = "https://bench.example"
 PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -121,45 +118,12 @@ async def in_process(
     engine = built.engine
     world = World(BASE, "", agents_url, clock, agents_host, httpx.Client())
     agent = world.new_agent("bench")
-    registered = await engine.register(
-        RegisterRequest(
-            agent_id=agent.agent_id,
-            agent_attestation=agent.attest(BASE, clock),
-            developer=Developer(name="Bench", id="bench"),
-            requested_providers=[ProviderScopes(provider_id="shop", scopes=["orders:read"])],
-        )
-    )
+    registered = await engine_register(engine, agent, clock, base=BASE, scopes=["orders:read"])
     tokens: list[str] = []
 
     async def handshake() -> None:
-        started = await engine.authorize(
-            AuthorizeRequest(
-                client_id=registered.client_id,
-                agent_attestation=agent.attest(BASE, clock),
-                provider_id="shop",
-                scopes=["orders:read"],
-                state=secrets.token_urlsafe(24),
-            )
-        )
-        begin = await engine.begin_consent(started.ath_session_id, None)
-        query = provider.consent(begin.redirect_url, "alice")
-        result = await engine.callback(
-            state=query["state"],
-            code=query["code"],
-            error=None,
-            binding_for=lambda _s: begin.binding_secret,
-        )
-        issued = await engine.exchange_token(
-            TokenRequest(
-                grant_type="authorization_code",
-                client_id=registered.client_id,
-                client_secret=registered.client_secret,
-                agent_attestation=create_attestation(
-                    agent.key, agent_id=agent.agent_id, audience=f"{BASE}/ath/token"
-                ),
-                code=result.code or "",
-                ath_session_id=started.ath_session_id,
-            )
+        issued = await engine_handshake(
+            engine, agent, registered, provider, clock, base=BASE, scopes=["orders:read"]
         )
         tokens.append(issued.access_token)
 

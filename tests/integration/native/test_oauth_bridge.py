@@ -13,10 +13,7 @@ from athkit.oauthserver import create_oauth_app
 from athkit.protocol import (
     ATHError,
     AuthorizeRequest,
-    Developer,
     ErrorCode,
-    ProviderScopes,
-    RegisterRequest,
     TokenRequest,
     generate_private_key,
 )
@@ -31,7 +28,7 @@ from athkit.server import (
 from athkit.testing import drive_consent_async, free_port, serve_in_thread
 from tests.integration.native.harness import PASSWORD, oauth_config
 from tests.integration.native.service import OAUTH_CLIENT_ID, OAUTH_CLIENT_SECRET
-from tests.unit.server.helpers import Agent, KeyringVerifier
+from tests.unit.server.helpers import Agent, KeyringVerifier, engine_register
 
 BASE = "http://127.0.0.1:9"  # the engine's public URL; the browser stops before reaching it
 
@@ -66,14 +63,7 @@ async def test_exchange_userinfo_refresh_and_dead_refresh_token() -> None:
         settings, stores=memory_stores(), verifier=verifier, oauth=bridge, clock=clock
     )
     with serve_in_thread(app, port=port):
-        registered = await engine.register(
-            RegisterRequest(
-                agent_id=agent.agent_id,
-                agent_attestation=agent.attest(BASE, clock),
-                developer=Developer(name="Dev", id="dev"),
-                requested_providers=[ProviderScopes(provider_id="shop", scopes=["orders:read"])],
-            )
-        )
+        registered = await engine_register(engine, agent, clock, base=BASE, scopes=["orders:read"])
         started = await engine.authorize(
             AuthorizeRequest(
                 client_id=registered.client_id,

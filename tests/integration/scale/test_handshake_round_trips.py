@@ -17,20 +17,17 @@ import httpx
 import pytest
 from sqlalchemy import event
 
-from athkit.protocol import (
-    AuthorizeRequest,
-    Developer,
-    ProviderScopes,
-    RegisterRequest,
-    TokenRequest,
-    create_attestation,
-)
 from athkit.server import ServerSettings, build_engine
 from athkit.testing import serve_in_thread
 from tests.integration.native.harness import IdentityHost, World
 from tests.integration.native.service import OffsetClock
 from tests.services import fresh_postgres_database
-from tests.unit.server.helpers import FakeProvider, provider_settings
+from tests.unit.server.helpers import (
+    FakeProvider,
+    engine_handshake,
+    engine_register,
+    provider_settings,
+)
 
 pytestmark = pytest.mark.postgres
 
@@ -101,50 +98,21 @@ async def _handshake(
         costs[name] = (now[0] - before[0], now[1] - before[1])
         before = now
 
-    clock = world.clock
     agent = world.new_agent(f"rt{n}")
-    registered = await engine.register(
-        RegisterRequest(
-            agent_id=agent.agent_id,
-            agent_attestation=agent.attest(BASE, clock),
-            developer=Developer(name="Dev", id="dev"),
-            requested_providers=[ProviderScopes(provider_id="shop", scopes=["orders:read"])],
-        )
+    registered = await engine_register(
+        engine, agent, world.clock, base=BASE, scopes=["orders:read"]
     )
     step("register")
-    started = await engine.authorize(
-        AuthorizeRequest(
-            client_id=registered.client_id,
-            agent_attestation=agent.attest(BASE, clock),
-            provider_id="shop",
-            scopes=["orders:read"],
-            state=secrets.token_urlsafe(24),
-        )
+    issued = await engine_handshake(
+        engine,
+        agent,
+        registered,
+        provider,
+        world.clock,
+        base=BASE,
+        scopes=["orders:read"],
+        step=step,
     )
-    step("authorize")
-    begin = await engine.begin_consent(started.ath_session_id, None)
-    step("consent")
-    query = provider.consent(begin.redirect_url, "alice")
-    result = await engine.callback(
-        state=query["state"],
-        code=query["code"],
-        error=None,
-        binding_for=lambda _s: begin.binding_secret,
-    )
-    step("callback")
-    issued = await engine.exchange_token(
-        TokenRequest(
-            grant_type="authorization_code",
-            client_id=registered.client_id,
-            client_secret=registered.client_secret,
-            agent_attestation=create_attestation(
-                agent.key, agent_id=agent.agent_id, audience=f"{BASE}/ath/token"
-            ),
-            code=result.code or "",
-            ath_session_id=started.ath_session_id,
-        )
-    )
-    step("token")
     assert issued.access_token
     return costs
 

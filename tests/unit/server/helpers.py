@@ -5,18 +5,24 @@ checks PKCE, redirect URIs and single-use codes like a real one."""
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 from athkit.protocol import (
+    TOKEN_PATH,
     ATHError,
+    AuthorizeRequest,
     Developer,
     ErrorCode,
     IdentityDocument,
     PrivateKey,
     ProviderScopes,
     RegisterRequest,
+    RegisterResponse,
+    TokenRequest,
+    TokenResponse,
     VerificationKey,
     VerifiedAttestation,
     create_attestation,
@@ -258,3 +264,75 @@ def make_world(
     )
     engine = ATHEngine(settings, stores=stores, verifier=verifier, oauth=fake, clock=clock)
     return World(engine, clock, verifier, fake, stores)
+
+
+class Attester(Protocol):
+    """An agent that signs its own attestations (this module's :class:`Agent`, or the
+    integration harness's agent with a published identity document)."""
+
+    agent_id: str
+
+    def attest(self, audience: str, clock: Any) -> str: ...
+
+
+async def engine_register(
+    engine: ATHEngine, agent: Attester, clock: Any, *, base: str, scopes: Sequence[str]
+) -> RegisterResponse:
+    """Register ``agent`` with ``engine`` for ``scopes`` of the provider ``shop``."""
+    return await engine.register(
+        RegisterRequest(
+            agent_id=agent.agent_id,
+            agent_attestation=agent.attest(base, clock),
+            developer=Developer(name="Dev", id="dev"),
+            requested_providers=[ProviderScopes(provider_id="shop", scopes=list(scopes))],
+        )
+    )
+
+
+async def engine_handshake(
+    engine: ATHEngine,
+    agent: Attester,
+    registered: RegisterResponse,
+    provider: FakeProvider,
+    clock: Any,
+    *,
+    base: str,
+    scopes: Sequence[str],
+    user: str = "alice",
+    step: Callable[[str], None] = lambda _name: None,
+) -> TokenResponse:
+    """One handshake of a registered agent, calling the engine directly: authorize, consent (the
+    in-process provider answers for ``user``), callback, token. ``step`` is told each step's
+    name as it ends."""
+    started = await engine.authorize(
+        AuthorizeRequest(
+            client_id=registered.client_id,
+            agent_attestation=agent.attest(base, clock),
+            provider_id="shop",
+            scopes=list(scopes),
+            state=secrets.token_urlsafe(24),
+        )
+    )
+    step("authorize")
+    begin = await engine.begin_consent(started.ath_session_id, None)
+    step("consent")
+    query = provider.consent(begin.redirect_url, user)
+    result = await engine.callback(
+        state=query["state"],
+        code=query["code"],
+        error=None,
+        binding_for=lambda _session: begin.binding_secret,
+    )
+    step("callback")
+    issued = await engine.exchange_token(
+        TokenRequest(
+            grant_type="authorization_code",
+            client_id=registered.client_id,
+            client_secret=registered.client_secret,
+            agent_attestation=agent.attest(base + TOKEN_PATH, clock),
+            code=result.code or "",
+            ath_session_id=started.ath_session_id,
+        )
+    )
+    step("token")
+    return issued

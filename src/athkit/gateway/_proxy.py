@@ -52,6 +52,7 @@ from athkit.server import (
     ATHEngine,
     ProviderCredentials,
     TokenInfo,
+    bearer_token,
     error_parts,
 )
 
@@ -383,9 +384,7 @@ def _split_headers(
     for name, value in headers:
         lower = name.lower()
         if lower == b"authorization":
-            scheme, _, credential = value.partition(b" ")
-            if scheme.lower() == b"bearer" and credential.strip():
-                token = credential.strip().decode("latin-1")
+            token = bearer_token(value.decode("latin-1")) or token
             continue
         if lower == _AGENT_ID:
             agent = value.decode("latin-1").strip()

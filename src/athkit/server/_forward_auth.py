@@ -44,7 +44,7 @@ from athkit.protocol import (
     ErrorCode,
     ScopeRouteMap,
 )
-from athkit.server._access import AccessCheck
+from athkit.server._access import AccessCheck, bearer_token
 from athkit.server._web import error_parts
 
 SECRET_HEADER = CHECK_SECRET_HEADER
@@ -86,9 +86,7 @@ def read_original_call(scope: Scope, secret: bytes | None) -> OriginalCall:
         elif lower == b"x-original-method":
             original_method = value
         elif lower == b"authorization":
-            scheme, _, credential = value.partition(b" ")
-            if scheme.lower() == b"bearer" and credential.strip():
-                token = credential.strip().decode("latin-1")
+            token = bearer_token(value.decode("latin-1")) or token
         elif lower == _AGENT_ID:
             agent = value.decode("latin-1").strip()
     if secret is None or sent_secret is None or not hmac.compare_digest(sent_secret, secret):
